@@ -1,0 +1,198 @@
+"""Capture one forward pass of a model into a `Trace`.
+
+transformers 5 defaults to sdpa, which returns no attention weights, so capture switches
+the model to its own eager attention for the pass (exactly the model's probabilities) and
+switches it back afterwards, with its train/eval mode as it was. Outputs are read by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import EmptyTextError, MissingTargetError, NoAttentionError
+from .tokens import display_tokens
+from .trace import Tokens, Trace
+
+#: Position limits above this are "no real limit" (tokenizers use 1e30 for unbounded).
+_NO_LIMIT = 1_000_000
+
+
+def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
+            max_tokens: int | None = None, name: str | None = None) -> Trace:
+    """Run `model` once on `text` (and `target` for encoder-decoder models) and return its `Trace`.
+
+    Texts longer than the model takes (or than `max_tokens`) are truncated, with a warning
+    kept in ``trace.warnings``.
+    """
+    if text is None or not str(text).strip():
+        raise EmptyTextError("Nothing to explain: the text is empty. Give some text, e.g. `%explain The cat sat.`")
+    config = getattr(model, "config", None)
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    name = name or _model_name(model)
+    if encoder_decoder and (target is None or not str(target).strip()):
+        raise MissingTargetError(
+            f"{name} is an encoder-decoder model: give a target too "
+            "(in %%explain: the source, a line `---`, then the target; in Python: target=...)."
+        )
+    limit = _position_limit(model, tokenizer, max_tokens)
+    warnings: list[str] = []
+
+    source = _encode(tokenizer, str(text), limit, "text", name, warnings)
+    inputs: dict[str, Any] = {"input_ids": source.ids, "attention_mask": source.attention_mask}
+    sequences: dict[str, Tokens] = {}
+    if encoder_decoder:
+        tgt = _encode(tokenizer, str(target), limit, "target", name, warnings, as_target=True)
+        dec_ids = _decoder_inputs(model, tgt.ids)
+        # The decoder reads [start] + target[:-1]: shift the target's spans along with it.
+        dec_offsets = [(0, 0)] + list(tgt.offsets[:-1]) if tgt.offsets else None
+        start_special = [True] + list(tgt.special[:-1])
+        sequences["source"] = display_tokens(tokenizer, source.ids, text=str(text), offsets=source.offsets,
+                                             special=source.special)
+        sequences["target"] = display_tokens(tokenizer, dec_ids, text=str(target), offsets=dec_offsets,
+                                             special=start_special)
+        inputs["decoder_input_ids"] = dec_ids
+    else:
+        sequences["input"] = display_tokens(tokenizer, source.ids, text=str(text), offsets=source.offsets,
+                                            special=source.special)
+
+    outputs = _forward(model, inputs)
+    if encoder_decoder:
+        attentions = {
+            "encoder": _stack(outputs, "encoder_attentions", model),
+            "decoder": _stack(outputs, "decoder_attentions", model),
+            "cross": _stack(outputs, "cross_attentions", model),
+        }
+        masks = {"decoder": np.tril(np.ones((len(sequences["target"]),) * 2, dtype=bool))}
+    else:
+        attentions = {"self": _stack(outputs, "attentions", model)}
+        masks = {"self": _causal_mask(len(sequences["input"]))} if _is_causal(model, attentions["self"]) else {}
+    for kind, att in attentions.items():
+        bad = ~np.isfinite(att)
+        if bad.any():
+            warnings.append(f"{int(bad.sum())} {kind} attention weights were NaN or infinite (shown as masked).")
+    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=masks, warnings=warnings)
+
+
+class _Encoded:
+    def __init__(self, ids: list[int], offsets: list[tuple[int, int]] | None, special: list[bool]) -> None:
+        self.ids, self.offsets, self.special = ids, offsets, special
+
+    @property
+    def attention_mask(self) -> list[int]:
+        return [1] * len(self.ids)
+
+
+def _encode(tokenizer: Any, text: str, limit: int | None, what: str, name: str,
+            warnings: list[str], *, as_target: bool = False) -> _Encoded:
+    kwargs: dict[str, Any] = {"return_special_tokens_mask": True}
+    if getattr(tokenizer, "is_fast", False):
+        kwargs["return_offsets_mapping"] = True
+    enc = tokenizer(text_target=text, **kwargs) if as_target else tokenizer(text, **kwargs)
+    ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]] if "offset_mapping" in enc else None
+    special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(ids))]
+    if limit is not None and len(ids) > limit:
+        warnings.append(
+            f"The {what} has {len(ids)} tokens; {name} takes at most {limit}, so only the first {limit} are shown."
+        )
+        kwargs.update(truncation=True, max_length=limit)
+        enc = tokenizer(text_target=text, **kwargs) if as_target else tokenizer(text, **kwargs)
+        ids = list(enc["input_ids"])
+        offsets = [tuple(o) for o in enc["offset_mapping"]] if "offset_mapping" in enc else None
+        special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(ids))]
+    if not ids:
+        raise EmptyTextError(f"The {what} gave no tokens. Give some text the tokenizer can read.")
+    return _Encoded(ids, offsets, special)
+
+
+def _position_limit(model: Any, tokenizer: Any, max_tokens: int | None) -> int | None:
+    config = getattr(model, "config", None)
+    limits = [getattr(config, a, None) for a in ("max_position_embeddings", "n_positions", "max_target_positions")]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    limits.append(max_tokens)
+    real = [int(x) for x in limits if isinstance(x, (int, float)) and 0 < x < _NO_LIMIT]
+    return min(real) if real else None
+
+
+def _decoder_inputs(model: Any, target_ids: list[int]) -> list[int]:
+    import torch
+
+    labels = torch.tensor([target_ids])
+    if hasattr(model, "prepare_decoder_input_ids_from_labels"):
+        return model.prepare_decoder_input_ids_from_labels(labels=labels)[0].tolist()
+    start = getattr(model.config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(model.config, "pad_token_id", 0) or 0
+    return [int(start)] + target_ids[:-1]
+
+
+def _forward(model: Any, inputs: dict[str, Any]) -> Any:
+    import torch
+
+    device = _device(model)
+    batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
+    with _eager_attention(model), torch.inference_mode():
+        return model(**batch, output_attentions=True, return_dict=True)
+
+
+@contextlib.contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Eager attention and eval mode for one pass; the model is put back as it was."""
+    config = getattr(model, "config", None)
+    before = getattr(config, "_attn_implementation", None)
+    was_training = bool(getattr(model, "training", False))
+    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    model.eval()
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
+        model.train(was_training)
+
+
+def _stack(outputs: Any, field: str, model: Any) -> np.ndarray:
+    layers = getattr(outputs, field, None)
+    if layers is None and isinstance(outputs, dict):
+        layers = outputs.get(field)
+    layers = [a for a in (layers or ()) if a is not None]
+    if not layers:
+        raise NoAttentionError(
+            f"{type(model).__name__} returned no attention weights ({field} is empty). "
+            "It may not support output_attentions; try a model with standard attention layers."
+        )
+    import torch
+
+    stacked = torch.stack([a[0].detach().float().cpu() for a in layers])
+    return stacked.numpy().astype(np.float32, copy=False)
+
+
+def _is_causal(model: Any, att: np.ndarray) -> bool:
+    """Causal if the model says so, or if every weight above the diagonal is exactly zero."""
+    config = getattr(model, "config", None)
+    cls = type(model).__name__
+    if getattr(config, "is_decoder", False) or "CausalLM" in cls or "LMHead" in cls:
+        return True
+    n = att.shape[-1]
+    return n > 1 and att.shape[-2] == n and not np.triu(att, k=1).any()
+
+
+def _causal_mask(n: int) -> np.ndarray:
+    return np.tril(np.ones((n, n), dtype=bool))
+
+
+def _device(model: Any) -> Any:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return "cpu"
+
+
+def _model_name(model: Any) -> str:
+    path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    return path.rstrip("/").split("/")[-1] if path else type(model).__name__

@@ -1,0 +1,136 @@
+"""`%explain` and `%%explain`: a thin shell over `tx_magic.explain`."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .api import explain
+from .errors import ModelLoadError, TxMagicError
+
+#: A line of its own that splits a %%explain body into source and target.
+TARGET_SEPARATOR = "---"
+
+
+@magics_class
+class ExplainMagics(Magics):
+    """The `%explain` line and cell magics."""
+
+    @magic_arguments()
+    @argument("-m", "--model", default=None,
+              help="Hub id, local folder, or the name of a notebook variable holding a model "
+                   "(default: the embedded all-MiniLM-L6-v2).")
+    @argument("-t", "--tokenizer", default=None,
+              help="Name of a variable holding the tokenizer, or a hub id/folder (default: the model's own).")
+    @argument("-l", "--layer", type=int, default=0, help="Layer shown first (0-based).")
+    @argument("--head", type=int, default=None, help="Head shown in the matrix (default: mean of all heads).")
+    @argument("--target", default=None,
+              help="Decoder text of an encoder-decoder model (or, in %%%%explain, a line --- before it).")
+    @argument("--max-tokens", type=int, default=None, help="Truncate the text to this many tokens.")
+    @argument("text", nargs="*", help="The text to explain (in %%%%explain: the cell body).")
+    @line_cell_magic
+    def explain(self, line: str, cell: str | None = None) -> Any:
+        """Run a transformer on TEXT and show its attention as linked arc and matrix views.
+
+            %explain The animal didn't cross the street because it was too tired.
+            %explain -m gpt2 -l 5 The cat sat on the mat.
+            w = %explain -m my_model -t my_tokenizer Some text
+
+            %%explain -m t5-small
+            The source sentence.
+            ---
+            The target sentence.
+        """
+        argv, text = split_options(line, self.explain)
+        args = self.explain.parser.parse_args(argv)
+        target = args.target
+        if cell is not None:
+            text, cell_target = split_target(cell)
+            target = target if target is not None else cell_target
+        try:
+            model, tokenizer = self._resolve(args.model, args.tokenizer)
+            widget = explain(model, tokenizer, text, target=target, layer=args.layer, head=args.head,
+                             max_tokens=args.max_tokens)
+        except (TxMagicError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        for warning in widget.trace.warnings:
+            print(f"tx_magic: {warning}")
+        return widget
+
+    def _resolve(self, model: str | None, tokenizer: str | None) -> tuple[Any, Any]:
+        """Names of notebook variables become the objects; anything else is left for `explain` to load."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        model_obj = namespace.get(model, model) if model else None
+        tok_obj = namespace.get(tokenizer, tokenizer) if tokenizer else None
+        if isinstance(tok_obj, str):
+            tok_obj = _load_tokenizer(tok_obj)
+        if model_obj is not None and not isinstance(model_obj, str) and tok_obj is None:
+            source = getattr(getattr(model_obj, "config", None), "_name_or_path", "")
+            if not source:
+                raise ModelLoadError(f"Give the tokenizer of {model!r} with -t NAME_OF_VARIABLE.")
+            tok_obj = _load_tokenizer(source)
+        return model_obj, tok_obj
+
+
+def split_options(line: str, magic: Any) -> tuple[list[str], str]:
+    """Split `line` into its leading options (as argv) and the free text after them.
+
+    Only the leading options are tokenized (shell-style), so the text keeps its quotes
+    and apostrophes as typed. A lone `--` ends the options.
+    """
+    parser = magic.parser
+    takes_value = {s for a in parser._actions if a.nargs is None and a.option_strings for s in a.option_strings}
+    flags = {s for a in parser._actions if a.option_strings for s in a.option_strings}
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
+    lexer.whitespace_split = True
+    consumed, expect_value, argv = 0, False, []
+    try:
+        while True:
+            start = _skip_space(line, consumed)
+            token = lexer.get_token()
+            if token is None or token == lexer.eof:
+                consumed = len(line)
+                break
+            end = lexer.instream.tell() if hasattr(lexer.instream, "tell") else len(line)
+            if expect_value:
+                expect_value = False
+            elif token == "--":
+                return argv, line[end:].strip()
+            elif token.split("=", 1)[0] in flags:
+                expect_value = token in takes_value
+            else:
+                return argv, line[start:].strip()
+            argv.append(token)
+            consumed = end
+    except ValueError:  # an unbalanced quote in the free text: options end before it
+        pass
+    return argv, line[consumed:].strip()
+
+
+def split_target(cell: str) -> tuple[str, str | None]:
+    """Split a %%explain body at a line `---` into (source, target); no such line: (body, None)."""
+    lines = cell.strip("\n").splitlines()
+    for i, text in enumerate(lines):
+        if text.strip() == TARGET_SEPARATOR:
+            return "\n".join(lines[:i]).strip(), "\n".join(lines[i + 1:]).strip()
+    return cell.strip(), None
+
+
+def _skip_space(line: str, pos: int) -> int:
+    while pos < len(line) and line[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"Could not load the tokenizer {name!r}: pass one with -t NAME_OF_VARIABLE. ({exc})") \
+            from None

@@ -1,0 +1,69 @@
+"""Display strings for tokens: tokenizer markers (Ġ, ▁, ##) turned into readable text."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .trace import Tokens
+
+#: Whitespace made visible, so a token that is only a space or a newline still shows.
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+#: Byte-level BPE (GPT-2) and sentencepiece markers for spaces and newlines.
+_MARKERS = {"Ġ": " ", "▁": " ", "Ċ": "\n", "ĉ": "\t"}
+
+
+def visible(text: str) -> str:
+    """Strip surrounding whitespace; a token of whitespace only shows as symbols instead."""
+    stripped = text.strip()
+    if stripped:
+        return stripped
+    return "".join(_VISIBLE.get(ch, ch) for ch in text) or "∅"
+
+
+def clean_marker(raw: str) -> str:
+    """Readable text of a raw token string without the source text (WordPiece, BPE, sentencepiece)."""
+    if raw.startswith("##") and len(raw) > 2:
+        return raw[2:]
+    if len(raw) >= 3 and raw.startswith("<0x") and raw.endswith(">"):  # sentencepiece byte fallback
+        return raw
+    return "".join(_MARKERS.get(ch, ch) for ch in raw)
+
+
+def display_tokens(
+    tokenizer: Any,
+    ids: Sequence[int],
+    *,
+    text: str | None = None,
+    offsets: Sequence[tuple[int, int]] | None = None,
+    special: Sequence[bool] | None = None,
+) -> Tokens:
+    """Build `Tokens` for `ids`: display text from the source `text` spans where the
+    tokenizer gives offsets, else from the raw token with its markers cleaned."""
+    ids = [int(i) for i in ids]
+    raw = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    if special is None:
+        special = [i in special_ids for i in ids]
+    shown = []
+    for i, (tok, is_special) in enumerate(zip(raw, special)):
+        span = offsets[i] if offsets is not None and i < len(offsets) else None
+        if is_special:
+            shown.append(tok)
+        elif text is not None and span is not None and span[1] > span[0]:
+            shown.append(visible(text[span[0]:span[1]]))
+        else:
+            shown.append(visible(_from_raw(tokenizer, tok)))
+    return Tokens(text=tuple(shown), ids=tuple(ids), raw=tuple(raw), special=tuple(bool(s) for s in special))
+
+
+def _from_raw(tokenizer: Any, raw: str) -> str:
+    """The tokenizer's own decoding of one raw token, or the marker-cleaned raw string."""
+    if raw.startswith("##") and len(raw) > 2:
+        return raw[2:]
+    try:
+        decoded = tokenizer.convert_tokens_to_string([raw])
+    except Exception:  # noqa: BLE001 - any tokenizer; fall back to the raw string
+        decoded = None
+    if not isinstance(decoded, str) or not decoded or "\ufffd" in decoded:
+        return clean_marker(raw)
+    return decoded

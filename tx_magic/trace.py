@@ -1,0 +1,123 @@
+"""`Trace`: one captured run of a model, the data model at the centre of tx_magic.
+
+Capture produces it; the widget, reports and statistics consume it. Nothing else
+travels between those parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+#: Attention kinds, and which token sequences their queries and keys come from.
+KIND_SEQUENCES: Mapping[str, tuple[str, str]] = {
+    "self": ("input", "input"),
+    "encoder": ("source", "source"),
+    "decoder": ("target", "target"),
+    "cross": ("target", "source"),
+}
+
+
+@dataclass(frozen=True)
+class Tokens(Sequence[str]):
+    """A token sequence: display strings plus what they came from.
+
+    Behaves as a sequence of display strings (``list(tokens)``); ``ids``, ``raw``
+    (the tokenizer's own strings) and ``special`` (True for [CLS], <s>, ...) run alongside.
+    """
+
+    text: tuple[str, ...]
+    ids: tuple[int, ...] = ()
+    raw: tuple[str, ...] = ()
+    special: tuple[bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.text)
+        object.__setattr__(self, "text", tuple(str(t) for t in self.text))
+        object.__setattr__(self, "ids", tuple(int(i) for i in self.ids) or (-1,) * n)
+        object.__setattr__(self, "raw", tuple(self.raw) or self.text)
+        object.__setattr__(self, "special", tuple(bool(s) for s in self.special) or (False,) * n)
+        if not (len(self.ids) == len(self.raw) == len(self.special) == n):
+            raise ValueError("Tokens: text, ids, raw and special must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.text[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.text)
+
+
+@dataclass
+class Trace:
+    """Everything one forward pass showed: tokens, attention per kind, masks.
+
+    ``attention(kind)`` is a float32 array (layers, heads, queries, keys) holding the
+    model's attention probabilities; ``tokens(kind)`` the (query, key) token sequences.
+    """
+
+    model_name: str
+    sequences: dict[str, Tokens]
+    attentions: dict[str, np.ndarray]
+    #: True where a query may attend to a key, per kind; absent means all allowed.
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for kind, att in self.attentions.items():
+            if kind not in KIND_SEQUENCES:
+                raise ValueError(f"unknown attention kind {kind!r}; expected one of {list(KIND_SEQUENCES)}")
+            att = np.ascontiguousarray(att, dtype=np.float32)
+            if att.ndim != 4:
+                raise ValueError(f"attention {kind!r} must be (layers, heads, queries, keys), got shape {att.shape}")
+            q, k = (self.sequences[s] for s in KIND_SEQUENCES[kind])
+            if att.shape[2:] != (len(q), len(k)):
+                raise ValueError(
+                    f"attention {kind!r} has {att.shape[2]} x {att.shape[3]} query x key positions "
+                    f"but the tokens are {len(q)} x {len(k)}"
+                )
+            self.attentions[kind] = att
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Attention kinds present, in model order: ("self",) or ("encoder", "decoder", "cross")."""
+        return tuple(k for k in KIND_SEQUENCES if k in self.attentions)
+
+    def attention(self, kind: str | None = None) -> np.ndarray:
+        """Attention probabilities of `kind` as float32 (layers, heads, queries, keys)."""
+        return self.attentions[self._kind(kind)]
+
+    def tokens(self, kind: str | None = None) -> tuple[Tokens, Tokens]:
+        """(query tokens, key tokens) of `kind`."""
+        q, k = KIND_SEQUENCES[self._kind(kind)]
+        return self.sequences[q], self.sequences[k]
+
+    def mask(self, kind: str | None = None) -> np.ndarray:
+        """Boolean (queries, keys): True where attending is allowed (causal and padding masks)."""
+        kind = self._kind(kind)
+        if kind in self.masks:
+            return self.masks[kind]
+        _, _, q, k = self.attentions[kind].shape
+        return np.ones((q, k), dtype=bool)
+
+    def shape(self, kind: str | None = None) -> tuple[int, int, int, int]:
+        """(layers, heads, queries, keys) of `kind`."""
+        return tuple(self.attentions[self._kind(kind)].shape)  # type: ignore[return-value]
+
+    def _kind(self, kind: str | None) -> str:
+        if kind is None:
+            return self.kinds[0]
+        if kind not in self.attentions:
+            raise KeyError(f"this trace has no {kind!r} attention; it has {list(self.kinds)}")
+        return kind
+
+    def __repr__(self) -> str:
+        parts = ", ".join(
+            f"{k}: {a.shape[0]} layers x {a.shape[1]} heads x {a.shape[2]}x{a.shape[3]}"
+            for k, a in self.attentions.items()
+        )
+        return f"Trace({self.model_name!r}, {parts})"
