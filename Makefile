@@ -1,0 +1,45 @@
+# The two commands of the README, and what they need. Everything installs into .venv.
+#   make demo   install tx_magic with its default model and open the quickstart notebook
+#   make test   install what the tests need (npm, pip, Debian chromium + fonts) and run them all
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0 is pinned so pip takes a matching local CPU wheel where one is offered
+# (this project's machines); elsewhere it is PyPI's build. Override: make demo TORCH=torch
+TORCH ?= torch==2.13.0
+
+.PHONY: demo install test test-deps browser-deps js-test py-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)" ".[default]" jupyterlab
+
+demo: install
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/jupyter lab examples/quickstart.ipynb
+
+test-deps: $(BIN)/python browser-deps
+	npm ci --no-audit --no-fund
+	$(BIN)/pip install -q "$(TORCH)" -e ".[test]"
+
+# Chromium and fonts (CJK, emoji) for the end-to-end tests; Debian/Ubuntu package names.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list | grep -qi "noto sans cjk"; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji >/dev/null; \
+	  else echo "The browser tests need chromium and fonts: sudo apt-get install chromium fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji"; exit 1; fi; \
+	fi
+
+js-test:
+	npm run typecheck
+	npm test
+
+py-test:
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test: test-deps js-test py-test
+
+clean:
+	rm -rf $(VENV) node_modules tx_magic/static test-output

@@ -1,0 +1,49 @@
+"""The wire format is declared once in Python (tx_magic/wire.py) and once in TypeScript
+(js/src/wire.ts): the declarations must agree, and the TypeScript tests decode a fixture
+that the current Python encoder writes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+
+import pytest
+
+from tx_magic import wire
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WIRE_TS = ROOT / "js" / "src" / "wire.ts"
+FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
+
+NAMES = ["WIRE_VERSION", "EAGER_BUDGET", "DTYPE", "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT",
+         "REQUEST_LAYER", "REPLY_LAYER", "REPLY_ERROR", "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS"]
+
+
+def ts_constants() -> dict[str, object]:
+    """`export const NAME = <literal>` lines of wire.ts, evaluated as Python literals."""
+    found = {}
+    for name, value in re.findall(r"^export const (\w+)\s*=\s*(.+?)(?:\s+as const)?;\s*$", WIRE_TS.read_text(), re.M):
+        if re.fullmatch(r"[\d\s*+]+", value):
+            found[name] = eval(value, {"__builtins__": {}})  # noqa: S307 - digits and * only
+        else:
+            found[name] = ast.literal_eval(value)
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_typescript_declares_the_same_constant(name):
+    ts = ts_constants()
+    assert name in ts, f"js/src/wire.ts does not declare {name}"
+    py = getattr(wire, name)
+    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
+
+
+def test_fixture_decoded_by_the_typescript_tests_is_what_python_writes_now():
+    from make_wire_fixture import build_fixture
+
+    assert FIXTURE.exists(), "run `python tests/make_wire_fixture.py` to write the wire fixture"
+    assert json.loads(FIXTURE.read_text()) == json.loads(json.dumps(build_fixture())), (
+        "the wire format changed: run `python tests/make_wire_fixture.py` and make the TS tests pass"
+    )
