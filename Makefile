@@ -18,7 +18,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)" ".[default]" jupyterlab
 
 demo: install
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/jupyter lab examples/quickstart.ipynb
+	$(BIN)/jupyter lab examples/quickstart.ipynb
 
 test-deps: $(BIN)/python browser-deps
 	npm ci --no-audit --no-fund

@@ -108,6 +108,16 @@ class Trace:
         """(layers, heads, queries, keys) of `kind`."""
         return tuple(self.attentions[self._kind(kind)].shape)  # type: ignore[return-value]
 
+    def stats(self, kind: str | None = None):  # noqa: ANN201 - DataFrame or list of dicts
+        """Per (layer, head): entropy, max weight, dispersion, distance, first/previous/self share, type.
+
+        A pandas DataFrame when pandas is installed, else a list of dicts. Definitions and
+        head-type thresholds: `tx_magic.analysis`.
+        """
+        from .analysis import stats_table
+
+        return stats_table(self, kind)
+
     def _kind(self, kind: str | None) -> str:
         if kind is None:
             return self.kinds[0]
