@@ -1,0 +1,168 @@
+/**
+ * The one selection every view reads and writes: which kind, layer and heads are shown, and
+ * which token is in focus. A tiny observable store, no framework.
+ */
+
+import { kindInfo, type Meta } from "./wire";
+
+/** Which column a focused token is in: a query (row of the matrix) or a key (column). */
+export type Side = "query" | "key";
+
+export interface Selection {
+  kind: string;
+  layer: number;
+  /** Heads selected: the arc view draws each in its colour; the matrix averages them when head == -1. */
+  heads: number[];
+  /** Head the matrix shows alone, or -1 for the mean of `heads`. */
+  head: number;
+  /** Token under the pointer, or -1. */
+  hover: number;
+  hoverSide: Side;
+  /** Token clicked (pinned), or -1. */
+  pinned: number;
+  pinnedSide: Side;
+}
+
+export type SelectionListener = (
+  state: Readonly<Selection>,
+  changed: ReadonlySet<keyof Selection>,
+) => void;
+
+/** The token in focus: hovered, else pinned; -1 for none. */
+export interface Focus {
+  index: number;
+  side: Side;
+}
+
+export function focusOf(s: Readonly<Selection>): Focus {
+  if (s.hover >= 0) return { index: s.hover, side: s.hoverSide };
+  if (s.pinned >= 0) return { index: s.pinned, side: s.pinnedSide };
+  return { index: -1, side: "query" };
+}
+
+/** The focused token index (hover, else pinned), whatever its side. */
+export function focusToken(s: Readonly<Selection>): number {
+  return s.hover >= 0 ? s.hover : s.pinned;
+}
+
+export const DEFAULT_SELECTION: Readonly<Selection> = {
+  kind: "self",
+  layer: 0,
+  heads: [],
+  head: -1,
+  hover: -1,
+  hoverSide: "query",
+  pinned: -1,
+  pinnedSide: "query",
+};
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => v === b[i]);
+  }
+  return a === b;
+}
+
+/** Observable selection. `set` notifies only when a value really changed. */
+export class SelectionStore {
+  private state: Selection;
+  private readonly listeners = new Set<SelectionListener>();
+  private onError: (err: unknown) => void;
+
+  constructor(initial: Partial<Selection> = {}, onError?: (err: unknown) => void) {
+    this.state = { ...DEFAULT_SELECTION, ...initial, heads: [...(initial.heads ?? DEFAULT_SELECTION.heads)] };
+    this.onError = onError ?? ((err) => console.error(err));
+  }
+
+  get(): Readonly<Selection> {
+    return this.state;
+  }
+
+  /** Focused token index (hover, else pinned), -1 for none. */
+  get token(): number {
+    return focusToken(this.state);
+  }
+
+  get focus(): Focus {
+    return focusOf(this.state);
+  }
+
+  set(partial: Partial<Selection>): void {
+    const changed = new Set<keyof Selection>();
+    const next: Selection = { ...this.state };
+    for (const key of Object.keys(partial) as (keyof Selection)[]) {
+      const value = partial[key];
+      if (value === undefined || sameValue(this.state[key], value)) continue;
+      (next as unknown as Record<string, unknown>)[key] = Array.isArray(value) ? [...value] : value;
+      changed.add(key);
+    }
+    if (changed.size === 0) return;
+    this.state = next;
+    for (const fn of [...this.listeners]) {
+      try {
+        fn(this.state, changed);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+  }
+
+  /** Call `fn` after every change; returns the unsubscribe function. */
+  subscribe(fn: SelectionListener): () => void {
+    this.listeners.add(fn);
+    return () => {
+      this.listeners.delete(fn);
+    };
+  }
+
+  /** Where errors thrown by listeners go (the explorer shows them in the widget). */
+  setErrorHandler(fn: (err: unknown) => void): void {
+    this.onError = fn;
+  }
+}
+
+/**
+ * The nearest valid selection for this trace: known kind, layer in range, heads that exist
+ * (sorted, unique), head -1 or a real head, focus tokens inside their sequences.
+ */
+export function sanitize(meta: Meta, s: Readonly<Selection>): Selection {
+  const kind = meta.kinds.some((k) => k.name === s.kind) ? s.kind : meta.kinds[0].name;
+  const info = kindInfo(meta, kind);
+  const clampInt = (v: number, lo: number, hi: number) =>
+    Number.isFinite(v) ? Math.min(hi, Math.max(lo, Math.trunc(v))) : lo;
+  const layer = clampInt(s.layer, 0, Math.max(0, info.layers - 1));
+  const heads = [...new Set(s.heads.filter((h) => Number.isInteger(h) && h >= 0 && h < info.heads))].sort((a, b) => a - b);
+  const head = Number.isInteger(s.head) && s.head >= 0 && s.head < info.heads ? s.head : -1;
+  const lengths = {
+    query: meta.sequences[info.queries].text.length,
+    key: meta.sequences[info.keys].text.length,
+  };
+  const tokenIn = (i: number, side: Side) => (Number.isInteger(i) && i >= 0 && i < lengths[side] ? i : -1);
+  return {
+    kind, layer, heads, head,
+    hover: tokenIn(s.hover, s.hoverSide), hoverSide: s.hoverSide === "key" ? "key" : "query",
+    pinned: tokenIn(s.pinned, s.pinnedSide), pinnedSide: s.pinnedSide === "key" ? "key" : "query",
+  };
+}
+
+/** The fields of `s` that `sanitize` would change (empty when `s` is valid). */
+export function corrections(meta: Meta, s: Readonly<Selection>): Partial<Selection> {
+  const fixed = sanitize(meta, s);
+  const out: Partial<Selection> = {};
+  for (const key of Object.keys(fixed) as (keyof Selection)[]) {
+    if (!sameValue(fixed[key], s[key])) (out as Record<string, unknown>)[key] = fixed[key];
+  }
+  return out;
+}
+
+/**
+ * The query token Python's `token` trait reports: the focused token when it is a query, or a
+ * key of a kind whose queries and keys are the same tokens (self, encoder, decoder); else -1.
+ */
+export function focusedQuery(meta: Meta, s: Readonly<Selection>): number {
+  const f = focusOf(s);
+  if (f.index < 0) return -1;
+  if (f.side === "query") return f.index;
+  const info = meta.kinds.find((k) => k.name === s.kind);
+  return info && info.queries === info.keys ? f.index : -1;
+}

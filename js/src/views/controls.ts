@@ -1,0 +1,241 @@
+/**
+ * Toolbar: model name, kind switch (traces with several kinds), layer selector with prev/next,
+ * what the matrix shows (mean of selected heads, or one head), head chips in their colours,
+ * and the trace's warnings.
+ */
+
+import { cssColor, headColor, rgbToOklab } from "../colors";
+import { clear, h } from "../dom";
+import type { Selection } from "../state";
+import { kindInfo, type KindInfo, type Meta } from "../wire";
+import { focusOnly, type Changes, type ViewContext } from "./view";
+
+const KIND_LABELS: Record<string, string> = {
+  self: "self-attention",
+  encoder: "encoder",
+  decoder: "decoder",
+  cross: "cross",
+};
+
+export class Controls {
+  readonly element: HTMLElement;
+  private readonly kindGroup: HTMLElement;
+  private readonly layerSelect: HTMLSelectElement;
+  private readonly prev: HTMLButtonElement;
+  private readonly next: HTMLButtonElement;
+  private readonly layerCount: HTMLElement;
+  private readonly headSelect: HTMLSelectElement;
+  private readonly chips: HTMLElement;
+  private readonly status: HTMLElement;
+  private builtFor: KindInfo | null = null;
+  private chipEls: HTMLButtonElement[] = [];
+  private darkBuilt: boolean | null = null;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(private readonly ctx: ViewContext) {
+    const meta = ctx.source.meta;
+    this.element = h("div", "txm-controls");
+    const bar = h("div", "txm-toolbar");
+    bar.setAttribute("role", "toolbar");
+
+    const model = h("span", "txm-model", meta.model || "model");
+    model.title = meta.model;
+
+    this.kindGroup = h("span", "txm-group txm-kinds");
+    this.kindGroup.setAttribute("role", "group");
+    this.kindGroup.setAttribute("aria-label", "attention kind");
+    if (meta.kinds.length > 1) {
+      for (const k of meta.kinds) {
+        const b = h("button", "txm-kind", KIND_LABELS[k.name] ?? k.name);
+        b.type = "button";
+        b.dataset.kind = k.name;
+        this.on(b, "click", () => this.chooseKind(k.name));
+        this.kindGroup.append(b);
+      }
+    } else {
+      this.kindGroup.hidden = true;
+    }
+
+    const layerGroup = h("span", "txm-group");
+    layerGroup.append(h("span", "txm-label", "Layer"));
+    this.prev = h("button", "txm-step txm-prev", "‹");
+    this.prev.type = "button";
+    this.prev.title = "previous layer";
+    this.prev.setAttribute("aria-label", "previous layer");
+    this.next = h("button", "txm-step txm-next", "›");
+    this.next.type = "button";
+    this.next.title = "next layer";
+    this.next.setAttribute("aria-label", "next layer");
+    this.layerSelect = h("select", "txm-layer");
+    this.layerSelect.setAttribute("aria-label", "layer");
+    this.layerCount = h("span", "txm-muted");
+    layerGroup.append(this.prev, this.layerSelect, this.next, this.layerCount);
+    this.on(this.layerSelect, "change", () => this.ctx.store.set({ layer: Number(this.layerSelect.value) }));
+    this.on(this.prev, "click", () => this.step(-1));
+    this.on(this.next, "click", () => this.step(1));
+
+    const headGroup = h("span", "txm-group");
+    headGroup.append(h("span", "txm-label", "Matrix"));
+    this.headSelect = h("select", "txm-matrix-head");
+    this.headSelect.setAttribute("aria-label", "what the matrix shows");
+    headGroup.append(this.headSelect);
+    this.on(this.headSelect, "change", () => this.ctx.store.set({ head: Number(this.headSelect.value) }));
+
+    this.status = h("span", "txm-status");
+    this.status.setAttribute("aria-live", "polite");
+    bar.append(model, this.kindGroup, layerGroup, headGroup, this.status);
+
+    const headsRow = h("div", "txm-heads-row");
+    headsRow.append(h("span", "txm-label", "Heads"));
+    this.chips = h("span", "txm-chips");
+    const all = h("button", "txm-link txm-heads-all", "all");
+    all.type = "button";
+    const none = h("button", "txm-link txm-heads-none", "none");
+    none.type = "button";
+    this.on(all, "click", () => this.ctx.store.set({ heads: this.allHeads() }));
+    this.on(none, "click", () => this.ctx.store.set({ heads: [] }));
+    this.on(this.chips, "click", (e) => this.onChip(e as MouseEvent));
+    headsRow.append(this.chips, all, none);
+
+    this.element.append(bar, headsRow);
+    if (meta.warnings.length > 0) {
+      const warnings = h("div", "txm-warnings");
+      for (const w of meta.warnings) {
+        const item = h("div", "txm-warning");
+        item.setAttribute("role", "note");
+        item.append(h("span", "txm-warning-icon", "⚠"), h("span", "", w));
+        warnings.append(item);
+      }
+      this.element.append(warnings);
+    }
+  }
+
+  private on(target: EventTarget, type: string, fn: (e: Event) => void): void {
+    const guarded = (e: Event) => {
+      try {
+        fn(e);
+      } catch (err) {
+        this.ctx.report(err);
+      }
+    };
+    target.addEventListener(type, guarded);
+    this.cleanups.push(() => target.removeEventListener(type, guarded));
+  }
+
+  private info(): KindInfo {
+    return kindInfo(this.ctx.source.meta, this.ctx.store.get().kind);
+  }
+
+  private allHeads(): number[] {
+    return Array.from({ length: this.info().heads }, (_, i) => i);
+  }
+
+  private step(delta: number): void {
+    const s = this.ctx.store.get();
+    const layer = Math.min(this.info().layers - 1, Math.max(0, s.layer + delta));
+    this.ctx.store.set({ layer });
+  }
+
+  private chooseKind(name: string): void {
+    const s = this.ctx.store.get();
+    if (s.kind === name) return;
+    const meta: Meta = this.ctx.source.meta;
+    const from = kindInfo(meta, s.kind), to = kindInfo(meta, name);
+    const hadAll = s.heads.length === from.heads;
+    const heads = hadAll ? Array.from({ length: to.heads }, (_, i) => i) : s.heads.filter((x) => x < to.heads);
+    this.ctx.store.set({
+      kind: name,
+      layer: Math.min(s.layer, to.layers - 1),
+      heads,
+      head: s.head < to.heads ? s.head : -1,
+      hover: -1,
+      pinned: -1,
+    });
+  }
+
+  private onChip(e: MouseEvent): void {
+    const target = e.target as Element | null;
+    const chip = target?.closest?.(".txm-head") as HTMLElement | null;
+    if (!chip) return;
+    const head = Number(chip.dataset.head);
+    const s = this.ctx.store.get();
+    if (e.altKey || e.shiftKey) {
+      // Solo this head; soloing the only selected head brings all back.
+      const solo = s.heads.length === 1 && s.heads[0] === head;
+      this.ctx.store.set({ heads: solo ? this.allHeads() : [head] });
+      return;
+    }
+    const heads = s.heads.includes(head) ? s.heads.filter((x) => x !== head) : [...s.heads, head].sort((a, b) => a - b);
+    this.ctx.store.set({ heads });
+  }
+
+  /** Show that a layer is being fetched ("" to clear). */
+  setStatus(text: string): void {
+    this.status.textContent = text;
+    this.status.hidden = text === "";
+  }
+
+  update(s: Readonly<Selection>, changes: Changes = "all"): void {
+    if (focusOnly(changes)) return;
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    const dark = this.ctx.theme.dark;
+    if (info !== this.builtFor || dark !== this.darkBuilt) this.build(info, dark);
+    for (const b of Array.from(this.kindGroup.querySelectorAll<HTMLButtonElement>(".txm-kind"))) {
+      const on = b.dataset.kind === s.kind;
+      b.classList.toggle("txm-on", on);
+      b.setAttribute("aria-pressed", String(on));
+    }
+    if (this.layerSelect.value !== String(s.layer)) this.layerSelect.value = String(s.layer);
+    this.prev.disabled = s.layer <= 0;
+    this.next.disabled = s.layer >= info.layers - 1;
+    if (this.headSelect.value !== String(s.head)) this.headSelect.value = String(s.head);
+    const selected = new Set(s.heads);
+    this.chipEls.forEach((chip, i) => {
+      const on = selected.has(i);
+      chip.setAttribute("aria-pressed", String(on));
+      chip.classList.toggle("txm-on", on);
+      chip.classList.toggle("txm-shown", s.head === i);
+    });
+    const meanOption = this.headSelect.options[0];
+    if (meanOption) meanOption.textContent = `mean of selected heads (${s.heads.length})`;
+  }
+
+  private build(info: KindInfo, dark: boolean): void {
+    this.builtFor = info;
+    this.darkBuilt = dark;
+    clear(this.layerSelect);
+    for (let l = 0; l < info.layers; l++) {
+      const o = h("option", "", String(l));
+      o.value = String(l);
+      this.layerSelect.append(o);
+    }
+    this.layerCount.textContent = `of ${info.layers}`;
+    clear(this.headSelect);
+    const mean = h("option", "", "mean of selected heads");
+    mean.value = "-1";
+    this.headSelect.append(mean);
+    for (let x = 0; x < info.heads; x++) {
+      const o = h("option", "", `head ${x}`);
+      o.value = String(x);
+      this.headSelect.append(o);
+    }
+    clear(this.chips);
+    this.chipEls = [];
+    for (let x = 0; x < info.heads; x++) {
+      const chip = h("button", "txm-head", String(x));
+      chip.type = "button";
+      chip.dataset.head = String(x);
+      chip.title = `head ${x} (click: toggle, shift/alt-click: only this head)`;
+      const color = headColor(x, info.heads, dark);
+      chip.style.setProperty("--txm-head-color", cssColor(color));
+      chip.style.setProperty("--txm-head-ink", rgbToOklab(color)[0] > 0.66 ? "#111" : "#fff");
+      this.chipEls.push(chip);
+      this.chips.append(chip);
+    }
+  }
+
+  destroy(): void {
+    for (const fn of this.cleanups) fn();
+    this.element.remove();
+  }
+}

@@ -1,0 +1,132 @@
+// @vitest-environment jsdom
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import widget, { messageFetcher } from "../src/index";
+import { REPLY_ERROR, REPLY_LAYER, REQUEST_LAYER } from "../src/wire";
+import { FakeModel, flush, installFakeCanvas, randomLayer } from "./helpers";
+
+const TOKENS = ["[CLS]", "a", "b", "[SEP]"];
+const H = 2, L = 3, N = TOKENS.length;
+
+function wireLayer(layer: number, offset = 1) {
+  const block = randomLayer("self", layer, H, N, N, null);
+  // Unaligned, like a buffer inside a bigger message.
+  const buf = new ArrayBuffer(block.data.byteLength + offset);
+  new Uint8Array(buf, offset).set(new Uint8Array(block.data.buffer));
+  return { block, raw: { kind: "self", layer, dtype: "float32", shape: [H, N, N], data: new DataView(buf, offset, block.data.byteLength) } };
+}
+
+function makeModel(overrides: Record<string, unknown> = {}) {
+  return new FakeModel({
+    _meta: {
+      version: 1, model: "fake/bert", warnings: [],
+      sequences: { input: { text: TOKENS, special: [true, false, false, true] } },
+      kinds: [{ name: "self", layers: L, heads: H, queries: "input", keys: "input", mask: "none" }],
+    },
+    _layers: [wireLayer(0).raw],
+    kind: "self", layer: 0, heads: [0, 1], head: -1, token: -1,
+    ...overrides,
+  });
+}
+
+let el: HTMLElement;
+let cleanup: (() => void) | undefined;
+
+beforeEach(() => {
+  installFakeCanvas(true);
+  el = document.createElement("div");
+  document.body.append(el);
+});
+
+afterEach(() => {
+  cleanup?.();
+  cleanup = undefined;
+  el.remove();
+  vi.useRealTimers();
+});
+
+describe("the anywidget entry", () => {
+  it("renders the explorer from the model's traits", () => {
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    expect(el.querySelector(".txm-root")!.getAttribute("data-ready")).toBe("1");
+    expect(el.querySelectorAll('.txm-token[data-side="query"]')).toHaveLength(N);
+  });
+
+  it("sends hover and chip changes to Python", () => {
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    el.querySelector<HTMLElement>('.txm-token[data-side="query"][data-index="2"]')!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(model.values.token).toBe(2);
+    el.querySelector<HTMLButtonElement>('button.txm-head[data-head="0"]')!.click();
+    expect(model.values.heads).toEqual([1]);
+    expect(model.saves).toBeGreaterThanOrEqual(2);
+  });
+
+  it("fetches a missing layer over custom messages", async () => {
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    model.pythonSets({ layer: 2 });
+    expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2 }]);
+    expect(el.querySelector(".txm-status")!.textContent).toContain("loading layer 2");
+    const { raw } = wireLayer(2, 3);
+    const { data, ...content } = raw;
+    model.emit("msg:custom", { type: REPLY_LAYER, ...content }, [data]);
+    await flush();
+    expect(el.querySelector<HTMLElement>('[data-view="matrix"]')!.dataset.drawnLayer).toBe("2");
+    expect(el.querySelector<HTMLSelectElement>("select.txm-layer")!.value).toBe("2");
+  });
+
+  it("shows Python's error reply in the widget", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    model.pythonSets({ layer: 1 });
+    model.emit("msg:custom", { type: REPLY_ERROR, kind: "self", layer: 1, message: "no such layer" });
+    await flush();
+    expect(el.querySelector(".txm-error")!.textContent).toContain("no such layer");
+    logged.mockRestore();
+  });
+
+  it("times out a request that gets no reply", async () => {
+    vi.useFakeTimers();
+    const model = makeModel();
+    const { fetch, dispose } = messageFetcher(model, 30_000);
+    const result = fetch("self", 1);
+    const failed = expect(result).rejects.toThrow(/no reply from Python.*30 s/);
+    vi.advanceTimersByTime(30_001);
+    await failed;
+    dispose();
+  });
+
+  it("shows a version mismatch as an error box, not a blank area", () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const model = makeModel({ _meta: { version: 99 } });
+    cleanup = widget.render({ model, el });
+    const box = el.querySelector(".txm-error");
+    expect(box).not.toBeNull();
+    expect(box!.textContent).toMatch(/version/);
+    expect(el.querySelector(".txm-root")).toBeNull();
+    logged.mockRestore();
+  });
+
+  it("re-renders when the trace changes", async () => {
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    model.pythonSets({
+      _meta: { ...(model.values._meta as object), sequences: { input: { text: ["x", "y", "z", "w"], special: [false, false, false, false] } } },
+      _layers: [wireLayer(0).raw],
+    });
+    await flush();
+    expect(el.querySelectorAll(".txm-root")).toHaveLength(1);
+    expect(el.querySelector('.txm-token[data-side="query"]')!.textContent).toBe("x");
+  });
+
+  it("cleans up: no listeners, no DOM", () => {
+    const model = makeModel();
+    cleanup = widget.render({ model, el });
+    cleanup();
+    cleanup = undefined;
+    expect(el.childElementCount).toBe(0);
+    for (const name of ["change:layer", "msg:custom", "change:_meta"]) expect(model.listeners(name)).toBe(0);
+  });
+});

@@ -1,0 +1,180 @@
+import { describe, expect, it } from "vitest";
+import fixture from "./fixtures/wire-fixture.json";
+import {
+  BLOCK_KEYS, decodeBlock, decodeMask, decodeMeta, KIND_KEYS, kindInfo, META_KEYS, SEQUENCE_KEYS,
+  toFloat32, WIRE_VERSION,
+} from "../src/wire";
+import { floatBytesAt } from "./helpers";
+
+const VALUES = [0.125, 0.5, 0.375, 1, 0, 1e-7, 0.3333333432674408, 2.5];
+
+function block(data: unknown, shape = [2, 2, 2]) {
+  return { kind: "self", layer: 1, dtype: "float32", shape, data };
+}
+
+describe("toFloat32", () => {
+  it("reads a DataView at offset 0 without copying", () => {
+    const view = floatBytesAt(VALUES, 0);
+    const out = toFloat32(view);
+    expect(Array.from(out)).toEqual(VALUES.map((v) => Math.fround(v)));
+    expect(out.buffer).toBe(view.buffer);
+  });
+
+  it("copies a DataView at an unaligned offset", () => {
+    for (const offset of [1, 2, 3, 5]) {
+      const view = floatBytesAt(VALUES, offset);
+      const out = toFloat32(view);
+      expect(Array.from(out)).toEqual(VALUES.map((v) => Math.fround(v)));
+      expect(out.byteOffset % 4).toBe(0);
+    }
+  });
+
+  it("reads an aligned DataView at a non-zero offset as a view", () => {
+    const view = floatBytesAt(VALUES, 8);
+    const out = toFloat32(view);
+    expect(out.byteOffset).toBe(8);
+    expect(out[3]).toBe(1);
+  });
+
+  it("reads Uint8Array (Colab), ArrayBuffer and base64 input", () => {
+    const view = floatBytesAt(VALUES, 3);
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    expect(Array.from(toFloat32(bytes))).toEqual(VALUES.map(Math.fround));
+    const copy = bytes.slice();
+    expect(Array.from(toFloat32(copy.buffer))).toEqual(VALUES.map(Math.fround));
+    let bin = "";
+    for (const b of copy) bin += String.fromCharCode(b);
+    expect(Array.from(toFloat32(btoa(bin)))).toEqual(VALUES.map(Math.fround));
+  });
+
+  it("rejects a byte count that is not a multiple of 4", () => {
+    expect(() => toFloat32(new Uint8Array(7))).toThrow(/multiple of 4/);
+  });
+});
+
+describe("decodeBlock", () => {
+  it("decodes shape and data from DataView and Uint8Array", () => {
+    const view = floatBytesAt(VALUES, 1);
+    const a = decodeBlock(block(view));
+    expect(a.shape).toEqual([2, 2, 2]);
+    expect(a.kind).toBe("self");
+    expect(a.layer).toBe(1);
+    expect(a.data[2]).toBeCloseTo(0.375, 7);
+    const b = decodeBlock(block(new Uint8Array(view.buffer, view.byteOffset, view.byteLength)));
+    expect(Array.from(b.data)).toEqual(Array.from(a.data));
+  });
+
+  it("rejects a wrong length, a wrong dtype and a missing shape", () => {
+    expect(() => decodeBlock(block(floatBytesAt(VALUES, 0), [2, 2, 3]))).toThrow(/needs 12/);
+    expect(() => decodeBlock({ ...block(floatBytesAt(VALUES, 0)), dtype: "float16" })).toThrow(/float16/);
+    expect(() => decodeBlock({ kind: "self", layer: 0, dtype: "float32", data: new Uint8Array(4) })).toThrow(/shape/);
+  });
+});
+
+describe("decodeMeta", () => {
+  const meta = {
+    version: WIRE_VERSION, model: "m", warnings: ["w"],
+    sequences: { input: { text: ["a", "b"], special: [false, true] } },
+    kinds: [{ name: "self", layers: 1, heads: 2, queries: "input", keys: "input", mask: "none" }],
+  };
+
+  it("accepts the current version", () => {
+    const m = decodeMeta(meta);
+    expect(m.model).toBe("m");
+    expect(m.sequences.input.special).toEqual([false, true]);
+    expect(kindInfo(m, "self").heads).toBe(2);
+  });
+
+  it("throws a clear error on a version mismatch", () => {
+    expect(() => decodeMeta({ ...meta, version: 2 })).toThrow(/version mismatch.*version 2.*version 1/);
+    expect(() => decodeMeta({ ...meta, version: undefined })).toThrow(/version/);
+  });
+
+  it("throws on empty or malformed metadata", () => {
+    expect(() => decodeMeta({})).toThrow(/empty/);
+    expect(() => decodeMeta({ ...meta, kinds: [] })).toThrow(/kinds/);
+    expect(() => decodeMeta({ ...meta, kinds: [{ ...meta.kinds[0], queries: "nope" }] })).toThrow(/unknown sequence/);
+    expect(() => kindInfo(decodeMeta(meta), "cross")).toThrow(/no cross attention/);
+  });
+
+  it("mirrors the Python key lists", () => {
+    expect(META_KEYS).toEqual(["version", "model", "warnings", "sequences", "kinds"]);
+    expect(SEQUENCE_KEYS).toEqual(["text", "special"]);
+    expect(KIND_KEYS).toEqual(["name", "layers", "heads", "queries", "keys", "mask"]);
+    expect(BLOCK_KEYS).toEqual(["kind", "layer", "dtype", "shape", "data"]);
+  });
+});
+
+describe("decodeMask", () => {
+  const base = { name: "self", layers: 1, heads: 1, queries: "input", keys: "input" };
+
+  it("none -> null", () => {
+    expect(decodeMask({ ...base, mask: "none" }, 3, 3)).toBeNull();
+  });
+
+  it("causal -> lower triangle including the diagonal", () => {
+    const m = decodeMask({ ...base, mask: "causal" }, 3, 3);
+    expect(Array.from(m!)).toEqual([1, 0, 0, 1, 1, 0, 1, 1, 1]);
+  });
+
+  it("explicit -> from mask_data, 1 = allowed", () => {
+    const m = decodeMask({ ...base, mask: "explicit", mask_data: new Uint8Array([1, 0, 2, 0, 1, 1]) }, 2, 3);
+    expect(Array.from(m!)).toEqual([1, 0, 1, 0, 1, 1]);
+    expect(() => decodeMask({ ...base, mask: "explicit", mask_data: new Uint8Array(2) }, 2, 3)).toThrow(/6 bytes/);
+  });
+});
+
+describe("the Python fixture", () => {
+  const meta = decodeMeta(fixture.meta);
+  const expected = fixture.expected as Record<string, number[]>;
+
+  it("has every layer of every kind", () => {
+    const keys = meta.kinds.flatMap((k) => Array.from({ length: k.layers }, (_, l) => `${k.name}/${l}`));
+    expect(Object.keys(expected).sort()).toEqual(keys.sort());
+    expect(fixture.layers.length).toBe(keys.length);
+  });
+
+  it("decodes every block to the values Python encoded", () => {
+    for (const raw of fixture.layers) {
+      const b = decodeBlock(raw);
+      const want = expected[`${b.kind}/${b.layer}`];
+      const info = kindInfo(meta, b.kind);
+      expect(b.shape).toEqual([info.heads, meta.sequences[info.queries].text.length, meta.sequences[info.keys].text.length]);
+      expect(b.data.length).toBe(want.length);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(b.data[i] - want[i])).toBeLessThan(1e-7);
+    }
+  });
+
+  it("decodes the same bytes through unaligned DataViews", () => {
+    const raw = fixture.layers[0];
+    const bytes = Uint8Array.from(atob(raw.data), (c) => c.charCodeAt(0));
+    const buf = new ArrayBuffer(bytes.length + 1);
+    new Uint8Array(buf, 1).set(bytes);
+    const b = decodeBlock({ ...raw, data: new DataView(buf, 1, bytes.length) });
+    const want = expected[`${raw.kind}/${raw.layer}`];
+    want.forEach((v, i) => expect(Math.abs(b.data[i] - v)).toBeLessThan(1e-7));
+  });
+
+  it("decodes masks as Python defines them", () => {
+    const masks = (fixture as { expected_masks?: Record<string, number[]> }).expected_masks;
+    for (const info of meta.kinds) {
+      const q = meta.sequences[info.queries].text.length;
+      const k = meta.sequences[info.keys].text.length;
+      const m = decodeMask(info, q, k);
+      const got = m ? Array.from(m) : new Array(q * k).fill(1);
+      if (masks) expect(got).toEqual(masks[info.name]);
+      // Masked cells hold no attention.
+      for (const raw of fixture.layers.filter((l) => l.kind === info.name)) {
+        const b = decodeBlock(raw);
+        for (let h = 0; h < info.heads; h++) {
+          for (let c = 0; c < q * k; c++) if (!got[c]) expect(b.data[h * q * k + c]).toBe(0);
+        }
+      }
+    }
+  });
+
+  it("keeps token text as data", () => {
+    expect(meta.sequences.source.text).toContain("<img src=x onerror=alert(1)>");
+    expect(meta.warnings[0]).toContain("<b>");
+  });
+});
