@@ -80,3 +80,19 @@ def test_tokens_with_markup_are_plain_strings_on_the_wire(minilm):
     trace = tx_magic.capture(minilm.model, minilm.tokenizer, "<img src=x onerror=alert(1)>")
     text = wire.encode_meta(trace)["sequences"]["input"]["text"]
     assert "<" in text and "".join(text[2:4]) == "img"  # passed as data; the renderer sets textContent only
+
+
+def test_switching_kind_keeps_layer_and_heads_in_range(minilm):
+    from conftest import tiny_bart
+
+    tok = minilm.tokenizer
+    trace = tx_magic.capture(tiny_bart(tok.vocab_size, tok.cls_token_id), tok, "a source", target="a target")
+    w = tx_magic.show(trace, kind="decoder", layer=2, head=1)  # decoder: 3 layers x 2 heads
+    w.kind = "encoder"  # encoder: 2 layers x 4 heads
+    assert w.layer == 1 and w.head == 1
+    w.heads = [0, 1, 2, 3]
+    w.head = 3
+    w.kind = "cross"
+    assert w.heads == [0, 1] and w.head == -1
+    with pytest.raises(traitlets.TraitError, match="kind must be one of"):
+        w.kind = "self"

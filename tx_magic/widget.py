@@ -55,13 +55,13 @@ class AttentionWidget(anywidget.AnyWidget):
             raise ValueError(f"layer must be in 0..{layers - 1}, got {layer}")
         if head is not None and not -1 <= head < n_heads:
             raise ValueError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
+        self.trace = trace  # before the traits, whose validators read it
         super().__init__(
             _meta=wire.encode_meta(trace),
             _layers=wire.eager_layers(trace, eager_budget),
             kind=kind, layer=layer, heads=list(range(n_heads)),
             head=-1 if head is None else head, **kwargs,
         )
-        self.trace = trace
         self.on_msg(self._on_custom_msg)
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -78,11 +78,27 @@ class AttentionWidget(anywidget.AnyWidget):
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
-        layers = self.trace.shape(self.kind)[0] if hasattr(self, "trace") else None
+        # Against the deepest kind: the renderer may send a new kind and its layer in either order.
         value = proposal["value"]
-        if layers is not None and not 0 <= value < layers:
-            raise traitlets.TraitError(f"layer must be in 0..{layers - 1}, got {value}")
+        most = max(self.trace.shape(k)[0] for k in self.trace.kinds)
+        if not 0 <= value < most:
+            raise traitlets.TraitError(f"layer must be in 0..{most - 1}, got {value}")
         return value
+
+    @traitlets.validate("kind")
+    def _check_kind(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in self.trace.kinds:
+            raise traitlets.TraitError(f"kind must be one of {list(self.trace.kinds)}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @traitlets.observe("kind")
+    def _clamp_to_kind(self, change: dict[str, Any]) -> None:
+        layers, heads, _, _ = self.trace.shape(change["new"])
+        with self.hold_sync():
+            self.layer = min(self.layer, layers - 1)
+            self.heads = [h for h in self.heads if h < heads] or list(range(heads))
+            if self.head >= heads:
+                self.head = -1
 
     def __repr__(self) -> str:
         return f"<AttentionWidget {self.trace!r} kind={self.kind} layer={self.layer} head={self.head}>"
