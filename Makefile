@@ -20,8 +20,10 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/jupyter lab examples/quickstart.ipynb
 
+# npm install, not npm ci: with registries that leave out other platforms' optional packages
+# (rollup's, here) npm ci rejects any lock file; npm install still follows it.
 test-deps: $(BIN)/python browser-deps
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	$(BIN)/pip install -q "$(TORCH)" -e ".[test]"
 
 # Chromium and fonts (CJK, emoji) for the end-to-end tests; Debian/Ubuntu package names.
