@@ -18,7 +18,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)" ".[default]" jupyterlab
 
 demo: install
-	$(BIN)/jupyter lab examples/quickstart.ipynb
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) examples/quickstart.ipynb
 
 # npm install, not npm ci: with registries that leave out other platforms' optional packages
 # (rollup's, here) npm ci rejects any lock file; npm install still follows it.
