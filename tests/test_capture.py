@@ -121,3 +121,26 @@ def test_trace_validates_shapes():
         tx_magic.Trace("m", {"input": seq}, {"self": np.zeros((1, 1, 3, 3))})
     with pytest.raises(KeyError, match="no 'cross'"):
         tx_magic.Trace("m", {"input": seq}, {"self": np.zeros((1, 1, 2, 2))}).attention("cross")
+
+
+def test_sentence_pair_marks_each_token_with_its_text(minilm):
+    trace = tx_magic.capture(minilm.model, minilm.tokenizer, "The cat sat.", pair="It was tired.")
+    tokens = trace.tokens()[0]
+    assert list(tokens) == ["[CLS]", "The", "cat", "sat", ".", "[SEP]", "It", "was", "tired", ".", "[SEP]"]
+    assert tokens.segment == (0,) * 6 + (1,) * 5
+    ids = minilm.tokenizer("The cat sat.", "It was tired.", return_tensors="pt")
+    with torch.no_grad():
+        minilm.model.set_attn_implementation("eager")
+        try:
+            ref = minilm.model(**ids, output_attentions=True).attentions
+        finally:
+            minilm.model.set_attn_implementation("sdpa")
+    np.testing.assert_allclose(trace.attention(), np.stack([a[0].numpy() for a in ref]), atol=1e-6)
+
+
+def test_pair_segments_without_token_type_ids(gpt2_tokenizer):
+    trace = tx_magic.capture(tiny_gpt2(), gpt2_tokenizer, "Hello world", pair="Bye now")
+    tokens = trace.tokens()[0]
+    by_segment = ["".join(t for t, s in zip(tokens, tokens.segment) if s == seg) for seg in (0, 1)]
+    assert by_segment == ["Helloworld", "Byenow"]
+    assert tokens.segment[:2] == (0, 0) and tokens.segment[-1] == 1

@@ -111,3 +111,13 @@ def test_split_options_keeps_the_text_as_typed(line, argv, text):
 def test_split_target():
     assert split_target("a\nb\n---\nc\n") == ("a\nb", "c")
     assert split_target("just text\n") == ("just text", None)
+    assert split_target("one\n\ntwo\n") == ("one", "two")
+    assert split_target("a\nb\nc") == ("a\nb\nc", None)
+
+
+def test_pair_from_option_and_from_two_lines(shell):
+    w = shell.run_line_magic("explain", "--pair 'It was tired.' The cat sat.")
+    assert w.trace.tokens()[0].segment.count(1) == 5
+    w = shell.run_cell_magic("explain", "", "The cat sat.\nIt was tired.\n")
+    assert w.trace.tokens()[0].segment.count(1) == 5
+    assert w._meta["sequences"]["input"]["segment"] == list(w.trace.tokens()[0].segment)

@@ -25,22 +25,24 @@ def resolve_model(model: Any = None, tokenizer: Any = None) -> tuple[Any, Any, s
 
 
 def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target: str | None = None,
-            layer: int = 0, head: int | None = None, max_tokens: int | None = None) -> AttentionWidget:
+            pair: str | None = None, layer: int = 0, head: int | None = None,
+            max_tokens: int | None = None) -> AttentionWidget:
     """Run `model` on `text` and return the interactive attention widget.
 
     `model` is a hub id, a local folder, a loaded model object (with its `tokenizer`), or
     None for the embedded default (all-MiniLM-L6-v2). `target` is the decoder text of an
-    encoder-decoder model. Works in any notebook front end and outside IPython.
+    encoder-decoder model; `pair` a second text encoded with `text` as a sentence pair.
+    Works in any notebook front end and outside IPython.
     """
-    trace = capture_text(model, tokenizer, text, target=target, max_tokens=max_tokens)
+    trace = capture_text(model, tokenizer, text, target=target, pair=pair, max_tokens=max_tokens)
     return show(trace, layer=layer, head=head)
 
 
 def capture_text(model: Any = None, tokenizer: Any = None, text: str = "", *, target: str | None = None,
-                 max_tokens: int | None = None) -> Trace:
+                 pair: str | None = None, max_tokens: int | None = None) -> Trace:
     """`capture` that also accepts a model name or None (the default model)."""
     mod, tok, name = resolve_model(model, tokenizer)
-    return capture(mod, tok, text, target=target, max_tokens=max_tokens, name=name)
+    return capture(mod, tok, text, target=target, pair=pair, max_tokens=max_tokens, name=name)
 
 
 def show(trace: Trace, *, kind: str | None = None, layer: int = 0, head: int | None = None) -> AttentionWidget:

@@ -20,12 +20,13 @@ from .trace import Tokens, Trace
 _NO_LIMIT = 1_000_000
 
 
-def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
+def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None, pair: str | None = None,
             max_tokens: int | None = None, name: str | None = None) -> Trace:
     """Run `model` once on `text` (and `target` for encoder-decoder models) and return its `Trace`.
 
-    Texts longer than the model takes (or than `max_tokens`) are truncated, with a warning
-    kept in ``trace.warnings``.
+    `pair` is a second text encoded with the first as a sentence pair (``tokenizer(text, pair)``);
+    each token's ``segment`` says which text it came from. Texts longer than the model takes
+    (or than `max_tokens`) are truncated, with a warning kept in ``trace.warnings``.
     """
     if text is None or not str(text).strip():
         raise EmptyTextError("Nothing to explain: the text is empty. Give some text, e.g. `%explain The cat sat.`")
@@ -40,8 +41,13 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
     limit = _position_limit(model, tokenizer, max_tokens)
     warnings: list[str] = []
 
-    source = _encode(tokenizer, str(text), limit, "text", name, warnings)
+    if pair is not None and not str(pair).strip():
+        raise EmptyTextError("The second text of the pair is empty: give some text, or leave the pair out.")
+    source = _encode(tokenizer, str(text), limit, "text", name, warnings, pair=pair)
+    texts = (str(text), str(pair)) if pair is not None else str(text)
     inputs: dict[str, Any] = {"input_ids": source.ids, "attention_mask": source.attention_mask}
+    if source.token_type_ids is not None and any(source.token_type_ids):
+        inputs["token_type_ids"] = source.token_type_ids  # text B of a BERT-style pair
     sequences: dict[str, Tokens] = {}
     if encoder_decoder:
         tgt = _encode(tokenizer, str(target), limit, "target", name, warnings, as_target=True)
@@ -49,14 +55,14 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
         # The decoder reads [start] + target[:-1]: shift the target's spans along with it.
         dec_offsets = [(0, 0)] + list(tgt.offsets[:-1]) if tgt.offsets else None
         start_special = [True] + list(tgt.special[:-1])
-        sequences["source"] = display_tokens(tokenizer, source.ids, text=str(text), offsets=source.offsets,
-                                             special=source.special)
+        sequences["source"] = display_tokens(tokenizer, source.ids, text=texts, offsets=source.offsets,
+                                             special=source.special, segment=source.segment)
         sequences["target"] = display_tokens(tokenizer, dec_ids, text=str(target), offsets=dec_offsets,
                                              special=start_special)
         inputs["decoder_input_ids"] = dec_ids
     else:
-        sequences["input"] = display_tokens(tokenizer, source.ids, text=str(text), offsets=source.offsets,
-                                            special=source.special)
+        sequences["input"] = display_tokens(tokenizer, source.ids, text=texts, offsets=source.offsets,
+                                            special=source.special, segment=source.segment)
 
     outputs = _forward(model, inputs)
     if encoder_decoder:
@@ -77,35 +83,56 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
 
 
 class _Encoded:
-    def __init__(self, ids: list[int], offsets: list[tuple[int, int]] | None, special: list[bool]) -> None:
-        self.ids, self.offsets, self.special = ids, offsets, special
+    """Token ids of one text (or pair), with offsets, special flags and segments."""
+
+    def __init__(self, enc: Any) -> None:
+        self.ids = list(enc["input_ids"])
+        self.offsets = [tuple(o) for o in enc["offset_mapping"]] if "offset_mapping" in enc else None
+        self.special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(self.ids))]
+        self.segment = _segments(enc, len(self.ids))
+        self.token_type_ids = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
 
     @property
     def attention_mask(self) -> list[int]:
         return [1] * len(self.ids)
 
 
+def _segments(enc: Any, n: int) -> list[int]:
+    """0/1 per token for text A/B; special tokens belong to the text they close ([SEP] after A is A)."""
+    if "token_type_ids" in enc and any(enc["token_type_ids"]):
+        return [int(t) for t in enc["token_type_ids"]]
+    try:
+        ids = enc.sequence_ids()
+    except (AttributeError, ValueError):
+        return [0] * n
+    segment, current = [], 0
+    for sid in ids:
+        current = sid if sid is not None else current
+        segment.append(int(current))
+    return segment
+
+
 def _encode(tokenizer: Any, text: str, limit: int | None, what: str, name: str,
-            warnings: list[str], *, as_target: bool = False) -> _Encoded:
+            warnings: list[str], *, as_target: bool = False, pair: str | None = None) -> _Encoded:
     kwargs: dict[str, Any] = {"return_special_tokens_mask": True}
     if getattr(tokenizer, "is_fast", False):
         kwargs["return_offsets_mapping"] = True
-    enc = tokenizer(text_target=text, **kwargs) if as_target else tokenizer(text, **kwargs)
-    ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]] if "offset_mapping" in enc else None
-    special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(ids))]
-    if limit is not None and len(ids) > limit:
+
+    def run() -> _Encoded:
+        if as_target:
+            return _Encoded(tokenizer(text_target=text, **kwargs))
+        return _Encoded(tokenizer(text, pair, **kwargs) if pair is not None else tokenizer(text, **kwargs))
+
+    enc = run()
+    if limit is not None and len(enc.ids) > limit:
         warnings.append(
-            f"The {what} has {len(ids)} tokens; {name} takes at most {limit}, so only the first {limit} are shown."
+            f"The {what} has {len(enc.ids)} tokens; {name} takes at most {limit}, so only the first {limit} are shown."
         )
         kwargs.update(truncation=True, max_length=limit)
-        enc = tokenizer(text_target=text, **kwargs) if as_target else tokenizer(text, **kwargs)
-        ids = list(enc["input_ids"])
-        offsets = [tuple(o) for o in enc["offset_mapping"]] if "offset_mapping" in enc else None
-        special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(ids))]
-    if not ids:
+        enc = run()
+    if not enc.ids:
         raise EmptyTextError(f"The {what} gave no tokens. Give some text the tokenizer can read.")
-    return _Encoded(ids, offsets, special)
+    return enc
 
 
 def _position_limit(model: Any, tokenizer: Any, max_tokens: int | None) -> int | None:

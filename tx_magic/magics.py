@@ -30,6 +30,9 @@ class ExplainMagics(Magics):
     @argument("--head", type=int, default=None, help="Head shown in the matrix (default: mean of all heads).")
     @argument("--target", default=None,
               help="Decoder text of an encoder-decoder model (or, in %%%%explain, a line --- before it).")
+    @argument("--pair", default=None,
+              help="A second text, encoded with the first as a sentence pair (in %%%%explain: a line --- "
+                   "between the two, or exactly two lines, for models that are not encoder-decoders).")
     @argument("--max-tokens", type=int, default=None, help="Truncate the text to this many tokens.")
     @argument("text", nargs="*", help="The text to explain (in %%%%explain: the cell body).")
     @line_cell_magic
@@ -47,13 +50,23 @@ class ExplainMagics(Magics):
         """
         argv, text = split_options(line, self.explain)
         args = self.explain.parser.parse_args(argv)
-        target = args.target
+        second = None
         if cell is not None:
-            text, cell_target = split_target(cell)
-            target = target if target is not None else cell_target
+            text, second = split_target(cell)
         try:
             model, tokenizer = self._resolve(args.model, args.tokenizer)
-            widget = explain(model, tokenizer, text, target=target, layer=args.layer, head=args.head,
+            encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False)) \
+                if model is not None and not isinstance(model, str) else None
+            target, pair = args.target, args.pair
+            if second is not None:
+                # The second part is the target of an encoder-decoder, else text B of a pair.
+                if encoder_decoder is None:
+                    encoder_decoder = _is_encoder_decoder_name(model)
+                if encoder_decoder:
+                    target = target if target is not None else second
+                else:
+                    pair = pair if pair is not None else second
+            widget = explain(model, tokenizer, text, target=target, pair=pair, layer=args.layer, head=args.head,
                              max_tokens=args.max_tokens)
         except (TxMagicError, ValueError) as exc:
             raise UsageError(str(exc)) from None
@@ -112,12 +125,24 @@ def split_options(line: str, magic: Any) -> tuple[list[str], str]:
 
 
 def split_target(cell: str) -> tuple[str, str | None]:
-    """Split a %%explain body at a line `---` into (source, target); no such line: (body, None)."""
+    """Split a %%explain body into (first, second): at a line `---`, else when it is exactly two
+    non-empty lines; otherwise (body, None). The second part is a target or text B of a pair."""
     lines = cell.strip("\n").splitlines()
     for i, text in enumerate(lines):
         if text.strip() == TARGET_SEPARATOR:
             return "\n".join(lines[:i]).strip(), "\n".join(lines[i + 1:]).strip()
+    nonempty = [line.strip() for line in lines if line.strip()]
+    if len(nonempty) == 2:
+        return nonempty[0], nonempty[1]
     return cell.strip(), None
+
+
+def _is_encoder_decoder_name(model: str | None) -> bool:
+    """Whether the model that `explain` will load for `model` (a name, or None) is an encoder-decoder."""
+    from .load import load_model
+
+    loaded = load_model(model)
+    return bool(getattr(loaded.model.config, "is_encoder_decoder", False))
 
 
 def _skip_space(line: str, pos: int) -> int:

@@ -33,13 +33,20 @@ def display_tokens(
     tokenizer: Any,
     ids: Sequence[int],
     *,
-    text: str | None = None,
+    text: str | Sequence[str] | None = None,
     offsets: Sequence[tuple[int, int]] | None = None,
     special: Sequence[bool] | None = None,
+    segment: Sequence[int] | None = None,
 ) -> Tokens:
     """Build `Tokens` for `ids`: display text from the source `text` spans where the
-    tokenizer gives offsets, else from the raw token with its markers cleaned."""
+    tokenizer gives offsets, else from the raw token with its markers cleaned.
+
+    For a sentence pair, `text` is (text A, text B) and `segment` says which one each token's
+    offsets point into.
+    """
     ids = [int(i) for i in ids]
+    texts = (text,) if isinstance(text, str) or text is None else tuple(text)
+    segment = [0] * len(ids) if segment is None else [int(s) for s in segment]
     raw = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     if special is None:
@@ -49,11 +56,13 @@ def display_tokens(
         span = offsets[i] if offsets is not None and i < len(offsets) else None
         if is_special:
             shown.append(tok)
-        elif text is not None and span is not None and span[1] > span[0]:
-            shown.append(visible(text[span[0]:span[1]]))
+        elif texts[0] is not None and span is not None and span[1] > span[0]:
+            source = texts[min(segment[i], len(texts) - 1)]
+            shown.append(visible(source[span[0]:span[1]]))
         else:
             shown.append(visible(_from_raw(tokenizer, tok)))
-    return Tokens(text=tuple(shown), ids=tuple(ids), raw=tuple(raw), special=tuple(bool(s) for s in special))
+    return Tokens(text=tuple(shown), ids=tuple(ids), raw=tuple(raw), special=tuple(bool(s) for s in special),
+                  segment=tuple(segment))
 
 
 def _from_raw(tokenizer: Any, raw: str) -> str:

@@ -25,13 +25,15 @@ class Tokens(Sequence[str]):
     """A token sequence: display strings plus what they came from.
 
     Behaves as a sequence of display strings (``list(tokens)``); ``ids``, ``raw``
-    (the tokenizer's own strings) and ``special`` (True for [CLS], <s>, ...) run alongside.
+    (the tokenizer's own strings), ``special`` (True for [CLS], <s>, ...) and ``segment``
+    (0 for text A, 1 for text B of a sentence pair) run alongside.
     """
 
     text: tuple[str, ...]
     ids: tuple[int, ...] = ()
     raw: tuple[str, ...] = ()
     special: tuple[bool, ...] = ()
+    segment: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.text)
@@ -39,8 +41,9 @@ class Tokens(Sequence[str]):
         object.__setattr__(self, "ids", tuple(int(i) for i in self.ids) or (-1,) * n)
         object.__setattr__(self, "raw", tuple(self.raw) or self.text)
         object.__setattr__(self, "special", tuple(bool(s) for s in self.special) or (False,) * n)
-        if not (len(self.ids) == len(self.raw) == len(self.special) == n):
-            raise ValueError("Tokens: text, ids, raw and special must have the same length")
+        object.__setattr__(self, "segment", tuple(int(s) for s in self.segment) or (0,) * n)
+        if not (len(self.ids) == len(self.raw) == len(self.special) == len(self.segment) == n):
+            raise ValueError("Tokens: text, ids, raw, special and segment must have the same length")
 
     def __len__(self) -> int:
         return len(self.text)

@@ -5,7 +5,7 @@ A trace crosses as two synced traits plus on-demand messages:
 ``_meta`` (JSON)::
 
     {"version": WIRE_VERSION, "model": str, "warnings": [str],
-     "sequences": {name: {"text": [str], "special": [bool]}},
+     "sequences": {name: {"text": [str], "special": [bool], "segment": [int]}},
      "kinds": [{"name": kind, "layers": L, "heads": H,
                 "queries": seq name, "keys": seq name, "mask": MASK_*}]}
 
@@ -45,7 +45,7 @@ REPLY_ERROR = "error"
 
 #: Keys of each JSON object on the wire; tests check js/src/wire.ts declares the same.
 META_KEYS = ("version", "model", "warnings", "sequences", "kinds")
-SEQUENCE_KEYS = ("text", "special")
+SEQUENCE_KEYS = ("text", "special", "segment")
 KIND_KEYS = ("name", "layers", "heads", "queries", "keys", "mask")
 BLOCK_KEYS = ("kind", "layer", "dtype", "shape", "data")
 
@@ -83,7 +83,7 @@ def encode_meta(trace: Trace) -> dict[str, Any]:
         "model": trace.model_name,
         "warnings": list(trace.warnings),
         "sequences": {
-            name: {"text": list(seq.text), "special": list(seq.special)}
+            name: {"text": list(seq.text), "special": list(seq.special), "segment": list(seq.segment)}
             for name, seq in trace.sequences.items() if name in used
         },
         "kinds": kinds,

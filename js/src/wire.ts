@@ -22,7 +22,7 @@ export const REPLY_LAYER = "layer";
 export const REPLY_ERROR = "error";
 
 export const META_KEYS = ["version", "model", "warnings", "sequences", "kinds"] as const;
-export const SEQUENCE_KEYS = ["text", "special"] as const;
+export const SEQUENCE_KEYS = ["text", "special", "segment"] as const;
 export const KIND_KEYS = ["name", "layers", "heads", "queries", "keys", "mask"] as const;
 export const BLOCK_KEYS = ["kind", "layer", "dtype", "shape", "data"] as const;
 
@@ -35,6 +35,8 @@ export type WireBytes = DataView | Uint8Array | ArrayBuffer | string;
 export interface SequenceInfo {
   text: string[];
   special: boolean[];
+  /** 0 for text A, 1 for text B of a sentence pair. */
+  segment: number[];
 }
 
 /** One attention kind ("self", "encoder", "decoder", "cross") and where its tokens come from. */
@@ -161,7 +163,9 @@ export function decodeMeta(raw: unknown): Meta {
     const text = (s.text as unknown[]).map((t) => String(t));
     const special = Array.isArray(s.special) ? (s.special as unknown[]).map(Boolean) : text.map(() => false);
     need(special.length === text.length, null, `sequence ${name}: text and special differ in length`);
-    sequences[name] = { text, special };
+    const segment = Array.isArray(s.segment) ? (s.segment as unknown[]).map(Number) : text.map(() => 0);
+    need(segment.length === text.length, null, `sequence ${name}: text and segment differ in length`);
+    sequences[name] = { text, special, segment };
   }
   need(Array.isArray(raw.kinds) && (raw.kinds as unknown[]).length > 0, null, "kinds must be a non-empty list");
   const kinds = (raw.kinds as unknown[]).map((k, i): KindInfo => {

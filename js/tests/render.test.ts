@@ -297,7 +297,10 @@ describe("renderExplorer", () => {
     const source = new LayerStore(
       {
         version: 1, model: "t5", warnings: [],
-        sequences: { source: { text: ["a", "b", "c"], special: [false, false, false] }, target: { text: ["x", "y"], special: [false, false] } },
+        sequences: {
+          source: { text: ["a", "b", "c"], special: [false, false, false], segment: [0, 0, 0] },
+          target: { text: ["x", "y"], special: [false, false], segment: [0, 0] },
+        },
         kinds: [
           { name: "encoder", layers: 2, heads: 2, queries: "source", keys: "source", mask: "none" },
           { name: "cross", layers: 2, heads: 4, queries: "target", keys: "source", mask: "none" },
