@@ -1,0 +1,347 @@
+"""tx_magic vs bertviz vs CircuitsVis, side by side in one run, on the same attention.
+
+    .venv/bin/python benchmarks/bench_attention.py            # n = 64 256 512 1024
+    .venv/bin/python benchmarks/bench_attention.py --n 64 256 --tools tx_magic bertviz
+
+Model: GPT-2-small shape (12 layers x 12 heads, random weights, eager attention), tokens tok0..tokN.
+Per tool and n it prints: Python time from the end of the forward pass to the widget / HTML,
+bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
+(p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
+for), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
+peak Python memory (tracemalloc peak while the tool runs, in a fresh process) and JS heap, then
+tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
+A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
+(bertviz at 1024 tokens used 23 GB) fails alone instead of taking the machine down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import pathlib
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HERE = pathlib.Path(__file__).resolve().parent
+CACHE = ROOT / "test-output" / "bench-cache"
+PEER_MEMORY_GB = 16
+DRAW_TIMEOUT_S = 150
+HOVERS = 40
+
+#: bertviz's CDN files and the npm packages that hold the same files (jQuery 2.0.0 was never
+#: published to npm: 2.1.0, the first 2.x there, stands in for it).
+VENDOR = {
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js": ("requirejs@2.3.6", "require.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/d3/5.7.0/d3.min": ("d3@5.7.0", "dist/d3.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/jquery/2.0.0/jquery.min": ("jquery@2.1.0", "dist/jquery.min.js"),
+}
+
+# Counts the JS work of each interaction: time in event handlers plus in the frames they request.
+INSTRUMENT = """
+window.__rafWork = 0;
+const raf = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (cb) => raf((t) => { const s = performance.now(); try { cb(t); }
+  finally { window.__rafWork += performance.now() - s; } });
+window.__frames = (k) => new Promise((r) => { let i = 0; const f = () => (++i >= k ? r() : raf(f)); raf(f); });
+"""
+
+
+def vendor_dir() -> pathlib.Path:
+    """require.js, d3 and jQuery from the npm registry, once."""
+    out = CACHE / "vendor"
+    if out.exists() and len(list(out.glob("*.js"))) == len(VENDOR):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for url, (package, inner) in VENDOR.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["npm", "pack", package, "--pack-destination", tmp, "--silent"], check=True,
+                           capture_output=True)
+            with tarfile.open(next(pathlib.Path(tmp).glob("*.tgz"))) as tar:
+                data = tar.extractfile(f"package/{inner}").read()
+        (out / vendor_name(url)).write_bytes(data)
+    return out
+
+
+def vendor_name(url: str) -> str:
+    return url.rsplit("/", 1)[1].removesuffix(".js") + ".js"
+
+
+def make_page(tool: str, n: int, outdir: pathlib.Path) -> dict:
+    """Run the tool's Python side in a fresh process; returns its numbers (or the failure)."""
+    def cap() -> None:
+        if tool != "tx_magic":
+            limit = PEER_MEMORY_GB * 1024 ** 3
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, str(HERE / "pages.py"), tool, str(n), str(outdir)],
+                          capture_output=True, text=True, preexec_fn=cap, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        oom = "MemoryError" in proc.stderr or proc.returncode in (-9, 137) or "out of memory" in tail.lower()
+        return {"error": f"out of memory (> {PEER_MEMORY_GB} GB)" if oom else tail[:120]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def prepare_browser_page(tool: str, outdir: pathlib.Path) -> str:
+    """The file name to open: tx_magic's widget host, or the peer's HTML with local CDN files."""
+    if tool == "tx_magic":
+        for name in ("widget.js", "widget.css"):
+            shutil.copy(ROOT / "tx_magic" / "static" / name, outdir / name)
+        shutil.copy(HERE / "widget_host.html", outdir / "index.html")
+        return "index.html"
+    html = (outdir / "page.html").read_text()
+    if tool == "bertviz":
+        vendor = vendor_dir()
+        for url in VENDOR:
+            shutil.copy(vendor / vendor_name(url), outdir / vendor_name(url))
+            html = html.replace(url, "/" + vendor_name(url).removesuffix(".js") if not url.endswith(".js")
+                                else "/" + vendor_name(url))
+    (outdir / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{html}</body></html>")
+    (outdir / "page.html").unlink()
+    return "index.html"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(directory: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# What "drawn" means for each tool, and how to hover and switch in it.
+DRAWN = {
+    "tx_magic": "document.querySelector('.txm-root[data-ready=\"1\"]') !== null",
+    "bertviz": "document.querySelectorAll('svg text').length > 0 && document.querySelectorAll('#layer option').length > 0",
+    # Chart.js paints after the canvases exist: wait for pixels on the big pattern canvas.
+    "circuitsvis": """(() => { const c = [...document.querySelectorAll('canvas')];
+        if (c.length < 2) return false;
+        const big = c.reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b));
+        const d = big.getContext('2d').getImageData(0, 0, big.width, big.height).data;
+        for (let i = 3; i < d.length; i += 4 * 61) if (d[i] > 0) return true;
+        return false; })()""",
+}
+HOVER_TARGETS = {
+    "tx_magic": "[...document.querySelectorAll('[data-view=\"arc\"] .txm-token[data-side=\"query\"]')]",
+    "bertviz": "[...document.querySelectorAll('svg text')].filter(t => /^tok/.test(t.textContent)).slice(0, 1e9)",
+    "circuitsvis": "[[...document.querySelectorAll('canvas')].reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b))]",
+}
+HOVER_EVENTS = {"tx_magic": ["pointerenter", "mouseenter", "mouseover"], "bertviz": ["mouseover"],
+                "circuitsvis": ["mousemove"]}
+
+
+def measure_in_browser(context, tool: str, url: str, n: int) -> dict:
+    page = context.new_page()
+    blocked: list[str] = []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
+               else (blocked.append(route.request.url), route.abort()))
+    page.add_init_script(INSTRUMENT)
+    result: dict = {}
+    t0 = time.perf_counter()
+    page.goto(f"{url}/index.html", wait_until="commit")
+    try:
+        page.wait_for_function(DRAWN[tool], timeout=DRAW_TIMEOUT_S * 1000, polling=100)
+        result["first_draw_s"] = time.perf_counter() - t0
+    except Exception:  # noqa: BLE001 - a peer that never draws is a result, not a crash
+        result["first_draw_s"] = None
+        result["note"] = f"nothing drawn in {DRAW_TIMEOUT_S} s"
+    if result["first_draw_s"] is not None:
+        result["hover_p95_ms"] = hover_p95(page, tool)
+        result["switch_ms"] = switch_ms(page, tool)
+    try:
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        result["js_heap_mb"] = metrics.get("JSHeapTotalSize", 0) / 1024 ** 2
+    except Exception:  # noqa: BLE001 - the tab may have crashed
+        result["js_heap_mb"] = None
+    result["blocked_requests"] = len(blocked)
+    page.close()
+    return result
+
+
+def hover_p95(page, tool: str) -> float | None:
+    times = page.evaluate(
+        """async ([targets, events, count]) => {
+            const els = eval(targets);
+            if (!els.length) return [];
+            const out = [];
+            for (let i = 0; i < count; i++) {
+              const el = els[Math.floor((i * 7919) % els.length)];
+              const box = el.getBoundingClientRect();  // a point inside: a token, or a cell of a canvas
+              const at = {clientX: box.left + box.width * ((i * 37) % 100) / 100,
+                          clientY: box.top + box.height * ((i * 61) % 100) / 100};
+              window.__rafWork = 0;
+              const t0 = performance.now();
+              for (const type of events) {
+                el.dispatchEvent(new MouseEvent(type, {...at, bubbles: type !== 'mouseenter' && type !== 'pointerenter'}));
+              }
+              const sync = performance.now() - t0;
+              await window.__frames(2);
+              out.push(sync + window.__rafWork);
+            }
+            return out;
+        }""",
+        [HOVER_TARGETS[tool], HOVER_EVENTS[tool], HOVERS],
+    )
+    if not times:
+        return None
+    return statistics.quantiles(times, n=20)[-1] if len(times) >= 20 else max(times)
+
+
+def switch_ms(page, tool: str) -> float | None:
+    """Layer switch (tx_magic: until the matrix reports the new layer drawn; bertviz: the select's
+    handler and frames); CircuitsVis: a click on another head."""
+    if tool == "tx_magic":
+        return page.evaluate(
+            """async () => {
+                const select = document.querySelector('select.txm-layer');
+                const matrix = document.querySelector('[data-view="matrix"]');
+                const target = String((Number(select.value) + 1) % select.options.length);
+                const t0 = performance.now();
+                const done = new Promise((resolve) => {
+                  const check = () => matrix.getAttribute('data-drawn-layer') === target;
+                  const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); resolve(performance.now()); } });
+                  obs.observe(matrix, {attributes: true});
+                });
+                select.value = target;
+                select.dispatchEvent(new Event('change', {bubbles: true}));
+                return (await done) - t0;
+            }"""
+        )
+    if tool == "bertviz":
+        return page.evaluate(
+            """async () => {
+                const select = document.querySelector('#layer');
+                window.__rafWork = 0;
+                const t0 = performance.now();
+                select.value = String((Number(select.value) + 1) % select.options.length);
+                select.dispatchEvent(new Event('change', {bubbles: true}));
+                const sync = performance.now() - t0;
+                await window.__frames(2);
+                return sync + window.__rafWork;
+            }"""
+        )
+    return page.evaluate(
+        """async () => {
+            const heads = [...document.querySelectorAll('h4')];
+            if (heads.length < 3) return null;
+            window.__rafWork = 0;
+            const t0 = performance.now();
+            heads[2].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+            const sync = performance.now() - t0;
+            await window.__frames(2);
+            return sync + window.__rafWork;
+        }"""
+    )
+
+
+def run(tools: list[str], sizes: list[int]) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True,
+            viewport={"width": 1400, "height": 1000},
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"])
+        for n in sizes:
+            for tool in tools:
+                with tempfile.TemporaryDirectory() as tmp:
+                    outdir = pathlib.Path(tmp)
+                    print(f"... {tool} n={n}", file=sys.stderr, flush=True)
+                    row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
+                    if "error" not in row:
+                        page = prepare_browser_page(tool, outdir)
+                        server, url = serve(outdir)
+                        try:
+                            row.update(measure_in_browser(context, tool, url, n))
+                        finally:
+                            server.shutdown()
+                        del page
+                    rows.append(row)
+        context.close()
+    return rows
+
+
+def fmt(value, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def size(b) -> str:
+    if b is None:
+        return "-"
+    return f"{b / 1024 ** 2:.1f} MB" if b >= 1024 ** 2 else f"{b / 1024:.0f} KB"
+
+
+def end_to_end(row: dict) -> float | None:
+    """Python time plus time to the first drawn view: what a user waits after the forward pass."""
+    if row.get("first_draw_s") is None or "python_s" not in row:
+        return None
+    return row["python_s"] + row["first_draw_s"]
+
+
+def print_table(rows: list[dict]) -> None:
+    head = ["tool", "n", "python", "sent", "first view", "end to end", "hover p95", "switch", "py peak",
+            "js heap", "note"]
+    lines = [head]
+    for r in rows:
+        lines.append([r["tool"], str(r["n"]), fmt(r.get("python_s"), " s"), size(r.get("bytes")),
+                      fmt(r.get("first_draw_s"), " s"), fmt(end_to_end(r), " s"), fmt(r.get("hover_p95_ms"), " ms", 1),
+                      fmt(r.get("switch_ms"), " ms", 1), fmt(r.get("peak_python_mb"), " MB", 0),
+                      fmt(r.get("js_heap_mb"), " MB", 0), r.get("error") or r.get("note") or ""])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines[1:]:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+    print()
+    print("tx_magic's advantage, same run (peer / tx_magic; > 1 means tx_magic is better):")
+    by = {(r["tool"], r["n"]): r for r in rows}
+    for (tool, n), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if tool == "tx_magic" or ("tx_magic", n) not in by:
+            continue
+        ours = by[("tx_magic", n)]
+        parts = []
+        for label, key in (("end to end", None), ("python", "python_s"), ("bytes", "bytes"),
+                           ("first view", "first_draw_s"), ("hover", "hover_p95_ms"), ("switch", "switch_ms")):
+            a, b = (end_to_end(r), end_to_end(ours)) if key is None else (r.get(key), ours.get(key))
+            if a is not None and b:
+                parts.append(f"{label} {a / b:.1f}x")
+            elif a is None and b:
+                parts.append(f"{label}: {tool} failed ({r.get('error') or r.get('note') or 'n/a'})")
+        print(f"  n={n:<5} vs {tool:<11} " + ", ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[64, 256, 512, 1024])
+    parser.add_argument("--tools", nargs="+", default=["tx_magic", "bertviz", "circuitsvis"],
+                        choices=["tx_magic", "bertviz", "circuitsvis"])
+    parser.add_argument("--json", type=pathlib.Path, help="also write the rows here")
+    args = parser.parse_args()
+    rows = run(args.tools, args.n)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
