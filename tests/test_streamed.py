@@ -1,0 +1,85 @@
+"""Streamed capture of long inputs: every reduction equals what the full eager attention gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tx_magic
+from conftest import tiny_gpt2, tiny_llama
+from tx_magic import streamed
+from tx_magic.analysis import head_stats
+
+TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
+
+
+def record(model, ids, tile=4, top_k=5):
+    with streamed.recording(model, len(ids), tile=tile, top_k=top_k, token_ids=ids) as rec, torch.inference_mode():
+        model(input_ids=torch.tensor([ids]))
+    return rec.result()
+
+
+@pytest.fixture(params=["gpt2", "llama-gqa", "minilm"])
+def case(request, minilm, monkeypatch):
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 8)  # several chunks, partial last chunk
+    tok = minilm.tokenizer
+    model = {"gpt2": lambda: tiny_gpt2(vocab_size=tok.vocab_size, positions=128),
+             "llama-gqa": lambda: tiny_llama(tok.vocab_size), "minilm": lambda: minilm.model}[request.param]()
+    full = tx_magic.capture(model, tok, TEXT)
+    ids = list(full.tokens()[0].ids)
+    before = model.config._attn_implementation
+    reduced = record(model, ids)
+    assert model.config._attn_implementation == before and not model.training
+    return full.attention(), reduced, ids
+
+
+def test_exact_blocks_recomputed_from_queries_keys_and_lse(case):
+    att, red, _ = case
+    assert red.shape == att.shape
+    for layer in range(att.shape[0]):
+        np.testing.assert_allclose(red.layer(layer), att[layer], atol=3e-6)
+    np.testing.assert_allclose(red.block(1, 5, 9, 2, 7), att[1, :, 5:9, 2:7], atol=3e-6)
+    with pytest.raises(IndexError):
+        red.block(0, 0, att.shape[2] + 1, 0, 1)
+
+
+def test_overview_tiles_are_max_pooled(case):
+    att, red, _ = case
+    L, H, n, _ = att.shape
+    t = red.tile
+    size = -(-n // t) * t
+    padded = np.zeros((L, H, size, size), np.float32)
+    padded[:, :, :n, :n] = att
+    pooled = padded.reshape(L, H, size // t, t, size // t, t).max((3, 5))
+    np.testing.assert_allclose(red.tiles, pooled, atol=3e-6)
+
+
+def test_top_keys_per_row(case):
+    att, red, _ = case
+    order = np.argsort(-att, axis=-1, kind="stable")[..., :5]
+    np.testing.assert_allclose(red.top_values, np.take_along_axis(att, order, -1), atol=3e-6)
+    picked = np.take_along_axis(att, red.top_index.astype(np.int64), -1)
+    np.testing.assert_allclose(picked, red.top_values, atol=3e-6)
+
+
+def test_row_statistics_average_to_head_stats(case):
+    att, red, _ = case
+    expected = head_stats(att)
+    rows = red.row_stats
+    for name in ("entropy", "max_weight", "distance", "self"):
+        np.testing.assert_allclose(rows[name].mean(-1), expected[name], atol=1e-5)
+    for name in ("first", "previous"):  # over rows 1.. as head_stats defines them
+        np.testing.assert_allclose(rows[name][..., 1:].mean(-1), expected[name], atol=1e-5)
+
+
+def test_tile_size_keeps_the_overview_bounded():
+    assert streamed.tile_for(100, 512) == 1
+    assert streamed.tile_for(8192, 512) == 16
+    assert streamed.tile_for(8192, 256) == 32
+    assert -(-8192 // streamed.tile_for(8192, 512)) <= 512
+
+
+def test_unsupported_attention_is_refused():
+    with pytest.raises(NotImplementedError, match="softcap"):
+        streamed._recording_attention(None, None, None, None, None, softcap=30.0)
