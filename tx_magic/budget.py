@@ -1,0 +1,126 @@
+"""Estimate a capture's memory before running it, and choose how to capture.
+
+- ``full``: every weight as float32 (layers x heads x queries x keys), kept while the estimate
+  stays under FULL_LIMIT and half of the free memory;
+- ``streamed``: long inputs reduced layer by layer (`tx_magic.streamed`), kept while the
+  estimate stays under STREAMED_LIMIT and 80% of the free memory;
+- otherwise the capture is refused before it starts, with the number of tokens that would fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import TxMagicError
+
+FULL = "full"
+STREAMED = "streamed"
+GIB = 1024 ** 3
+FULL_LIMIT = 2 * GIB
+STREAMED_LIMIT = 4 * GIB
+OVERVIEW_TILES = 512
+TOP_K = 8
+
+
+class MemoryBudgetError(TxMagicError, MemoryError):
+    """The capture would not fit in memory."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What decides a capture's size: layers, query heads, key/value heads, head size."""
+
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, model: Any) -> "Shape | None":
+        config = getattr(model, "config", None)
+        get = lambda *names: next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)  # noqa: E731
+        layers = get("num_hidden_layers", "n_layer", "num_layers")
+        heads = get("num_attention_heads", "n_head", "num_heads")
+        if not layers or not heads:
+            return None
+        hidden = get("hidden_size", "n_embd", "d_model") or heads * 64
+        return cls(layers, heads, get("num_key_value_heads") or heads, get("head_dim") or hidden // heads)
+
+
+def full_bytes(shape: Shape, n: int) -> int:
+    """Float32 weights of every layer, held twice (the model's outputs and the trace) plus one layer's work."""
+    per_layer = shape.heads * n * n * 4
+    return 2 * shape.layers * per_layer + 3 * per_layer
+
+
+def streamed_bytes(shape: Shape, n: int) -> int:
+    """Queries, keys, overview tiles, top keys and row statistics of every layer, plus one chunk's work."""
+    from .streamed import CHUNK_ROWS, ROW_STATS
+
+    tiles = min(n, OVERVIEW_TILES) ** 2
+    per_layer = 4 * (shape.heads * n * shape.head_dim + shape.kv_heads * n * shape.head_dim
+                     + shape.heads * tiles + shape.heads * n * (2 * TOP_K + len(ROW_STATS) + 1))
+    work = 6 * shape.heads * min(n, CHUNK_ROWS) * n * 4
+    return shape.layers * per_layer + work
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give (MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    estimate: int
+
+
+def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None = None) -> Plan:
+    """Full while it fits, else streamed (if the model allows), else a MemoryBudgetError."""
+    shape = Shape.of(model)
+    if shape is None:
+        return Plan(FULL, 0)  # unknown layout: nothing to estimate from
+    free = available_bytes() if available is None else available
+    full = full_bytes(shape, n)
+    if full <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT):
+        return Plan(FULL, full)
+    if streamable:
+        streamed = streamed_bytes(shape, n)
+        if streamed <= min(STREAMED_LIMIT, 0.8 * free if free else STREAMED_LIMIT):
+            return Plan(STREAMED, streamed)
+        fits = _largest_n(lambda m: streamed_bytes(shape, m) <= min(STREAMED_LIMIT, 0.8 * free if free else STREAMED_LIMIT))
+        need = streamed
+    else:
+        fits = _largest_n(lambda m: full_bytes(shape, m) <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT))
+        need = full
+    raise MemoryBudgetError(
+        f"Capturing {n} tokens would take about {need / GIB:.1f} GB"
+        + (f" ({free / GIB:.1f} GB free)" if free else "")
+        + f"; about {fits} tokens fit. Pass max_tokens={fits} (in the magic: --max-tokens {fits}), "
+        "or free memory and try again."
+    )
+
+
+def _largest_n(fits: Any) -> int:
+    lo, hi = 1, 1
+    while fits(hi * 2) and hi < 1 << 24:
+        hi *= 2
+    lo = hi
+    hi = hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo if fits(lo) else max(1, int(math.sqrt(lo)))
