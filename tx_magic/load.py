@@ -5,6 +5,7 @@ Loaded models are kept for the session, so a second `%explain` does not reload.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pathlib
@@ -30,6 +31,11 @@ class LoadedModel:
 _CACHE: dict[str, LoadedModel] = {}
 
 
+def cache_dir() -> pathlib.Path:
+    """Where converted models are kept: $TX_MAGIC_CACHE, else ~/.cache/tx_magic."""
+    return pathlib.Path(os.environ.get("TX_MAGIC_CACHE") or pathlib.Path.home() / ".cache" / "tx_magic")
+
+
 def default_model_path() -> pathlib.Path:
     """Folder of the embedded default model (found without importing its package)."""
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
@@ -47,11 +53,45 @@ def load_model(name: str | None = None) -> LoadedModel:
         path, display = str(default_model_path()), DEFAULT_MODEL_NAME
     else:
         path = os.path.expanduser(str(name).strip())
-        display = pathlib.Path(path).name if os.path.isdir(path) else path
+        display = pathlib.Path(path).name if os.path.isdir(path) or path.endswith(".gguf") else path
+        if path.lower().endswith(".gguf"):
+            path = str(converted_gguf(pathlib.Path(path)))
     key = os.path.abspath(path) if os.path.isdir(path) else path
     if key not in _CACHE:
         _CACHE[key] = _load_uncached(path, display)
     return _CACHE[key]
+
+
+def converted_gguf(file: pathlib.Path) -> pathlib.Path:
+    """A transformers folder converted from a GGUF file, made once (dequantized; slow) and cached."""
+    if not file.is_file():
+        raise ModelLoadError(f"No such GGUF file: {str(file)!r}.")
+    stat = file.stat()
+    key = hashlib.sha256(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = cache_dir() / "gguf" / f"{file.stem}-{key}"
+    if (folder / "config.json").exists():
+        return folder
+    for needed in ("gguf", "accelerate"):
+        if importlib.util.find_spec(needed) is None:
+            raise ModelLoadError(f"Loading a GGUF file needs the `{needed}` package: pip install gguf accelerate")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"tx_magic: converting {file.name} to a transformers model once (cached in {folder})...", flush=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
+        model = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"Could not convert the GGUF file {file.name}: {_first_line(exc)}") from None
+    # The weights are already dequantized; only transformers' "quantized with gguf" marker stops saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    partial = folder.with_name(folder.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(folder)  # only a complete conversion is ever found
+    return folder
 
 
 def clear_cache() -> None:

