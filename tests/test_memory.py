@@ -1,11 +1,11 @@
-"""The memory guard: estimate before capturing, then capture in full, streamed, or refuse."""
+"""The memory guard (tx_magic.memory): estimate before capturing, then capture in full, streamed, or refuse."""
 
 from __future__ import annotations
 
 import pytest
 import transformers as tf
 
-from tx_magic import budget
+from tx_magic import memory as budget
 
 GIB = 1024 ** 3
 
