@@ -83,3 +83,34 @@ def test_tile_size_keeps_the_overview_bounded():
 def test_unsupported_attention_is_refused():
     with pytest.raises(NotImplementedError, match="softcap"):
         streamed._recording_attention(None, None, None, None, None, softcap=30.0)
+
+
+def test_capture_streams_long_inputs_and_keeps_exact_values_reachable(minilm, monkeypatch):
+    from tx_magic import memory
+
+    monkeypatch.setattr(memory, "FULL_LIMIT", 1)  # everything is "long"
+    tok = minilm.tokenizer
+    model = tiny_llama(tok.vocab_size)
+    full = tx_magic.capture(model, tok, TEXT, max_tokens=40)
+    assert full.is_streamed()
+    monkeypatch.setattr(memory, "FULL_LIMIT", 1 << 40)
+    eager = tx_magic.capture(model, tok, TEXT, max_tokens=40)
+    assert not eager.is_streamed()
+    np.testing.assert_allclose(full.attention(), eager.attention(), atol=3e-6)
+    np.testing.assert_allclose(full.layer("self", 1), eager.layer("self", 1), atol=3e-6)
+    np.testing.assert_allclose(full.block("self", 0, 3, 9, 0, 5), eager.attention()[0, :, 3:9, :5], atol=3e-6)
+    assert any("kept reduced" in w for w in full.warnings)
+    assert np.array_equal(full.mask(), eager.mask())
+    assert "streamed" in repr(full)
+
+
+def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch):
+    from tx_magic import memory, trace as trace_module
+
+    monkeypatch.setattr(memory, "FULL_LIMIT", 1)
+    monkeypatch.setattr(trace_module, "MATERIALIZE_LIMIT", 1)
+    tok = minilm.tokenizer
+    t = tx_magic.capture(tiny_llama(tok.vocab_size), tok, TEXT)
+    with pytest.raises(memory.MemoryBudgetError, match="trace.block"):
+        t.attention()
+    assert t.layer("self", 0).shape == (4, t.shape()[2], t.shape()[3])

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import EmptyTextError, MissingTargetError, NoAttentionError
+from . import memory
 from .tokens import display_tokens
 from .trace import Tokens, Trace
 
@@ -64,6 +65,18 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
         sequences["input"] = display_tokens(tokenizer, source.ids, text=texts, offsets=source.offsets,
                                             special=source.special, segment=source.segment)
 
+    n = len(source.ids)
+    plan = memory.plan_capture(model, max(n, len(inputs.get("decoder_input_ids", ()))),
+                               streamable=not encoder_decoder)
+    if plan.mode == memory.STREAMED:
+        reduced = _capture_streamed(model, inputs, name)
+        warnings.append(
+            f"{n} tokens: attention is kept reduced (overview max-pooled over {reduced.tile}x{reduced.tile}-token "
+            f"tiles, the top {reduced.top_values.shape[-1]} keys of each token, exact values on request)."
+        )
+        masks = {"self": _causal_mask(n)} if reduced.causal else {}
+        return Trace(model_name=name, sequences=sequences, attentions={"self": reduced}, masks=masks,
+                     warnings=warnings)
     outputs = _forward(model, inputs)
     if encoder_decoder:
         attentions = {
@@ -163,6 +176,39 @@ def _forward(model: Any, inputs: dict[str, Any]) -> Any:
     batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
     with _eager_attention(model), torch.inference_mode():
         return model(**batch, output_attentions=True, return_dict=True)
+
+
+def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
+    """One pass under tx_magic's recording attention (see `tx_magic.streamed`), with a progress bar."""
+    import torch
+
+    from . import streamed
+
+    ids = inputs["input_ids"]
+    layers = getattr(memory.Shape.of(model), "layers", None)
+    bar = _progress(layers, f"tx_magic: {name}, {len(ids)} tokens")
+    device = _device(model)
+    batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
+    try:
+        with streamed.recording(model, len(ids), tile=streamed.tile_for(len(ids), memory.OVERVIEW_TILES),
+                                top_k=memory.TOP_K, token_ids=list(ids), on_layer=bar.update) as rec, \
+                torch.inference_mode():
+            model(**batch)
+    except NotImplementedError as exc:
+        raise NoAttentionError(
+            f"{type(model).__name__} uses {exc}, which tx_magic cannot follow at this length; "
+            "pass max_tokens to capture a shorter text in full."
+        ) from None
+    finally:
+        bar.close()
+    return rec.result()
+
+
+def _progress(total: int | None, desc: str) -> Any:
+    """A progress bar (tqdm, which transformers brings) that works in notebooks and terminals."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="layer", leave=False)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,15 @@ travels between those parts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .streamed import ReducedAttention
+
+#: Largest attention `Trace.attention` materialises from a streamed capture.
+MATERIALIZE_LIMIT = 1024 ** 3
 
 #: Attention kinds, and which token sequences their queries and keys come from.
 KIND_SEQUENCES: Mapping[str, tuple[str, str]] = {
@@ -65,7 +71,8 @@ class Trace:
 
     model_name: str
     sequences: dict[str, Tokens]
-    attentions: dict[str, np.ndarray]
+    #: Per kind, the full float32 array, or a `ReducedAttention` for long inputs.
+    attentions: dict[str, Union[np.ndarray, "ReducedAttention"]]
     #: True where a query may attend to a key, per kind; absent means all allowed.
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -74,6 +81,8 @@ class Trace:
         for kind, att in self.attentions.items():
             if kind not in KIND_SEQUENCES:
                 raise ValueError(f"unknown attention kind {kind!r}; expected one of {list(KIND_SEQUENCES)}")
+            if not isinstance(att, np.ndarray) and hasattr(att, "block"):  # streamed: checked when made
+                continue
             att = np.ascontiguousarray(att, dtype=np.float32)
             if att.ndim != 4:
                 raise ValueError(f"attention {kind!r} must be (layers, heads, queries, keys), got shape {att.shape}")
@@ -91,8 +100,41 @@ class Trace:
         return tuple(k for k in KIND_SEQUENCES if k in self.attentions)
 
     def attention(self, kind: str | None = None) -> np.ndarray:
-        """Attention probabilities of `kind` as float32 (layers, heads, queries, keys)."""
-        return self.attentions[self._kind(kind)]
+        """Attention probabilities of `kind` as float32 (layers, heads, queries, keys).
+
+        For a long input captured streamed, this materialises every weight, which is refused
+        above MATERIALIZE_LIMIT bytes: use `layer` or `block` then.
+        """
+        kind = self._kind(kind)
+        att = self.attentions[kind]
+        if isinstance(att, np.ndarray):
+            return att
+        layers, heads, q, k = att.shape
+        size = layers * heads * q * k * 4
+        if size > MATERIALIZE_LIMIT:
+            from .memory import MemoryBudgetError
+
+            raise MemoryBudgetError(
+                f"All {kind} weights of this {q}-token trace would take {size / 1024 ** 3:.1f} GB; it keeps them "
+                "reduced. Read exact values with trace.layer(kind, layer) or trace.block(kind, layer, q0, q1, k0, k1)."
+            )
+        return np.stack([att.layer(i) for i in range(layers)])
+
+    def layer(self, kind: str | None, layer: int) -> np.ndarray:
+        """Exact weights of one layer of `kind`, (heads, queries, keys) float32."""
+        att = self.attentions[self._kind(kind)]
+        return att[layer] if isinstance(att, np.ndarray) else att.layer(layer)
+
+    def block(self, kind: str | None, layer: int, q0: int, q1: int, k0: int, k1: int) -> np.ndarray:
+        """Exact weights of queries q0:q1 and keys k0:k1 in one layer, (heads, q, k) float32."""
+        att = self.attentions[self._kind(kind)]
+        if isinstance(att, np.ndarray):
+            return att[layer, :, q0:q1, k0:k1]
+        return att.block(layer, q0, q1, k0, k1)
+
+    def is_streamed(self, kind: str | None = None) -> bool:
+        """Whether `kind` was captured streamed (a long input, kept reduced)."""
+        return not isinstance(self.attentions[self._kind(kind)], np.ndarray)
 
     def tokens(self, kind: str | None = None) -> tuple[Tokens, Tokens]:
         """(query tokens, key tokens) of `kind`."""
@@ -104,7 +146,7 @@ class Trace:
         kind = self._kind(kind)
         if kind in self.masks:
             return self.masks[kind]
-        _, _, q, k = self.attentions[kind].shape
+        _, _, q, k = self.shape(kind)
         return np.ones((q, k), dtype=bool)
 
     def shape(self, kind: str | None = None) -> tuple[int, int, int, int]:
@@ -131,6 +173,7 @@ class Trace:
     def __repr__(self) -> str:
         parts = ", ".join(
             f"{k}: {a.shape[0]} layers x {a.shape[1]} heads x {a.shape[2]}x{a.shape[3]}"
+            + (" (streamed)" if not isinstance(a, np.ndarray) else "")
             for k, a in self.attentions.items()
         )
         return f"Trace({self.model_name!r}, {parts})"
