@@ -53,8 +53,9 @@ def _b64(value: Any) -> str:
     return base64.b64encode(bytes(value)).decode("ascii")
 
 
-def build_fixture() -> dict[str, Any]:
-    wire, trace_mod = _modules()
+def build_trace() -> Any:
+    """The fixture's encoder-decoder trace (padding mask on cross, causal decoder, markup in tokens)."""
+    _, trace_mod = _modules()
     rng = np.random.default_rng(20240611)
     source = trace_mod.Tokens(
         text=("<s>", "Le", "<img src=x onerror=alert(1)>", " chat", "<pad>"),
@@ -78,14 +79,23 @@ def build_fixture() -> dict[str, Any]:
         masks={"decoder": causal, "cross": cross_mask},
         warnings=["fixture: <b>not bold</b> & truncated"],
     )
+    return trace
 
+
+def encode_trace(trace: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(meta, layers) as the widget sends them, every layer, bytes as base64 (JSON-safe)."""
+    wire, _ = _modules()
     meta = wire.encode_meta(trace)
     for kind in meta["kinds"]:
         if "mask_data" in kind:
             kind["mask_data"] = _b64(kind["mask_data"])
-    layers = []
-    for block in wire.eager_layers(trace, budget=1 << 30):
-        layers.append({**block, "data": _b64(block["data"])})
+    layers = [{**block, "data": _b64(block["data"])} for block in wire.eager_layers(trace, budget=1 << 30)]
+    return meta, layers
+
+
+def build_fixture() -> dict[str, Any]:
+    trace = build_trace()
+    meta, layers = encode_trace(trace)
     expected = {
         f"{kind}/{layer}": [float(x) for x in trace.attention(kind)[layer].ravel()]
         for kind in trace.kinds for layer in range(trace.shape(kind)[0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tx_magic
-from tx_magic.analysis import head_stats, head_types, stats_records
+from tx_magic.analysis import attention_rollout, head_stats, head_types, rollout, stats_records
 from tx_magic.analysis.head_types import induction_targets
 
 N = 12
@@ -113,3 +113,57 @@ def test_trace_stats_returns_a_table(minilm):
     rows = table.to_dict("records") if hasattr(table, "to_dict") else table
     assert {"layer", "head", "entropy", "max_weight", "dispersion", "distance", "first", "previous", "self",
             "type"} <= set(rows[0])
+
+
+# -- rollout (Abnar & Zuidema 2020) ---------------------------------------------------------------
+
+def test_rollout_by_hand():
+    """Two layers, two heads, two tokens, worked out on paper."""
+    att = np.array([
+        [[[1.0, 0.0], [0.5, 0.5]], [[1.0, 0.0], [0.1, 0.9]]],   # layer 0
+        [[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]],   # layer 1
+    ], dtype=np.float32)
+    # layer 0: mean [[1, 0], [0.3, 0.7]] -> 0.5 mean + 0.5 I = [[1, 0], [0.15, 0.85]] (rows sum to 1)
+    a0 = np.array([[1.0, 0.0], [0.15, 0.85]])
+    # layer 1: mean [[1, 0], [0.5, 0.5]] -> [[1, 0], [0.25, 0.75]]
+    a1 = np.array([[1.0, 0.0], [0.25, 0.75]])
+    out = attention_rollout(att)
+    np.testing.assert_allclose(out[0], a0)
+    np.testing.assert_allclose(out[1], a1 @ a0)
+    np.testing.assert_allclose(out[1], [[1.0, 0.0], [0.3625, 0.6375]])
+    np.testing.assert_allclose(out.sum(-1), 1.0)
+
+
+def test_rollout_of_chosen_heads_renormalises_rows():
+    att = np.zeros((1, 2, 3, 3), dtype=np.float32)
+    att[0, 0] = np.eye(3)
+    att[0, 1, :, 0] = 1.0
+    only_sink = attention_rollout(att, heads=[1])[0]
+    np.testing.assert_allclose(only_sink, [[1.0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5]])
+    padded = att.copy()
+    padded[0, :, 2] = 0.0  # a masked (padding) query row: only the residual is left
+    np.testing.assert_allclose(attention_rollout(padded)[0, 2], [0, 0, 1])
+    with pytest.raises(ValueError, match="subset"):
+        attention_rollout(att, heads=[2])
+
+
+def test_rollout_is_for_self_attention(minilm):
+    from conftest import tiny_bart
+
+    trace = tx_magic.capture(minilm.model, minilm.tokenizer, "The cat sat.")
+    out = rollout(trace)
+    assert out.shape == (6, len(trace.tokens()[0]), len(trace.tokens()[0]))
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-6)
+    tok = minilm.tokenizer
+    seq2seq = tx_magic.capture(tiny_bart(tok.vocab_size, tok.cls_token_id), tok, "a source", target="a target")
+    assert rollout(seq2seq, "decoder").shape[0] == 3
+    with pytest.raises(ValueError, match="self-attention"):
+        rollout(seq2seq, "cross")
+
+
+def test_a_partial_sink_and_a_short_input_get_no_label():
+    partial_sink = 0.7 * FIRST + 0.3 * UNIFORM  # leans on token 0, like most heads of causal LMs
+    assert head_types(heads(partial_sink), np.tril(np.ones((N, N), bool)))[0, 0] == ""
+    short = 5
+    assert head_types(heads(one_hot_rows(np.arange(short), short)))[0, 0] == ""
+    assert head_types(heads(SELF))[0, 0] == "self"

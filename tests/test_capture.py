@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import transformers as tf
 
 import tx_magic
 from conftest import tiny_bart, tiny_gpt2, tiny_llama

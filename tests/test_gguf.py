@@ -59,3 +59,14 @@ def test_conversion_is_cached(smollm2, monkeypatch):
 def test_missing_gguf_file_is_one_clear_error(tmp_path):
     with pytest.raises(tx_magic.ModelLoadError, match="No such GGUF file"):
         load.load_model(str(tmp_path / "nothing.gguf"))
+
+
+def test_head_types_on_smollm2_are_conservative_and_find_induction(smollm2):
+    sentence = "The quick brown fox jumps over the lazy dog near the quiet river bank today."
+    trace = tx_magic.capture(smollm2.model, smollm2.tokenizer, f"{sentence} {sentence}")
+    records = trace.stats()
+    rows = records.to_dict("records") if hasattr(records, "to_dict") else records
+    labelled = [r for r in rows if r["type"]]
+    assert len(rows) == 270
+    assert len(labelled) <= len(rows) / 2, f"{len(labelled)} of 270 heads labelled"
+    assert any(r["type"] == "induction" for r in rows), "a repeated sentence should show induction heads"

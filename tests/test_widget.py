@@ -1,13 +1,18 @@
-"""The widget's traits, and attention crossing the wire as binary blocks, eagerly or on request."""
+"""The widget's traits, attention crossing the wire as binary blocks (eagerly or on request), and
+pictures asked of the front end (save_png / save_svg), tested against a fake front end."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
 import traitlets
 
 import tx_magic
+from tx_magic import widget as widget_module
 from tx_magic import wire
+from tx_magic.widget import ExportError
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +101,116 @@ def test_switching_kind_keeps_layer_and_heads_in_range(minilm):
     assert w.heads == [0, 1] and w.head == -1
     with pytest.raises(traitlets.TraitError, match="kind must be one of"):
         w.kind = "self"
+
+
+# -- aggregate trait ------------------------------------------------------------------------------
+
+def test_aggregate_trait_is_rollout_only_for_self_attention(minilm):
+    from conftest import tiny_bart
+
+    tok = minilm.tokenizer
+    trace = tx_magic.capture(tiny_bart(tok.vocab_size, tok.cls_token_id), tok, "a source", target="a target")
+    w = tx_magic.show(trace, kind="encoder")
+    assert "aggregate" in w.get_state() and w.aggregate == "mean"
+    w.aggregate = "rollout"
+    w.kind = "cross"  # rollout is undefined across sequences: back to the mean
+    assert w.aggregate == "mean"
+    with pytest.raises(traitlets.TraitError, match="rollout needs self-attention"):
+        w.aggregate = "rollout"
+
+
+# -- save_png / save_svg with a fake front end -------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
+
+
+@pytest.fixture()
+def fake_front_end(trace):
+    """A widget whose sent messages are recorded instead of reaching a browser."""
+    w = tx_magic.show(trace)
+    w.sent = []
+    w.send = lambda content, buffers=None: w.sent.append((content, buffers))
+    return w
+
+
+def _answer(w, request, data=None, **extra):
+    reply = {"type": wire.REPLY_EXPORT, "id": request["id"], "format": request["format"], **extra}
+    w._on_custom_msg(w, reply, [data] if data is not None else [])
+
+
+def test_save_png_asks_the_view_and_writes_its_answer(fake_front_end, tmp_path):
+    w = fake_front_end
+    future = w.save_png(tmp_path / "attention.png", scale=3)
+    request, _ = w.sent[-1]
+    assert request["type"] == wire.REQUEST_EXPORT and request["format"] == "png" and request["scale"] == 3
+    assert not future.done() and not (tmp_path / "attention.png").exists()
+    _answer(w, request, memoryview(PNG))
+    assert future.result(timeout=1) == tmp_path / "attention.png"
+    assert (tmp_path / "attention.png").read_bytes() == PNG
+
+
+def test_save_svg_writes_the_svg_and_ignores_a_second_view(fake_front_end, tmp_path):
+    w = fake_front_end
+    future = w.save_svg(str(tmp_path / "a.svg"))
+    request, _ = w.sent[-1]
+    assert request["format"] == "svg"
+    _answer(w, request, SVG)
+    _answer(w, request, b"<svg>a second view's answer</svg>")  # the widget was displayed twice
+    assert future.result(timeout=1).read_bytes() == SVG
+
+
+def test_a_views_error_fails_the_future_with_its_message(fake_front_end, tmp_path, capsys):
+    w = fake_front_end
+    future = w.save_png(tmp_path / "big.png")
+    request, _ = w.sent[-1]
+    w._on_custom_msg(w, {"type": wire.REPLY_EXPORT_ERROR, "id": request["id"], "message": "the PNG is 12.0 MB"}, [])
+    with pytest.raises(ExportError, match="12.0 MB"):
+        future.result(timeout=1)
+    assert not (tmp_path / "big.png").exists()
+    assert "big.png not written" in capsys.readouterr().err
+
+
+def test_bytes_that_are_not_the_format_are_refused(fake_front_end, tmp_path):
+    w = fake_front_end
+    future = w.save_png(tmp_path / "x.png")
+    _answer(w, w.sent[-1][0], SVG)
+    with pytest.raises(ExportError, match="not a PNG"):
+        future.result(timeout=1)
+
+
+def test_no_view_answering_fails_after_the_idle_timeout(fake_front_end, tmp_path, monkeypatch):
+    monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.3)
+    future = fake_front_end.save_png(tmp_path / "never.png")
+    with pytest.raises(ExportError, match="no view of this widget answered.*display the widget"):
+        future.result(timeout=5)
+    _answer(fake_front_end, fake_front_end.sent[-1][0], PNG)  # too late: ignored
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_the_timeout_does_not_run_while_a_cell_runs(fake_front_end, tmp_path, monkeypatch):
+    monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.2)
+    monkeypatch.setattr(widget_module._KernelActivity, "busy", True)
+    monkeypatch.setattr(widget_module._KernelActivity, "watch", classmethod(lambda cls: None))
+    future = fake_front_end.save_png(tmp_path / "later.png")
+    time.sleep(0.5)
+    assert not future.done()  # the kernel cannot read replies yet: no verdict
+    _answer(fake_front_end, fake_front_end.sent[-1][0], PNG)
+    assert future.result(timeout=1).exists()
+
+
+def test_waiting_inside_the_cell_that_asked_is_refused(fake_front_end, tmp_path, monkeypatch):
+    future = fake_front_end.save_png(tmp_path / "x.png")
+    monkeypatch.setattr(widget_module._KernelActivity, "running_cell", staticmethod(lambda: True))
+    with pytest.raises(ExportError, match="later cell"):
+        future.result()
+
+
+def test_bad_arguments_fail_at_once(fake_front_end, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fake_front_end.save_png(tmp_path / "missing" / "x.png")
+    with pytest.raises(ValueError, match="scale"):
+        fake_front_end.save_png(tmp_path / "x.png", scale=10)
+    fake_front_end.close()
+    with pytest.raises(ExportError, match="closed"):
+        fake_front_end.save_svg(tmp_path / "x.svg")

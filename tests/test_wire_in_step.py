@@ -1,6 +1,7 @@
 """The wire format is declared once in Python (tx_magic/wire.py) and once in TypeScript
 (js/src/wire.ts): the declarations must agree, and the TypeScript tests decode a fixture
-that the current Python encoder writes."""
+that the current Python encoder writes. Likewise the statistics, head types and rollout the
+TypeScript tests compare with Python's come from a fixture the current Python computes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ WIRE_TS = ROOT / "js" / "src" / "wire.ts"
 FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
 
 NAMES = ["WIRE_VERSION", "EAGER_BUDGET", "DTYPE", "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT",
-         "REQUEST_LAYER", "REPLY_LAYER", "REPLY_ERROR", "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS"]
+         "REQUEST_LAYER", "REPLY_LAYER", "REPLY_ERROR", "REQUEST_EXPORT", "REPLY_EXPORT", "REPLY_EXPORT_ERROR",
+         "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS"]
 
 
 def ts_constants() -> dict[str, object]:
@@ -46,4 +48,14 @@ def test_fixture_decoded_by_the_typescript_tests_is_what_python_writes_now():
     assert FIXTURE.exists(), "run `python tests/make_wire_fixture.py` to write the wire fixture"
     assert json.loads(FIXTURE.read_text()) == json.loads(json.dumps(build_fixture())), (
         "the wire format changed: run `python tests/make_wire_fixture.py` and make the TS tests pass"
+    )
+
+
+def test_analysis_fixture_checked_by_the_typescript_tests_is_what_python_computes_now():
+    from make_analysis_fixture import FIXTURE as ANALYSIS, build_fixture
+
+    assert ANALYSIS.exists(), "run `python tests/make_analysis_fixture.py` to write the analysis fixture"
+    assert json.loads(ANALYSIS.read_text()) == json.loads(json.dumps(build_fixture())), (
+        "the statistics, head types or rollout changed: run `python tests/make_analysis_fixture.py` "
+        "and make js/tests/stats.test.ts pass"
     )

@@ -13,13 +13,14 @@ from .capture import capture
 from .errors import EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, TxMagicError
 from .load import load_model
 from .trace import Tokens, Trace
-from .widget import AttentionWidget
+from .report import save_html
+from .widget import AttentionWidget, ExportError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttentionWidget", "EmptyTextError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Tokens", "Trace", "TxMagicError", "capture", "capture_text", "explain", "load_model", "show",
+    "AttentionWidget", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
+    "Tokens", "Trace", "TxMagicError", "capture", "capture_text", "explain", "load_model", "save_html", "show",
 ]
 
 

@@ -163,6 +163,12 @@ class Trace:
 
         return stats_table(self, kind)
 
+    def rollout(self, kind: str | None = None, heads: Sequence[int] | None = None) -> np.ndarray:
+        """Attention rollout (Abnar & Zuidema 2020) through each layer: float64 (layers, n, n)."""
+        from .analysis import rollout
+
+        return rollout(self, kind, heads)
+
     def _kind(self, kind: str | None) -> str:
         if kind is None:
             return self.kinds[0]

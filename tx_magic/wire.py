@@ -5,7 +5,7 @@ A trace crosses as two synced traits plus on-demand messages:
 ``_meta`` (JSON)::
 
     {"version": WIRE_VERSION, "model": str, "warnings": [str],
-     "sequences": {name: {"text": [str], "special": [bool], "segment": [int]}},
+     "sequences": {name: {"text": [str], "special": [bool], "segment": [int], "ids": [int]}},
      "kinds": [{"name": kind, "layers": L, "heads": H,
                 "queries": seq name, "keys": seq name, "mask": MASK_*}]}
 
@@ -21,6 +21,12 @@ Any other layer is fetched with a custom message from the renderer,
 ``{"type": REQUEST_LAYER, "kind": k, "layer": l}``, answered by
 ``{"type": REPLY_LAYER, <block without data>}`` with ``data`` as the message's one buffer,
 or ``{"type": REPLY_ERROR, "kind", "layer", "message"}``.
+
+Python asks the renderer for a picture of the current view with
+``{"type": REQUEST_EXPORT, "id": str, "format": "png" | "svg"}``; a view answers
+``{"type": REPLY_EXPORT, "id", "format"}`` with the file's bytes as the message's one buffer
+(at most EXPORT_MAX_BYTES: browser -> kernel messages are capped at 10 MiB), or
+``{"type": REPLY_EXPORT_ERROR, "id", "message"}``.
 """
 
 from __future__ import annotations
@@ -43,9 +49,16 @@ REQUEST_LAYER = "get_layer"
 REPLY_LAYER = "layer"
 REPLY_ERROR = "error"
 
+REQUEST_EXPORT = "export"
+REPLY_EXPORT = "exported"
+REPLY_EXPORT_ERROR = "export_error"
+EXPORT_FORMATS = ("png", "svg")
+#: Largest export a view sends to the kernel (the server drops browser messages over 10 MiB).
+EXPORT_MAX_BYTES = 9 * 1024 * 1024
+
 #: Keys of each JSON object on the wire; tests check js/src/wire.ts declares the same.
 META_KEYS = ("version", "model", "warnings", "sequences", "kinds")
-SEQUENCE_KEYS = ("text", "special", "segment")
+SEQUENCE_KEYS = ("text", "special", "segment", "ids")
 KIND_KEYS = ("name", "layers", "heads", "queries", "keys", "mask")
 BLOCK_KEYS = ("kind", "layer", "dtype", "shape", "data")
 
@@ -83,7 +96,8 @@ def encode_meta(trace: Trace) -> dict[str, Any]:
         "model": trace.model_name,
         "warnings": list(trace.warnings),
         "sequences": {
-            name: {"text": list(seq.text), "special": list(seq.special), "segment": list(seq.segment)}
+            name: {"text": list(seq.text), "special": list(seq.special), "segment": list(seq.segment),
+                   "ids": list(seq.ids)}
             for name, seq in trace.sequences.items() if name in used
         },
         "kinds": kinds,

@@ -1,4 +1,7 @@
-/** Reductions over a layer's heads. Pure functions over (head, query, key) float32 data. */
+/**
+ * Reductions over a layer's heads (one head, mean of heads) and across layers (rollout).
+ * Pure functions over (head, query, key) float32 data.
+ */
 
 import type { LayerData } from "./source";
 
@@ -64,4 +67,65 @@ export class MatrixCache {
     }
     return matrix;
   }
+}
+
+/**
+ * Attention rollout (Abnar & Zuidema 2020) of self-attention, as tx_magic/analysis/rollout.py:
+ * per layer A_hat = rownorm(0.5 * mean of `heads` + 0.5 * I), rollout_l = A_hat_l @ ... @ A_hat_0.
+ * Returns one N x N matrix per layer of `layers` (consecutive, from layer 0), in float64 math.
+ */
+export function rollout(layers: readonly LayerData[], heads: readonly number[]): Float32Array[] {
+  const out: Float32Array[] = [];
+  let current: Float64Array | null = null;
+  for (const layer of layers) {
+    const [, q, k] = layer.shape;
+    if (q !== k) throw new Error(`tx_magic: rollout needs self-attention, ${layer.kind} is ${q}x${k}`);
+    const n = q;
+    const mean = meanOfHeads64(layer, heads);
+    for (let i = 0; i < n; i++) {
+      const row = i * n;
+      mean[row + i] = 0.5 * mean[row + i] + 0.5;
+      let sum = 0;
+      for (let j = 0; j < n; j++) {
+        if (j !== i) mean[row + j] *= 0.5;
+        sum += mean[row + j];
+      }
+      for (let j = 0; j < n; j++) mean[row + j] /= sum;
+    }
+    current = current ? matmul(mean, current, n) : mean;
+    out.push(Float32Array.from(current));
+  }
+  return out;
+}
+
+/** Mean over the selected heads in float64, NaN/inf counting as 0 (as Python's nan_to_num). */
+function meanOfHeads64(layer: LayerData, heads: readonly number[]): Float64Array {
+  const [h, q, k] = layer.shape;
+  const size = q * k;
+  const use = [...new Set(heads)].filter((x) => Number.isInteger(x) && x >= 0 && x < h);
+  const acc = new Float64Array(size);
+  for (const head of use) {
+    const base = head * size;
+    for (let i = 0; i < size; i++) {
+      const v = layer.data[base + i];
+      if (Number.isFinite(v)) acc[i] += v;
+    }
+  }
+  if (use.length > 0) for (let i = 0; i < size; i++) acc[i] /= use.length;
+  return acc;
+}
+
+/** a @ b for n x n row-major matrices. */
+function matmul(a: Float64Array, b: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const row = i * n;
+    for (let m = 0; m < n; m++) {
+      const x = a[row + m];
+      if (x === 0) continue;
+      const brow = m * n;
+      for (let j = 0; j < n; j++) out[row + j] += x * b[brow + j];
+    }
+  }
+  return out;
 }

@@ -1,16 +1,20 @@
 /**
  * The anywidget entry point. Builds a LayerStore from the `_meta` / `_layers` traits (fetching
- * other layers with custom messages), binds the selection to the model's traits and renders
- * the explorer. Any failure shows a visible error box in the widget, never a blank area.
+ * other layers with custom messages), binds the selection to the model's traits, renders the
+ * explorer and answers Python's export requests. Any failure shows a visible error box in the
+ * widget, never a blank area.
  */
 
 import "./style.css";
-import { errorBox, clear } from "./dom";
-import { renderExplorer } from "./render";
+import { errorBox, errorMessage, clear } from "./dom";
+import { renderExplorer, type ExplorerApi } from "./render";
 import { LayerStore, layerKey, type LayerData } from "./source";
 import { SelectionStore } from "./state";
 import { bindModel, selectionFromModel, type WidgetModel } from "./sync";
-import { decodeBlock, REPLY_ERROR, REPLY_LAYER, REQUEST_LAYER } from "./wire";
+import {
+  decodeBlock, EXPORT_FORMATS, EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER,
+  REQUEST_EXPORT, REQUEST_LAYER, type ExportFormat,
+} from "./wire";
 
 export const FETCH_TIMEOUT_MS = 30_000;
 
@@ -81,6 +85,42 @@ export function messageFetcher(model: WidgetModel, timeoutMs = FETCH_TIMEOUT_MS)
   return { fetch, dispose };
 }
 
+/**
+ * Answer Python's `save_png` / `save_svg` (REQUEST_EXPORT) with the picture's bytes, or with
+ * REPLY_EXPORT_ERROR saying why not (e.g. over the 10 MiB a browser may send to the kernel).
+ * Returns the function that stops listening.
+ */
+export function exportResponder(model: WidgetModel, api: ExplorerApi): () => void {
+  const onMessage = (msg: unknown) => {
+    if (typeof msg !== "object" || msg === null) return;
+    const m = msg as Record<string, unknown>;
+    if (m.type !== REQUEST_EXPORT) return;
+    const id = String(m.id);
+    const fail = (message: string) => model.send({ type: REPLY_EXPORT_ERROR, id, message });
+    const format = m.format as ExportFormat;
+    if (!EXPORT_FORMATS.includes(format)) {
+      fail(`unknown format ${String(m.format)}; expected ${EXPORT_FORMATS.join(" or ")}`);
+      return;
+    }
+    const scale = typeof m.scale === "number" && m.scale > 0 ? m.scale : 2;
+    api.exportPicture(format, scale).then(
+      (bytes) => {
+        if (bytes.byteLength > EXPORT_MAX_BYTES) {
+          const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+          fail(`the ${format.toUpperCase()} is ${mb(bytes.byteLength)} MB, over the ${mb(EXPORT_MAX_BYTES)} MB a browser ` +
+            `may send to the kernel${format === "png" ? ": use a smaller scale, or save_svg" : ": use save_png"}, ` +
+            "or the Export button, which downloads in the browser");
+          return;
+        }
+        model.send({ type: REPLY_EXPORT, id, format }, undefined, [bytes]);
+      },
+      (err: unknown) => fail(errorMessage(err)),
+    );
+  };
+  model.on("msg:custom", onMessage);
+  return () => model.off("msg:custom", onMessage);
+}
+
 /** Render the widget for `model` into `el`; returns the cleanup. */
 export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
   let teardown: () => void = () => {};
@@ -104,7 +144,7 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
       disposers.push(fetcher.dispose);
       const source = LayerStore.fromWire(model.get("_meta"), model.get("_layers"), fetcher.fetch);
       const store = new SelectionStore(selectionFromModel(model, source.meta));
-      disposers.push(renderExplorer(el, source, store));
+      disposers.push(renderExplorer(el, source, store, { onApi: (api) => disposers.push(exportResponder(model, api)) }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {
       console.error("tx_magic:", err);

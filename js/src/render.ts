@@ -1,24 +1,52 @@
 /**
- * The explorer: toolbar plus linked arc and matrix views over any AttentionSource, driven by
- * one SelectionStore. Knows nothing about anywidget, so static reports can reuse it.
+ * The explorer: toolbar, linked arc and matrix views, and a tab row of secondary views
+ * (overview grid, head comparison, layer evolution, statistics) over any AttentionSource,
+ * driven by one SelectionStore. Keyboard control, export. Knows nothing about anywidget, so
+ * static reports can reuse it.
  */
 
 import { MatrixCache } from "./aggregate";
+import { Derived } from "./derived";
 import { detectDark, errorBox, errorMessage, h } from "./dom";
+import { download, exportBytes, exportName } from "./exporter";
+import { FrameCache } from "./frame";
+import { keyAction } from "./keyboard";
+import { showsRollout } from "./shown";
 import { layerKey, type AttentionSource } from "./source";
 import { corrections, type Selection, type SelectionStore } from "./state";
+import { kindInfo, type ExportFormat } from "./wire";
 import { ArcView, type ArcOptions } from "./views/arc";
 import { Controls } from "./views/controls";
+import { GridView } from "./views/grid";
+import { HeadsView } from "./views/heads";
+import { Help } from "./views/help";
+import { LayersView } from "./views/layers";
 import { MatrixView, type MatrixOptions } from "./views/matrix";
+import { StatsView } from "./views/stats";
+import { Tabs } from "./views/tabs";
 import type { Changes, Theme, ViewContext } from "./views/view";
+
+/** The secondary views, in tab order. */
+export const TABS = ["grid", "heads", "layers", "stats"] as const;
+export type TabName = (typeof TABS)[number];
+
+/** What the explorer offers its host once built (the widget answers Python's save_png with it). */
+export interface ExplorerApi {
+  /** The arc and matrix views as they are now shown, as PNG or SVG bytes. */
+  exportPicture(format: ExportFormat, scale?: number): Promise<Uint8Array<ArrayBuffer>>;
+}
 
 export interface ExplorerOptions {
   /** Force a dark (true) or light (false) palette; default: follow the page's theme. */
   dark?: boolean;
   arc?: ArcOptions;
   matrix?: MatrixOptions;
+  /** The secondary view open at first, or "none" to start with the tab row folded (default "grid"). */
+  tab?: TabName | "none";
   /** Called with every error shown in the widget (after it is shown). */
   onError?: (err: unknown) => void;
+  /** Called once with the explorer's API. */
+  onApi?: (api: ExplorerApi) => void;
 }
 
 const MAX_ERRORS = 3;
@@ -34,10 +62,33 @@ export function renderExplorer(
   opts: ExplorerOptions = {},
 ): () => void {
   const root = h("div", "txm-root");
+  root.tabIndex = 0;
+  root.setAttribute("aria-label", "attention explorer (press ? for keyboard shortcuts)");
   const theme: Theme = { dark: opts.dark ?? detectDark(el) };
   root.classList.toggle("txm-dark", theme.dark);
   const errors = h("div", "txm-errors");
   let destroyed = false;
+  let requested: string | null = null;
+  const failed = new Set<string>();
+  const failedAll = new Set<string>();
+
+  /** Load every layer of `kind` (rollout, or a tab that shows all layers); redraw when they are here. */
+  const ensureAll = (kind: string): void => {
+    if (ctx.derived.layers(kind) || failedAll.has(kind)) return;
+    const [have, total] = ctx.derived.progress(kind);
+    setStatus(`loading layers… ${have} of ${total}`);
+    ctx.derived.loadLayers(kind).then(
+      () => {
+        if (!destroyed && store.get().kind === kind) guarded("all");
+      },
+      (err: unknown) => {
+        failedAll.add(kind);
+        if (destroyed) return;
+        setStatus("some layers unavailable");
+        report(err, `tx_magic could not load every ${kind} layer`);
+      },
+    );
+  };
 
   const report = (err: unknown, title?: string) => {
     console.error("tx_magic:", err);
@@ -51,22 +102,40 @@ export function renderExplorer(
   };
   store.setErrorHandler((err) => report(err));
 
-  const ctx: ViewContext = { source, store, theme, matrices: new MatrixCache(), report: (err) => report(err) };
-  const controls = new Controls(ctx);
+  const frames = new FrameCache(source.meta);
+  const ctx: ViewContext = {
+    source, store, theme, frames,
+    matrices: new MatrixCache(),
+    derived: new Derived(source, frames),
+    report: (err) => report(err),
+    loadAll: (kind) => {
+      failedAll.delete(kind);
+      ensureAll(kind);
+    },
+  };
+  const help = new Help();
+  const exportPicture = (format: ExportFormat, scale = 2) => exportBytes(ctx, format, scale);
+  const controls = new Controls(ctx, {
+    exportAs: (format) => {
+      const name = exportName(ctx, format);
+      exportPicture(format).then((bytes) => download(bytes, name, format), (err: unknown) => report(err, "tx_magic could not export the view"));
+    },
+    toggleHelp: () => help.toggle(),
+  });
   const arc = new ArcView(ctx, opts.arc);
   const matrix = new MatrixView(ctx, opts.matrix);
   const views = h("div", "txm-views");
   const placeholder = h("div", "txm-placeholder");
   views.append(arc.element, matrix.element, placeholder);
+  const initialTab = opts.tab === "none" ? -1 : TABS.indexOf(opts.tab ?? "grid");
+  const tabs = new Tabs([new GridView(ctx), new HeadsView(ctx), new LayersView(ctx), new StatsView(ctx)], initialTab,
+    () => guarded("all"));
   const setStatus = (text: string) => {
     controls.setStatus(text);
     placeholder.textContent = text;
   };
-  root.append(controls.element, errors, views);
+  root.append(controls.element, help.element, errors, views, tabs.element);
   el.append(root);
-
-  let requested: string | null = null;
-  const failed = new Set<string>();
 
   const refresh = (changes: Changes) => {
     if (destroyed) return;
@@ -78,6 +147,7 @@ export function renderExplorer(
     }
     controls.update(s, changes);
     if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer"))) failed.clear();
+    if (typeof changes !== "string" && changes.has("kind")) failedAll.clear();
     const layer = source.peekLayer(s.kind, s.layer);
     if (!layer) {
       const key = layerKey(s.kind, s.layer);
@@ -109,10 +179,35 @@ export function renderExplorer(
     }
     setStatus("");
     views.classList.remove("txm-stale");
-    arc.update(s, layer, changes);
-    matrix.update(s, layer, changes);
+    if (showsRollout(s) || tabs.needsAllLayers(s)) ensureAll(s.kind);
+    const frame = frames.frame(kindInfo(source.meta, s.kind), layer, s.pair);
+    arc.update(s, frame, changes);
+    matrix.update(s, frame, changes);
+    tabs.update(s, changes);
     if (arc.drawn && matrix.drawn && root.dataset.ready !== "1") root.dataset.ready = "1";
   };
+
+  const onKey = (e: KeyboardEvent) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // Ctrl+S, Shift+Enter... stay the host's
+    const target = e.target as Element | null;
+    const s = store.get();
+    const layer = source.peekLayer(s.kind, s.layer);
+    const crop = layer ? frames.frame(kindInfo(source.meta, s.kind), layer, s.pair).crop : null;
+    const order = crop ? { query: crop.rows, key: crop.cols } : { query: [], key: [] };
+    const result = target?.closest?.("select, input, textarea") ? null : keyAction(e.key, s, source.meta, order);
+    if (result) {
+      e.preventDefault();
+      e.stopPropagation(); // JupyterLab's command-mode shortcuts (digits, arrows) must not fire too
+      if ("help" in result) help.toggle();
+      else store.set(result.set);
+    } else if (e.key.length === 1) {
+      // Plain characters are notebook commands in JupyterLab's command mode (x cuts the cell):
+      // typed inside the widget they stay here.
+      e.stopPropagation();
+    }
+  };
+  root.addEventListener("keydown", onKey);
+  opts.onApi?.({ exportPicture });
 
   const guarded = (changes: Changes) => {
     try {
@@ -163,12 +258,14 @@ export function renderExplorer(
     if (destroyed) return;
     destroyed = true;
     unsubscribe();
+    root.removeEventListener("keydown", onKey);
     resizer?.disconnect();
     themer?.disconnect();
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
     controls.destroy();
     arc.destroy();
     matrix.destroy();
+    tabs.destroy();
     root.remove();
   };
 }

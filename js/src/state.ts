@@ -1,20 +1,35 @@
 /**
- * The one selection every view reads and writes: which kind, layer and heads are shown, and
- * which token is in focus. A tiny observable store, no framework.
+ * The one selection every view reads and writes: which kind, layer and heads are shown, what
+ * the matrix aggregates, which sentence-pair cells are shown, and which token is in focus.
+ * A tiny observable store, no framework.
  */
 
-import { kindInfo, type Meta } from "./wire";
+import { kindInfo, type KindInfo, type Meta } from "./wire";
 
 /** Which column a focused token is in: a query (row of the matrix) or a key (column). */
 export type Side = "query" | "key";
+
+/** What the matrix shows when no single head is chosen. */
+export type Aggregate = "mean" | "rollout";
+export const AGGREGATES: readonly Aggregate[] = ["mean", "rollout"];
+
+/** Sentence-pair filter: all cells, or queries from text A/B attending to keys from A/B. */
+export type PairFilter = "all" | "AA" | "AB" | "BA" | "BB";
+export const PAIR_FILTERS: readonly PairFilter[] = ["all", "AA", "AB", "BA", "BB"];
 
 export interface Selection {
   kind: string;
   layer: number;
   /** Heads selected: the arc view draws each in its colour; the matrix averages them when head == -1. */
   heads: number[];
-  /** Head the matrix shows alone, or -1 for the mean of `heads`. */
+  /** Head the matrix shows alone, or -1 for the aggregate of `heads`. */
   head: number;
+  /** With head == -1: the mean of `heads`, or their rollout through layers 0..layer. */
+  aggregate: Aggregate;
+  /** Which query/key segments of a sentence pair the matrix and arcs show. */
+  pair: PairFilter;
+  /** The matrix shows the mask (allowed vs masked) instead of weights. */
+  showMask: boolean;
   /** Token under the pointer, or -1. */
   hover: number;
   hoverSide: Side;
@@ -50,6 +65,9 @@ export const DEFAULT_SELECTION: Readonly<Selection> = {
   layer: 0,
   heads: [],
   head: -1,
+  aggregate: "mean",
+  pair: "all",
+  showMask: false,
   hover: -1,
   hoverSide: "query",
   pinned: -1,
@@ -121,9 +139,20 @@ export class SelectionStore {
   }
 }
 
+/** Whether queries and keys of a kind are the same tokens (self, encoder, decoder attention). */
+export function isSelfKind(info: KindInfo): boolean {
+  return info.queries === info.keys;
+}
+
+/** Whether a kind's queries or keys hold two texts (a sentence pair), so the pair filter applies. */
+export function hasPair(meta: Meta, info: KindInfo): boolean {
+  return [info.queries, info.keys].some((name) => meta.sequences[name].segment.some((x) => x === 1));
+}
+
 /**
  * The nearest valid selection for this trace: known kind, layer in range, heads that exist
- * (sorted, unique), head -1 or a real head, focus tokens inside their sequences.
+ * (sorted, unique), head -1 or a real head, rollout only for self-attention, a pair filter only
+ * for sentence pairs, focus tokens inside their sequences.
  */
 export function sanitize(meta: Meta, s: Readonly<Selection>): Selection {
   const kind = meta.kinds.some((k) => k.name === s.kind) ? s.kind : meta.kinds[0].name;
@@ -138,8 +167,10 @@ export function sanitize(meta: Meta, s: Readonly<Selection>): Selection {
     key: meta.sequences[info.keys].text.length,
   };
   const tokenIn = (i: number, side: Side) => (Number.isInteger(i) && i >= 0 && i < lengths[side] ? i : -1);
+  const aggregate: Aggregate = s.aggregate === "rollout" && isSelfKind(info) ? "rollout" : "mean";
+  const pair: PairFilter = PAIR_FILTERS.includes(s.pair) && hasPair(meta, info) ? s.pair : "all";
   return {
-    kind, layer, heads, head,
+    kind, layer, heads, head, aggregate, pair, showMask: s.showMask === true,
     hover: tokenIn(s.hover, s.hoverSide), hoverSide: s.hoverSide === "key" ? "key" : "query",
     pinned: tokenIn(s.pinned, s.pinnedSide), pinnedSide: s.pinnedSide === "key" ? "key" : "query",
   };

@@ -1,6 +1,6 @@
 /**
- * Binds the selection store to the anywidget model's traits `kind`, `layer`, `heads`, `head`
- * and `token`. Python is authoritative when it changes a trait; the user's changes are saved
+ * Binds the selection store to the anywidget model's traits `kind`, `layer`, `heads`, `head`,
+ * `aggregate` and `token`. Python is authoritative when it changes a trait; the user's changes are saved
  * back. Values are compared before writing either way, so nothing echoes.
  */
 
@@ -17,7 +17,7 @@ export interface WidgetModel {
   send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
 }
 
-const SYNCED = ["kind", "layer", "heads", "head", "token"] as const;
+const SYNCED = ["kind", "layer", "heads", "head", "aggregate", "token"] as const;
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -36,6 +36,8 @@ export function selectionFromModel(model: WidgetModel, meta: Meta): Partial<Sele
   out.heads = Array.isArray(heads) ? heads.filter((h): h is number => typeof h === "number") : Array.from({ length: info.heads }, (_, h) => h);
   const head = model.get("head");
   if (typeof head === "number") out.head = head;
+  const aggregate = model.get("aggregate");
+  if (aggregate === "mean" || aggregate === "rollout") out.aggregate = aggregate;
   const token = model.get("token");
   if (typeof token === "number" && token >= 0) {
     out.pinned = token;
@@ -59,6 +61,8 @@ export function bindModel(model: WidgetModel, store: SelectionStore, meta: Meta)
     if (Array.isArray(heads)) patch.heads = heads.filter((h): h is number => typeof h === "number");
     const head = model.get("head");
     if (typeof head === "number") patch.head = head;
+    const aggregate = model.get("aggregate");
+    if (aggregate === "mean" || aggregate === "rollout") patch.aggregate = aggregate;
     const token = model.get("token");
     // A token set by Python is a pin (on the query side); ignore the echo of our own value.
     if (typeof token === "number" && token !== focusedQuery(meta, s)) {
@@ -79,7 +83,7 @@ export function bindModel(model: WidgetModel, store: SelectionStore, meta: Meta)
     if (pulling) return;
     const s = store.get();
     const values: Record<(typeof SYNCED)[number], unknown> = {
-      kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, token: focusedQuery(meta, s),
+      kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, aggregate: s.aggregate, token: focusedQuery(meta, s),
     };
     let dirty = false;
     for (const name of SYNCED) {

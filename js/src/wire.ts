@@ -3,10 +3,12 @@
  * (authoritative). A Python test parses the `export const NAME = ...` lines below and checks
  * they match the Python constants and key tuples, so keep each on one line.
  *
- * `_meta` (JSON): version, model, warnings, sequences {name: {text, special}}, kinds [...].
+ * `_meta` (JSON): version, model, warnings, sequences {name: {text, special, segment, ids}}, kinds [...].
  * `_layers`: blocks {kind, layer, dtype: "float32", shape: [H, Q, K], data: bytes}, data
  * little-endian float32, row-major (head, query, key). Explicit masks travel as Q*K uint8
  * in the kind's `mask_data` (1 = allowed). Other layers are fetched with custom messages.
+ * Python asks a view for a picture with REQUEST_EXPORT; the view answers REPLY_EXPORT with the
+ * file as the message's buffer (at most EXPORT_MAX_BYTES), or REPLY_EXPORT_ERROR.
  */
 
 export const WIRE_VERSION = 1;
@@ -21,12 +23,19 @@ export const REQUEST_LAYER = "get_layer";
 export const REPLY_LAYER = "layer";
 export const REPLY_ERROR = "error";
 
+export const REQUEST_EXPORT = "export";
+export const REPLY_EXPORT = "exported";
+export const REPLY_EXPORT_ERROR = "export_error";
+export const EXPORT_FORMATS = ["png", "svg"] as const;
+export const EXPORT_MAX_BYTES = 9 * 1024 * 1024;
+
 export const META_KEYS = ["version", "model", "warnings", "sequences", "kinds"] as const;
-export const SEQUENCE_KEYS = ["text", "special", "segment"] as const;
+export const SEQUENCE_KEYS = ["text", "special", "segment", "ids"] as const;
 export const KIND_KEYS = ["name", "layers", "heads", "queries", "keys", "mask"] as const;
 export const BLOCK_KEYS = ["kind", "layer", "dtype", "shape", "data"] as const;
 
 export type MaskType = typeof MASK_NONE | typeof MASK_CAUSAL | typeof MASK_EXPLICIT;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** Bytes as they may arrive: anywidget gives DataView, Colab Uint8Array, reports base64 text. */
 export type WireBytes = DataView | Uint8Array | ArrayBuffer | string;
@@ -37,6 +46,8 @@ export interface SequenceInfo {
   special: boolean[];
   /** 0 for text A, 1 for text B of a sentence pair. */
   segment: number[];
+  /** Token ids (-1 where unknown); head types use them to find repeats (induction). */
+  ids: number[];
 }
 
 /** One attention kind ("self", "encoder", "decoder", "cross") and where its tokens come from. */
@@ -165,7 +176,9 @@ export function decodeMeta(raw: unknown): Meta {
     need(special.length === text.length, null, `sequence ${name}: text and special differ in length`);
     const segment = Array.isArray(s.segment) ? (s.segment as unknown[]).map(Number) : text.map(() => 0);
     need(segment.length === text.length, null, `sequence ${name}: text and segment differ in length`);
-    sequences[name] = { text, special, segment };
+    const ids = Array.isArray(s.ids) ? (s.ids as unknown[]).map(Number) : text.map(() => -1);
+    need(ids.length === text.length, null, `sequence ${name}: text and ids differ in length`);
+    sequences[name] = { text, special, segment, ids };
   }
   need(Array.isArray(raw.kinds) && (raw.kinds as unknown[]).length > 0, null, "kinds must be a non-empty list");
   const kinds = (raw.kinds as unknown[]).map((k, i): KindInfo => {

@@ -42,6 +42,8 @@ export interface FakeTraceOptions {
   heads?: number;
   causal?: boolean;
   warnings?: string[];
+  /** 0/1 per token: a sentence pair. */
+  segments?: number[];
 }
 
 /** A one-kind ("self") trace. */
@@ -51,7 +53,7 @@ export function fakeMeta(opts: FakeTraceOptions = {}): Meta {
     version: 1,
     model: "fake/model",
     warnings: opts.warnings ?? [],
-    sequences: { input: { text: tokens, special: tokens.map((t) => t.startsWith("[")) } },
+    sequences: { input: { text: tokens, special: tokens.map((t) => t.startsWith("[")), segment: opts.segments ?? tokens.map(() => 0) } },
     kinds: [{ name: "self", layers: opts.layers ?? 4, heads: opts.heads ?? 3, queries: "input", keys: "input", mask: opts.causal ? "causal" : "none" }],
   });
 }
@@ -104,8 +106,10 @@ export class FakeModel implements WidgetModel {
   off(event?: string | null, cb?: ((...args: any[]) => void) | null) {
     if (event && cb) this.handlers.get(event)?.delete(cb);
   }
-  send(content: unknown) {
+  sentBuffers: unknown[][] = [];
+  send(content: unknown, _callbacks?: unknown, buffers?: unknown[]) {
     this.sent.push(content);
+    this.sentBuffers.push(buffers ?? []);
   }
   /** What Python does: set traits, then fire their change events. */
   pythonSets(values: Record<string, unknown>) {
@@ -130,6 +134,9 @@ export class FakeContext2D {
   globalAlpha = 1;
   lineWidth = 1;
   lineCap = "butt";
+  font = "10px sans-serif";
+  textAlign = "start";
+  textBaseline = "alphabetic";
   constructor(readonly canvas: HTMLCanvasElement) {}
   private record(name: string, args: unknown[]) {
     this.calls.push({ name, args });
@@ -149,6 +156,8 @@ export class FakeContext2D {
   lineTo(...a: unknown[]) { this.record("lineTo", a); }
   bezierCurveTo(...a: unknown[]) { this.record("bezierCurveTo", a); }
   arc(...a: unknown[]) { this.record("arc", a); }
+  rect(...a: unknown[]) { this.record("rect", a); }
+  fillText(...a: unknown[]) { this.record("fillText", a); }
   stroke() { this.record("stroke", [this.strokeStyle, this.globalAlpha]); }
   fill() { this.record("fill", []); }
   setLineDash(...a: unknown[]) { this.record("setLineDash", a); }

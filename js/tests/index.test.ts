@@ -1,7 +1,8 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import widget, { messageFetcher } from "../src/index";
-import { REPLY_ERROR, REPLY_LAYER, REQUEST_LAYER } from "../src/wire";
+import widget, { exportResponder, messageFetcher } from "../src/index";
+import type { ExplorerApi } from "../src/render";
+import { EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER, REQUEST_EXPORT, REQUEST_LAYER } from "../src/wire";
 import { FakeModel, flush, installFakeCanvas, randomLayer } from "./helpers";
 
 const TOKENS = ["[CLS]", "a", "b", "[SEP]"];
@@ -23,7 +24,7 @@ function makeModel(overrides: Record<string, unknown> = {}) {
       kinds: [{ name: "self", layers: L, heads: H, queries: "input", keys: "input", mask: "none" }],
     },
     _layers: [wireLayer(0).raw],
-    kind: "self", layer: 0, heads: [0, 1], head: -1, token: -1,
+    kind: "self", layer: 0, heads: [0, 1], head: -1, aggregate: "mean", token: -1,
     ...overrides,
   });
 }
@@ -66,7 +67,7 @@ describe("the anywidget entry", () => {
     const model = makeModel();
     cleanup = widget.render({ model, el });
     model.pythonSets({ layer: 2 });
-    expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2 }]);
+    expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2 }]); // the grid does not ask for more
     expect(el.querySelector(".txm-status")!.textContent).toContain("loading layer 2");
     const { raw } = wireLayer(2, 3);
     const { data, ...content } = raw;
@@ -128,5 +129,41 @@ describe("the anywidget entry", () => {
     cleanup = undefined;
     expect(el.childElementCount).toBe(0);
     for (const name of ["change:layer", "msg:custom", "change:_meta"]) expect(model.listeners(name)).toBe(0);
+  });
+});
+
+describe("answering Python's save_png / save_svg", () => {
+  it("answers an export request from the rendered view with the picture's bytes", async () => {
+    const model = makeModel({ token: 2 });
+    cleanup = widget.render({ model, el });
+    model.emit("msg:custom", { type: REQUEST_EXPORT, id: "abc", format: "svg" });
+    await flush();
+    await flush();
+    const at = model.sent.findIndex((m) => (m as { type: string }).type === REPLY_EXPORT);
+    expect(model.sent[at]).toEqual({ type: REPLY_EXPORT, id: "abc", format: "svg" });
+    const [bytes] = model.sentBuffers[at] as Uint8Array[];
+    expect(new TextDecoder().decode(bytes)).toMatch(/^<svg[\s\S]*fake\/bert/);
+  });
+
+  it("refuses what a browser may not send to the kernel, and says why", async () => {
+    const model = makeModel();
+    const api: ExplorerApi = { exportPicture: async () => new Uint8Array(EXPORT_MAX_BYTES + 1) };
+    const stop = exportResponder(model, api);
+    model.emit("msg:custom", { type: REQUEST_EXPORT, id: "big", format: "png" });
+    await flush();
+    expect(model.sent[0]).toMatchObject({ type: REPLY_EXPORT_ERROR, id: "big" });
+    expect((model.sent[0] as { message: string }).message).toMatch(/over the 9\.0 MB.*save_svg/);
+    model.emit("msg:custom", { type: REQUEST_EXPORT, id: "gif", format: "gif" });
+    expect(model.sent[1]).toMatchObject({ type: REPLY_EXPORT_ERROR, id: "gif", message: expect.stringMatching(/unknown format gif/) });
+    stop();
+    expect(model.listeners("msg:custom")).toBe(0);
+  });
+
+  it("passes on the reason a picture could not be made", async () => {
+    const model = makeModel();
+    exportResponder(model, { exportPicture: () => Promise.reject(new Error("no canvas")) });
+    model.emit("msg:custom", { type: REQUEST_EXPORT, id: "x", format: "png", scale: 1 });
+    await flush();
+    expect(model.sent[0]).toEqual({ type: REPLY_EXPORT_ERROR, id: "x", message: "no canvas" });
   });
 });

@@ -298,8 +298,8 @@ describe("renderExplorer", () => {
       {
         version: 1, model: "t5", warnings: [],
         sequences: {
-          source: { text: ["a", "b", "c"], special: [false, false, false], segment: [0, 0, 0] },
-          target: { text: ["x", "y"], special: [false, false], segment: [0, 0] },
+          source: { text: ["a", "b", "c"], special: [false, false, false], segment: [0, 0, 0], ids: [1, 2, 3] },
+          target: { text: ["x", "y"], special: [false, false], segment: [0, 0], ids: [4, 5] },
         },
         kinds: [
           { name: "encoder", layers: 2, heads: 2, queries: "source", keys: "source", mask: "none" },

@@ -56,8 +56,14 @@ describe("sanitize", () => {
   const meta = fakeMeta({ layers: 4, heads: 3 });
 
   it("clamps everything into the trace", () => {
-    const s = sanitize(meta, { kind: "nope", layer: 9, heads: [2, 0, 5, 0], head: 7, hover: 99, hoverSide: "query", pinned: 1, pinnedSide: "key" });
-    expect(s).toEqual({ kind: "self", layer: 3, heads: [0, 2], head: -1, hover: -1, hoverSide: "query", pinned: 1, pinnedSide: "key" });
+    const s = sanitize(meta, {
+      kind: "nope", layer: 9, heads: [2, 0, 5, 0], head: 7, aggregate: "rollout", pair: "AB", showMask: true,
+      hover: 99, hoverSide: "query", pinned: 1, pinnedSide: "key",
+    });
+    expect(s).toEqual({
+      kind: "self", layer: 3, heads: [0, 2], head: -1, aggregate: "rollout", pair: "all", showMask: true,
+      hover: -1, hoverSide: "query", pinned: 1, pinnedSide: "key",
+    });
   });
 
   it("reports no corrections for a valid selection", () => {
@@ -87,7 +93,7 @@ describe("focusedQuery", () => {
 
 describe("bindModel", () => {
   const meta = fakeMeta({ layers: 4, heads: 3 });
-  const traits = { kind: "self", layer: 0, heads: [0, 1, 2], head: -1, token: -1 };
+  const traits = { kind: "self", layer: 0, heads: [0, 1, 2], head: -1, aggregate: "mean", token: -1 };
 
   it("seeds the store from the traits", () => {
     const model = new FakeModel({ ...traits, layer: 2, token: 3 });
@@ -107,15 +113,19 @@ describe("bindModel", () => {
     expect(model.values.token).toBe(4);
     store.set({ heads: [1] });
     expect(model.values.heads).toEqual([1]);
-    expect(model.saves).toBe(3);
+    store.set({ aggregate: "rollout" });
+    expect(model.values.aggregate).toBe("rollout");
+    expect(model.saves).toBe(4);
+    store.set({ pair: "AB", showMask: true }); // view-local: not a trait
+    expect(model.saves).toBe(4);
   });
 
   it("applies Python's changes to the store without saving them back", () => {
     const model = new FakeModel(traits);
     const store = new SelectionStore(selectionFromModel(model, meta));
     bindModel(model, store, meta);
-    model.pythonSets({ layer: 3, heads: [2], head: 2 });
-    expect(store.get()).toMatchObject({ layer: 3, heads: [2], head: 2 });
+    model.pythonSets({ layer: 3, heads: [2], head: 2, aggregate: "rollout" });
+    expect(store.get()).toMatchObject({ layer: 3, heads: [2], head: 2, aggregate: "rollout" });
     model.pythonSets({ token: 1 });
     expect(store.get()).toMatchObject({ pinned: 1, pinnedSide: "query" });
     expect(model.saves).toBe(0);

@@ -1,13 +1,15 @@
-"""Analyse a `Trace`: per-head statistics and head-type labels."""
+"""Analyse a `Trace`: per-head statistics, head-type labels and attention rollout."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .head_types import LABELS, head_types
+from .rollout import attention_rollout, rollout
 from .stats import STAT_NAMES, head_stats
 
-__all__ = ["LABELS", "STAT_NAMES", "head_stats", "head_types", "stats_records", "stats_table"]
+__all__ = ["LABELS", "STAT_NAMES", "attention_rollout", "head_stats", "head_types", "rollout", "stats_records",
+           "stats_table"]
 
 
 def stats_records(trace: Any, kind: str | None = None) -> list[dict[str, Any]]:

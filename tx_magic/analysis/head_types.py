@@ -10,11 +10,17 @@ induction      the input repeats tokens (>= MIN_REPEATS positions whose token oc
                before) and the weight on the token after the earlier occurrence is
                >= INDUCTION (0.4) on average
 previous       weight on the previous token >= DOMINANT (0.6)
-first          weight on the first token (a "sink") >= DOMINANT (0.6)
+first          weight on the first token (a "sink") >= SINK (0.9): most causal LMs send
+               much of every head's attention to token 0 (SmolLM2: 162 of 270 heads
+               >= 0.6 on a 13-token input, 51 >= 0.9), so only the heads that do
+               little else are called sinks
 self           weight on the query's own position >= DOMINANT (0.6)
 local          weight within LOCAL_WINDOW (2) positions >= LOCAL (0.8), none of the above
 broad          entropy >= BROAD (0.9) of the uniform entropy over the allowed keys
 =============  ==========================================================================
+
+Inputs under MIN_TOKENS query tokens get no labels: a +-2 window or the first token is
+then most of every row, whatever the head does.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from .stats import head_stats
 
 LABELS = ("induction", "previous", "first", "self", "local", "broad")
 DOMINANT = 0.6
+SINK = 0.9
+MIN_TOKENS = 8
 INDUCTION = 0.4
 MIN_REPEATS = 4
 LOCAL = 0.8
@@ -40,7 +48,7 @@ def head_types(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Seque
     p = np.nan_to_num(np.asarray(att, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     layers, heads, nq, nk = p.shape
     labels = np.full((layers, heads), "", dtype=object)
-    if nq < 2:
+    if nq < MIN_TOKENS:
         return labels
     allowed = np.ones((nq, nk), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     stats = head_stats(p, same_sequence=same_sequence)
@@ -52,7 +60,7 @@ def head_types(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Seque
         scores["local"] = local_share(p)
         if token_ids is not None:
             scores["induction"] = induction_score(p, token_ids)
-    thresholds = {"induction": INDUCTION, "previous": DOMINANT, "first": DOMINANT, "self": DOMINANT,
+    thresholds = {"induction": INDUCTION, "previous": DOMINANT, "first": SINK, "self": DOMINANT,
                   "local": LOCAL, "broad": BROAD}
     for label in reversed(LABELS):  # earlier labels overwrite later ones
         if label in scores:

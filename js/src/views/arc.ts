@@ -8,10 +8,10 @@
 
 import { cssColor, headColor } from "../colors";
 import { h, clear, prepareCanvas } from "../dom";
+import type { Frame } from "../frame";
 import { arcStyle, displayToken, headOffset, rowCenter, visibleRows } from "../layout";
 import type { LayerData } from "../source";
 import { focusOf, type Selection, type Side } from "../state";
-import { decodeMask, kindInfo, kindTokens, type KindInfo } from "../wire";
 import { touches, type Changes, type View, type ViewContext } from "./view";
 
 export interface ArcOptions {
@@ -52,9 +52,7 @@ export class ArcView implements View {
   private focused: HTMLElement | null = null;
   private tinted = new Set<HTMLElement>();
   private state: Readonly<Selection> | null = null;
-  private layer: LayerData | null = null;
-  private mask: Uint8Array | null = null;
-  private maskFor: KindInfo | null = null;
+  private shown: Frame | null = null;
   private frame = 0;
   private size: { width: number; height: number } | null = null;
   private lastFocus = "";
@@ -139,42 +137,39 @@ export class ArcView implements View {
     else this.ctx.store.set({ pinned: t.index, pinnedSide: t.side, hover: t.index, hoverSide: t.side });
   }
 
-  update(state: Readonly<Selection>, layer: LayerData, changes: Changes): void {
+  update(state: Readonly<Selection>, frame: Frame, changes: Changes): void {
     this.state = state;
-    this.layer = layer;
-    const meta = this.ctx.source.meta;
-    const info = kindInfo(meta, state.kind);
-    if (this.builtFor !== state.kind) {
-      this.buildLabels(info);
+    this.shown = frame;
+    const labels = `${state.kind}|${state.pair}`;
+    if (this.builtFor !== labels) {
+      this.buildLabels(frame);
+      this.builtFor = labels;
       this.size = null;
     }
     if (typeof changes === "string") this.size = null;
-    if (this.maskFor !== info) {
-      this.mask = decodeMask(info, layer.shape[1], layer.shape[2]);
-      this.maskFor = info;
-    }
     if (touches(changes, "heads", "kind")) {
       this.hint.textContent = state.heads.length === 0 ? "no heads selected" : "hover a token, click to pin";
     }
     this.draw();
   }
 
-  private buildLabels(info: KindInfo): void {
-    const { queries, keys } = kindTokens(this.ctx.source.meta, info);
-    this.builtFor = info.name;
+  /** One label per shown token; data-index is the token's position in its sequence. */
+  private buildLabels(frame: Frame): void {
+    const { queries, keys, crop } = frame;
     this.focused = null;
     this.tinted.clear();
     const make = (text: string, special: boolean, side: Side, i: number) => {
       const el = h("div", special ? "txm-token txm-special" : "txm-token", displayToken(text));
       el.dataset.side = side;
       el.dataset.index = String(i);
+      el.dir = "auto";
       el.title = `${side} ${i}: ${text}`;
       return el;
     };
     clear(this.queryCol);
     clear(this.keyCol);
-    this.queryEls = queries.text.map((t, i) => make(t, queries.special[i], "query", i));
-    this.keyEls = keys.text.map((t, i) => make(t, keys.special[i], "key", i));
+    this.queryEls = queries.text.map((t, i) => make(t, queries.special[i], "query", crop.rows[i]));
+    this.keyEls = keys.text.map((t, i) => make(t, keys.special[i], "key", crop.cols[i]));
     this.queryCol.append(...this.queryEls);
     this.keyCol.append(...this.keyEls);
     const rows = Math.max(queries.text.length, keys.text.length);
@@ -198,8 +193,9 @@ export class ArcView implements View {
   }
 
   private draw(): void {
-    const state = this.state, layer = this.layer;
-    if (!state || !layer) return;
+    const state = this.state, frame = this.shown;
+    if (!state || !frame) return;
+    const layer = frame.layer;
     // Read layout before writing to the DOM, so a hover never forces a synchronous layout.
     const [, Q, K] = layer.shape;
     const rows = Math.max(Q, K);
@@ -212,30 +208,33 @@ export class ArcView implements View {
     const { width, height: viewH } = this.size;
     let top = this.scroll.scrollTop;
     const focus = focusOf(state);
+    // Where the focused token is shown (-1: filtered out by the pair filter).
+    const at = focus.index < 0 ? -1 : (focus.side === "query" ? frame.crop.rowOf : frame.crop.colOf)[focus.index] ?? -1;
     // A token focused from elsewhere (matrix, Python) that is scrolled out of sight: bring it
     // into view, once per focus change (so the user can still scroll away from a pinned token).
-    const focusKey = `${state.kind}/${focus.side}/${focus.index}`;
+    const focusKey = `${state.kind}/${state.pair}/${focus.side}/${focus.index}`;
     if (focusKey !== this.lastFocus) {
       this.lastFocus = focusKey;
       const rowH = this.rowHeight;
-      const y = focus.index * rowH;
+      const y = at * rowH;
       // Only rows entirely out of sight: a label hovered here is always partly visible, and
       // scrolling under the pointer would move the hover to another row.
-      if (focus.index >= 0 && (y + rowH <= top || y >= top + viewH)) {
+      if (at >= 0 && (y + rowH <= top || y >= top + viewH)) {
         top = Math.max(0, Math.min(rows * rowH - viewH, y + rowH / 2 - viewH / 2));
         this.scroll.scrollTop = top;
       }
     }
-    this.markFocus(focus.index, focus.side);
-    this.tint(state, layer, focus.index, focus.side);
+    this.markFocus(at, focus.side);
+    this.tint(state, frame, at, focus.side);
 
     const { ctx } = prepareCanvas(this.canvas, width, viewH);
     if (ctx) {
       ctx.clearRect(0, 0, width, viewH);
-      if (focus.index >= 0) this.drawFocus(ctx, state, layer, focus.index, focus.side, top, width, viewH);
-      else this.drawOverview(ctx, state, layer, top, width, viewH);
+      if (at >= 0) this.drawFocus(ctx, state, frame, at, focus.side, top, width, viewH);
+      else if (focus.index < 0) this.drawOverview(ctx, state, frame, top, width, viewH);
     }
     this.element.dataset.focusToken = String(focus.index);
+    this.element.dataset.drawnLayer = String(layer.layer);
     this.element.dataset.focusSide = focus.side;
     this.drawn = true;
   }
@@ -248,21 +247,22 @@ export class ArcView implements View {
     this.focused = el;
   }
 
-  /** Shade the other column's labels by the mean weight of the selected heads. */
-  private tint(state: Readonly<Selection>, layer: LayerData, index: number, side: Side): void {
+  /** Shade the other column's labels by the mean weight of the selected heads (`index`: shown row). */
+  private tint(state: Readonly<Selection>, frame: Frame, index: number, side: Side): void {
     const next = new Map<HTMLElement, number>();
+    const mask = frame.mask;
     if (index >= 0 && state.heads.length > 0) {
-      const [, Q, K] = layer.shape;
-      const mean = this.ctx.matrices.get(layer, state.heads, -1);
+      const [, Q, K] = frame.layer.shape;
+      const mean = this.ctx.matrices.get(frame.layer, state.heads, -1);
       if (side === "query" && index < Q) {
         for (let j = 0; j < K; j++) {
           const w = mean[index * K + j];
-          if (w >= 0.02 && (!this.mask || this.mask[index * K + j])) next.set(this.keyEls[j], w);
+          if (w >= 0.02 && (!mask || mask[index * K + j])) next.set(this.keyEls[j], w);
         }
       } else if (side === "key" && index < K) {
         for (let i = 0; i < Q; i++) {
           const w = mean[i * K + index];
-          if (w >= 0.02 && (!this.mask || this.mask[i * K + index])) next.set(this.queryEls[i], w);
+          if (w >= 0.02 && (!mask || mask[i * K + index])) next.set(this.queryEls[i], w);
         }
       }
     }
@@ -279,9 +279,10 @@ export class ArcView implements View {
   }
 
   private drawFocus(
-    ctx: CanvasRenderingContext2D, state: Readonly<Selection>, layer: LayerData,
+    ctx: CanvasRenderingContext2D, state: Readonly<Selection>, frame: Frame,
     index: number, side: Side, top: number, width: number, viewH: number,
   ): void {
+    const layer: LayerData = frame.layer;
     const [H, Q, K] = layer.shape;
     if ((side === "query" && index >= Q) || (side === "key" && index >= K)) return;
     const rowH = this.rowHeight;
@@ -291,7 +292,7 @@ export class ArcView implements View {
     const fixedY = rowCenter(index, rowH) - top;
     const others = side === "query" ? K : Q;
     const data = layer.data;
-    const mask = this.mask;
+    const mask = frame.mask;
     heads.forEach((head, slot) => {
       const off = headOffset(slot, heads.length, rowH);
       const base = head * Q * K;
@@ -335,19 +336,20 @@ export class ArcView implements View {
   }
 
   private drawOverview(
-    ctx: CanvasRenderingContext2D, state: Readonly<Selection>, layer: LayerData,
+    ctx: CanvasRenderingContext2D, state: Readonly<Selection>, frame: Frame,
     top: number, width: number, viewH: number,
   ): void {
     if (state.heads.length === 0) return;
-    const [, Q, K] = layer.shape;
+    const [, Q, K] = frame.layer.shape;
     const rowH = this.rowHeight;
-    const mean = this.ctx.matrices.get(layer, state.heads, -1);
+    const mask = frame.mask;
+    const mean = this.ctx.matrices.get(frame.layer, state.heads, -1);
     const [first, last] = visibleRows(top, viewH, rowH, Q);
     const levels: Segment[][] = [[], [], [], []];
     for (let i = first; i <= last; i++) {
       for (let j = 0; j < K; j++) {
         const cell = i * K + j;
-        if (this.mask && !this.mask[cell]) continue;
+        if (mask && !mask[cell]) continue;
         const w = mean[cell];
         if (!(w >= 0.08)) continue;
         levels[Math.min(3, Math.floor(Math.sqrt(w) * 4))].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(j, rowH) - top });

@@ -1,14 +1,23 @@
 /**
  * Toolbar: model name, kind switch (traces with several kinds), layer selector with prev/next,
- * what the matrix shows (mean of selected heads, or one head), head chips in their colours,
- * and the trace's warnings.
+ * what the matrix shows (mean or rollout of the selected heads, or one head), the mask toggle,
+ * the sentence-pair filter, Export and help; head chips in their colours; the trace's warnings.
  */
 
 import { cssColor, headColor, rgbToOklab } from "../colors";
 import { clear, h } from "../dom";
-import type { Selection } from "../state";
-import { kindInfo, type KindInfo, type Meta } from "../wire";
+import { hasPair, isSelfKind, PAIR_FILTERS, type PairFilter, type Selection } from "../state";
+import { EXPORT_FORMATS, kindInfo, type ExportFormat, type KindInfo, type Meta } from "../wire";
 import { focusOnly, type Changes, type ViewContext } from "./view";
+
+export interface ControlsActions {
+  /** Export the main views as a download. */
+  exportAs(format: ExportFormat): void;
+  /** Show or hide the keyboard help. */
+  toggleHelp(): void;
+}
+
+const PAIR_LABELS: Record<PairFilter, string> = { all: "All", AA: "A→A", AB: "A→B", BA: "B→A", BB: "B→B" };
 
 const KIND_LABELS: Record<string, string> = {
   self: "self-attention",
@@ -25,6 +34,9 @@ export class Controls {
   private readonly next: HTMLButtonElement;
   private readonly layerCount: HTMLElement;
   private readonly headSelect: HTMLSelectElement;
+  private readonly maskToggle: HTMLButtonElement;
+  private readonly pairGroup: HTMLElement;
+  private readonly exportMenu: HTMLElement;
   private readonly chips: HTMLElement;
   private readonly status: HTMLElement;
   private builtFor: KindInfo | null = null;
@@ -32,7 +44,7 @@ export class Controls {
   private darkBuilt: boolean | null = null;
   private readonly cleanups: (() => void)[] = [];
 
-  constructor(private readonly ctx: ViewContext) {
+  constructor(private readonly ctx: ViewContext, private readonly actions: ControlsActions) {
     const meta = ctx.source.meta;
     this.element = h("div", "txm-controls");
     const bar = h("div", "txm-toolbar");
@@ -78,12 +90,63 @@ export class Controls {
     headGroup.append(h("span", "txm-label", "Matrix"));
     this.headSelect = h("select", "txm-matrix-head");
     this.headSelect.setAttribute("aria-label", "what the matrix shows");
-    headGroup.append(this.headSelect);
-    this.on(this.headSelect, "change", () => this.ctx.store.set({ head: Number(this.headSelect.value) }));
+    this.maskToggle = h("button", "txm-toggle txm-mask-toggle", "mask");
+    this.maskToggle.type = "button";
+    this.maskToggle.title = "show the attention mask (allowed vs masked) instead of weights";
+    headGroup.append(this.headSelect, this.maskToggle);
+    this.on(this.headSelect, "change", () => this.chooseMatrix(this.headSelect.value));
+    this.on(this.maskToggle, "click", () => this.ctx.store.set({ showMask: !this.ctx.store.get().showMask }));
+
+    this.pairGroup = h("span", "txm-group txm-pairs");
+    this.pairGroup.setAttribute("role", "group");
+    this.pairGroup.setAttribute("aria-label", "sentence pair: which query and key texts to show");
+    this.pairGroup.append(h("span", "txm-label", "Pair"));
+    for (const pair of PAIR_FILTERS) {
+      const b = h("button", "txm-seg txm-pair", PAIR_LABELS[pair]);
+      b.type = "button";
+      b.dataset.pair = pair;
+      b.title = pair === "all" ? "every query and key" : `queries from text ${pair[0]}, keys from text ${pair[1]}`;
+      this.on(b, "click", () => this.ctx.store.set({ pair }));
+      this.pairGroup.append(b);
+    }
 
     this.status = h("span", "txm-status");
     this.status.setAttribute("aria-live", "polite");
-    bar.append(model, this.kindGroup, layerGroup, headGroup, this.status);
+
+    const tools = h("span", "txm-group txm-tools");
+    const exportButton = h("button", "txm-step txm-export", "Export");
+    exportButton.type = "button";
+    exportButton.setAttribute("aria-haspopup", "menu");
+    exportButton.title = "save the arc and matrix views as a picture";
+    this.exportMenu = h("span", "txm-menu");
+    this.exportMenu.setAttribute("role", "menu");
+    this.exportMenu.hidden = true;
+    for (const format of EXPORT_FORMATS) {
+      const item = h("button", "txm-menu-item", format.toUpperCase());
+      item.type = "button";
+      item.setAttribute("role", "menuitem");
+      item.dataset.format = format;
+      this.on(item, "click", () => {
+        this.exportMenu.hidden = true;
+        this.actions.exportAs(format);
+      });
+      this.exportMenu.append(item);
+    }
+    this.on(exportButton, "click", () => {
+      this.exportMenu.hidden = !this.exportMenu.hidden;
+    });
+    const exportWrap = h("span", "txm-menu-wrap");
+    exportWrap.append(exportButton, this.exportMenu);
+    this.on(exportWrap, "focusout", (e) => {
+      if (!exportWrap.contains((e as FocusEvent).relatedTarget as Node | null)) this.exportMenu.hidden = true;
+    });
+    const help = h("button", "txm-step txm-help-button", "?");
+    help.type = "button";
+    help.title = "keyboard shortcuts";
+    help.setAttribute("aria-label", "keyboard shortcuts");
+    this.on(help, "click", () => this.actions.toggleHelp());
+    tools.append(this.status, exportWrap, help);
+    bar.append(model, this.kindGroup, layerGroup, headGroup, this.pairGroup);
 
     const headsRow = h("div", "txm-heads-row");
     headsRow.append(h("span", "txm-label", "Heads"));
@@ -95,7 +158,7 @@ export class Controls {
     this.on(all, "click", () => this.ctx.store.set({ heads: this.allHeads() }));
     this.on(none, "click", () => this.ctx.store.set({ heads: [] }));
     this.on(this.chips, "click", (e) => this.onChip(e as MouseEvent));
-    headsRow.append(this.chips, all, none);
+    headsRow.append(this.chips, all, none, tools);
 
     this.element.append(bar, headsRow);
     if (meta.warnings.length > 0) {
@@ -153,6 +216,11 @@ export class Controls {
     });
   }
 
+  private chooseMatrix(value: string): void {
+    if (value === "mean" || value === "rollout") this.ctx.store.set({ head: -1, aggregate: value });
+    else this.ctx.store.set({ head: Number(value) });
+  }
+
   private onChip(e: MouseEvent): void {
     const target = e.target as Element | null;
     const chip = target?.closest?.(".txm-head") as HTMLElement | null;
@@ -188,7 +256,16 @@ export class Controls {
     if (this.layerSelect.value !== String(s.layer)) this.layerSelect.value = String(s.layer);
     this.prev.disabled = s.layer <= 0;
     this.next.disabled = s.layer >= info.layers - 1;
-    if (this.headSelect.value !== String(s.head)) this.headSelect.value = String(s.head);
+    const matrixValue = s.head >= 0 ? String(s.head) : s.aggregate;
+    if (this.headSelect.value !== matrixValue) this.headSelect.value = matrixValue;
+    this.maskToggle.classList.toggle("txm-on", s.showMask);
+    this.maskToggle.setAttribute("aria-pressed", String(s.showMask));
+    this.pairGroup.hidden = !hasPair(this.ctx.source.meta, info);
+    for (const b of Array.from(this.pairGroup.querySelectorAll<HTMLButtonElement>(".txm-pair"))) {
+      const on = b.dataset.pair === s.pair;
+      b.classList.toggle("txm-on", on);
+      b.setAttribute("aria-pressed", String(on));
+    }
     const selected = new Set(s.heads);
     this.chipEls.forEach((chip, i) => {
       const on = selected.has(i);
@@ -196,8 +273,9 @@ export class Controls {
       chip.classList.toggle("txm-on", on);
       chip.classList.toggle("txm-shown", s.head === i);
     });
-    const meanOption = this.headSelect.options[0];
-    if (meanOption) meanOption.textContent = `mean of selected heads (${s.heads.length})`;
+    const [mean, roll] = [this.headSelect.options[0], this.headSelect.options[1]];
+    if (mean) mean.textContent = `mean of ${s.heads.length} heads`;
+    if (roll) roll.textContent = `rollout of ${s.heads.length} heads`;
   }
 
   private build(info: KindInfo, dark: boolean): void {
@@ -212,8 +290,12 @@ export class Controls {
     this.layerCount.textContent = `of ${info.layers}`;
     clear(this.headSelect);
     const mean = h("option", "", "mean of selected heads");
-    mean.value = "-1";
-    this.headSelect.append(mean);
+    mean.value = "mean";
+    const roll = h("option", "", "rollout of selected heads");
+    roll.value = "rollout";
+    roll.disabled = !isSelfKind(info);
+    roll.title = "attention rollout (Abnar & Zuidema 2020) through layers 0..layer";
+    this.headSelect.append(mean, roll);
     for (let x = 0; x < info.heads; x++) {
       const o = h("option", "", `head ${x}`);
       o.value = String(x);

@@ -1,18 +1,21 @@
 /**
- * Matrix view: the heat map of one head (or the mean of the selected heads) of the selected
- * layer, queries as rows, keys as columns. The heat map is drawn once per (layer, heads, size,
- * theme) into a base canvas in one ImageData pass; hover and focus only redraw a transparent
- * overlay canvas on top, so pointer moves stay cheap at n = 512.
+ * Matrix view: the heat map of one head (or the mean or rollout of the selected heads) of the
+ * selected layer, queries as rows, keys as columns, cropped to the pair filter; or the mask
+ * itself (allowed vs masked). The heat map is drawn once per (matrix, size, theme) into a base
+ * canvas in one ImageData pass; hover and focus only redraw a transparent overlay canvas on
+ * top, so pointer moves stay cheap at n = 512.
  */
 
-import { cachedWeightRamp, cssColor, LEGEND_TICKS, maskColors, weightColor, weightScale } from "../colors";
+import { cssColor, LEGEND_TICKS, maskColors, weightColor, weightScale } from "../colors";
 import { clear, h, prepareCanvas } from "../dom";
+import type { Frame } from "../frame";
 import {
   cellAt, displayToken, formatWeight, labelTicks, matrixGeometry, truncateLabel, type MatrixGeometry,
 } from "../layout";
-import type { LayerData } from "../source";
+import { describeShown, matrixFor } from "../shown";
 import { focusOf, type Selection } from "../state";
-import { decodeMask, kindInfo, kindTokens, type KindInfo, type SequenceInfo } from "../wire";
+import { packRGBA, palette } from "../thumbnails";
+import type { SequenceInfo } from "../wire";
 import { focusOnly, type Changes, type View, type ViewContext } from "./view";
 
 export interface MatrixOptions {
@@ -25,15 +28,13 @@ export interface MatrixOptions {
 const LABEL_CHARS = 14;
 const CHAR_PX = 7;
 const FOCUS_COLOR: [number, number, number] = [242, 142, 43];
+/** Where allowed cells sit on the weight ramp when the mask is shown. */
+const ALLOWED_SCALE = 0.62;
 
 /** Start and size of cell `i`'s band, widened to 4 px for tiny cells so outlines stay visible. */
 function band(i: number, cell: number): [number, number] {
   const size = Math.max(cell, 4);
   return [i * cell - (size - cell) / 2, size];
-}
-
-function packRGBA(r: number, g: number, b: number, a = 255): number {
-  return ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
 export class MatrixView implements View {
@@ -55,14 +56,13 @@ export class MatrixView implements View {
   private readonly maxCell: number;
 
   private state: Readonly<Selection> | null = null;
-  private info: KindInfo | null = null;
-  private mask: Uint8Array | null = null;
+  private frame: Frame | null = null;
   private matrix: Float32Array | null = null;
   private geom: MatrixGeometry | null = null;
   private baseKey = "";
-  private baseLayer: LayerData | null = null;
+  private baseMatrix: Float32Array | null = null;
   private labelsKey = "";
-  private legendDark: boolean | null = null;
+  private legendKey = "";
   private hoverCell: { query: number; key: number } | null = null;
   private width = 0;
   private rowTicks: HTMLElement[] = [];
@@ -76,6 +76,7 @@ export class MatrixView implements View {
     this.element = h("div", "txm-view txm-matrix");
     this.element.dataset.view = "matrix";
     this.element.dataset.focusRow = "-1";
+    this.element.dataset.mode = "weights";
     const header = h("div", "txm-view-header");
     this.title = h("span", "txm-view-title", "Matrix");
     header.append(this.title, h("span", "txm-hint", "rows: queries, columns: keys"));
@@ -86,6 +87,7 @@ export class MatrixView implements View {
     this.yLabels = h("div", "txm-matrix-ylabels");
     this.xFocus = h("div", "txm-axis-label txm-axis-focus txm-axis-col");
     this.yFocus = h("div", "txm-axis-label txm-axis-focus txm-axis-row");
+    this.xFocus.dir = this.yFocus.dir = "auto";
     this.plot = h("div", "txm-matrix-plot");
     this.base = h("canvas", "txm-matrix-base");
     this.overlay = h("canvas", "txm-matrix-overlay");
@@ -140,7 +142,7 @@ export class MatrixView implements View {
     }
     this.showTooltip(cell, e);
     const before = this.ctx.store.get();
-    this.ctx.store.set({ hover: cell.query, hoverSide: "query" });
+    this.ctx.store.set({ hover: this.frame!.crop.rows[cell.query], hoverSide: "query" });
     // Same row, other column: the store did not change, so redraw the cell outline here.
     if (before === this.ctx.store.get()) this.drawOverlay();
   }
@@ -155,31 +157,37 @@ export class MatrixView implements View {
 
   private onClick(e: MouseEvent): void {
     const cell = this.cellFromEvent(e);
-    if (!cell) return;
+    if (!cell || !this.frame) return;
+    const query = this.frame.crop.rows[cell.query];
     const s = this.ctx.store.get();
-    if (s.pinned === cell.query && s.pinnedSide === "query") this.ctx.store.set({ pinned: -1 });
-    else this.ctx.store.set({ pinned: cell.query, pinnedSide: "query" });
+    if (s.pinned === query && s.pinnedSide === "query") this.ctx.store.set({ pinned: -1 });
+    else this.ctx.store.set({ pinned: query, pinnedSide: "query" });
   }
 
   private showTooltip(cell: { query: number; key: number }, e: MouseEvent): void {
-    const s = this.state, info = this.info, matrix = this.matrix;
-    if (!s || !info || !matrix) return;
+    const s = this.state, frame = this.frame, matrix = this.matrix;
+    if (!s || !frame || !matrix) return;
     const host = this.element.getBoundingClientRect();
-    const { queries, keys } = kindTokens(this.ctx.source.meta, info);
+    const { queries, keys, crop } = frame;
     const K = keys.text.length;
     const idx = cell.query * K + cell.key;
-    const masked = this.mask ? !this.mask[idx] : false;
+    const masked = frame.mask ? !frame.mask[idx] : false;
     clear(this.tooltip);
     const line = h("div", "txm-tooltip-main");
+    const token = (text: string) => {
+      const el = h("span", "txm-tooltip-token", displayToken(text));
+      el.dir = "auto";
+      return el;
+    };
     line.append(
-      h("span", "txm-tooltip-token", displayToken(queries.text[cell.query] ?? "")),
+      token(queries.text[cell.query] ?? ""),
       h("span", "txm-tooltip-arrow", " → "),
-      h("span", "txm-tooltip-token", displayToken(keys.text[cell.key] ?? "")),
+      token(keys.text[cell.key] ?? ""),
       h("span", "", ": "),
-      h("span", "txm-tooltip-value", masked ? "masked" : formatWeight(matrix[idx])),
+      h("span", "txm-tooltip-value", masked ? "masked" : s.showMask ? "allowed" : formatWeight(matrix[idx])),
     );
-    const what = s.head >= 0 ? `head ${s.head}` : `mean of ${s.heads.length} head${s.heads.length === 1 ? "" : "s"}`;
-    const sub = h("div", "txm-tooltip-sub", `query ${cell.query} → key ${cell.key} · layer ${s.layer} · ${what}`);
+    const what = s.head >= 0 ? `head ${s.head}` : `${s.aggregate} of ${s.heads.length} head${s.heads.length === 1 ? "" : "s"}`;
+    const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[cell.query]} → key ${crop.cols[cell.key]} · layer ${s.layer} · ${what}`);
     this.tooltip.append(line, sub);
     this.tooltip.hidden = false;
     let x = e.clientX - host.left + 14;
@@ -190,20 +198,15 @@ export class MatrixView implements View {
     this.tooltip.style.top = `${y}px`;
   }
 
-  update(state: Readonly<Selection>, layer: LayerData, changes: Changes): void {
+  update(state: Readonly<Selection>, frame: Frame, changes: Changes): void {
     this.state = state;
-    if (focusOnly(changes) && this.drawn && this.baseLayer === layer) {
+    if (focusOnly(changes) && this.drawn && this.frame === frame) {
       this.drawOverlay(); // a hover: the heat map, labels and sizes are as they were
       return;
     }
-    const meta = this.ctx.source.meta;
-    const info = kindInfo(meta, state.kind);
-    if (info !== this.info) {
-      this.info = info;
-      this.mask = decodeMask(info, layer.shape[1], layer.shape[2]);
-    }
-    const [, Q, K] = layer.shape;
-    const { queries, keys } = kindTokens(meta, info);
+    this.frame = frame;
+    const [, Q, K] = frame.layer.shape;
+    const { queries, keys } = frame;
     const rowLabelW = this.labelExtent(queries);
     const colLabelH = this.labelExtent(keys);
     if (typeof changes === "string" || this.width === 0) this.width = this.element.clientWidth || 460;
@@ -216,37 +219,35 @@ export class MatrixView implements View {
     this.plot.style.width = `${geom.width}px`;
     this.plot.style.height = `${geom.height}px`;
 
-    this.matrix = this.ctx.matrices.get(layer, state.heads, state.head);
+    const matrix = matrixFor(this.ctx, state, frame);
+    if (!matrix) return; // a rollout still loading: the explorer shows the status
+    this.matrix = matrix;
     const dpr = typeof window !== "undefined" ? window.devicePixelRatio || 1 : 1;
     const dark = this.ctx.theme.dark;
-    const baseKey = [state.kind, layer.layer, state.head, state.head >= 0 ? "" : state.heads.join(","), geom.cell, dpr, dark].join("|");
-    if (baseKey !== this.baseKey || this.baseLayer !== layer) {
-      this.drawBase(this.matrix, geom, dark);
+    const baseKey = [geom.cell, dpr, dark, state.showMask, state.pair].join("|");
+    if (baseKey !== this.baseKey || this.baseMatrix !== matrix) {
+      this.drawBase(matrix, frame.mask, geom, dark, state.showMask);
       this.baseKey = baseKey;
-      this.baseLayer = layer;
-      this.title.textContent = this.describe(state);
-      this.base.setAttribute("aria-label", `attention matrix, ${this.describe(state)}`);
+      this.baseMatrix = matrix;
+      const pair = state.pair === "all" ? "" : ` · ${state.pair[0]}→${state.pair[1]}`;
+      const what = (state.showMask ? `${frame.info.mask === "none" ? "no" : frame.info.mask} mask` : describeShown(this.ctx.source.meta, state)) + pair;
+      this.title.textContent = what;
+      this.base.setAttribute("aria-label", `attention matrix, ${what}`);
     }
-    const labelsKey = `${state.kind}|${geom.cell}|${rowLabelW}|${colLabelH}`;
+    const labelsKey = `${state.kind}|${state.pair}|${geom.cell}|${rowLabelW}|${colLabelH}`;
     if (labelsKey !== this.labelsKey) {
       this.buildLabels(queries, keys, geom, rowLabelW, colLabelH);
       this.labelsKey = labelsKey;
     }
-    if (this.legendDark !== dark) this.buildLegend(dark);
+    if (this.legendKey !== `${dark}|${state.showMask}`) this.buildLegend(dark, state.showMask);
     this.drawOverlay();
-    this.element.dataset.drawnLayer = String(layer.layer);
+    this.element.dataset.drawnLayer = String(frame.layer.layer);
     this.element.dataset.drawnHead = String(state.head);
     this.element.dataset.drawnKind = state.kind;
+    this.element.dataset.drawnAggregate = state.head >= 0 ? "head" : state.aggregate;
+    this.element.dataset.mode = state.showMask ? "mask" : "weights";
+    this.element.dataset.shape = `${Q}x${K}`;
     this.drawn = true;
-  }
-
-  private describe(s: Readonly<Selection>): string {
-    if (s.head >= 0) return `layer ${s.layer} · head ${s.head}`;
-    const n = s.heads.length;
-    const info = this.info;
-    if (n === 0) return `layer ${s.layer} · no heads selected`;
-    if (info && n === info.heads) return `layer ${s.layer} · mean of all ${n} heads`;
-    return `layer ${s.layer} · mean of heads ${s.heads.length <= 6 ? s.heads.join(", ") : `(${n})`}`;
   }
 
   /** Room for an axis's labels: long enough for its longest (truncated) token. */
@@ -267,6 +268,7 @@ export class MatrixView implements View {
     this.xLabels.style.width = `${g.width}px`;
     for (const i of labelTicks(queries.text.length, g.cell, 13)) {
       const label = h("div", "txm-axis-label txm-axis-row", truncateLabel(displayToken(queries.text[i]), LABEL_CHARS));
+      label.dir = "auto";
       label.style.top = `${(i + 0.5) * g.cell}px`;
       if (queries.special[i]) label.classList.add("txm-special");
       label.dataset.axisIndex = String(i);
@@ -275,6 +277,7 @@ export class MatrixView implements View {
     }
     for (const j of labelTicks(keys.text.length, g.cell, 13)) {
       const label = h("div", "txm-axis-label txm-axis-col", truncateLabel(displayToken(keys.text[j]), LABEL_CHARS));
+      label.dir = "auto";
       label.style.left = `${(j + 0.5) * g.cell}px`;
       if (keys.special[j]) label.classList.add("txm-special");
       label.dataset.axisIndex = String(j);
@@ -285,8 +288,18 @@ export class MatrixView implements View {
     this.xLabels.append(this.xFocus);
   }
 
-  private buildLegend(dark: boolean): void {
+  private buildLegend(dark: boolean, showMask: boolean): void {
     clear(this.legend);
+    this.legendKey = `${dark}|${showMask}`;
+    const [m1, m2] = maskColors(dark);
+    const swatch = h("span", "txm-legend-mask");
+    swatch.style.background = `repeating-linear-gradient(45deg, ${cssColor(m1)} 0 2px, ${cssColor(m2)} 2px 5px)`;
+    if (showMask) {
+      const allowed = h("span", "txm-legend-mask txm-legend-allowed");
+      allowed.style.background = cssColor(weightColor(ALLOWED_SCALE, dark));
+      this.legend.append(allowed, h("span", "", "allowed"), swatch, h("span", "", "masked"));
+      return;
+    }
     const stops: string[] = [];
     for (let i = 0; i <= 10; i++) stops.push(`${cssColor(weightColor(i / 10, dark))} ${i * 10}%`);
     const scale = h("span", "txm-legend-scale");
@@ -298,24 +311,19 @@ export class MatrixView implements View {
       tick.style.left = `${weightScale(t) * 100}%`;
       scale.append(tick);
     }
-    const [m1, m2] = maskColors(dark);
-    const swatch = h("span", "txm-legend-mask");
-    swatch.style.background = `repeating-linear-gradient(45deg, ${cssColor(m1)} 0 2px, ${cssColor(m2)} 2px 5px)`;
     this.legend.append(h("span", "", "weight (√ scale)"), scale, swatch, h("span", "", "masked"));
-    this.legendDark = dark;
   }
 
-  /** The heat map: one pass over the device pixels of the base canvas. */
-  private drawBase(matrix: Float32Array, g: MatrixGeometry, dark: boolean): void {
+  /** The heat map (or the mask when `showMask`): one pass over the device pixels of the base canvas. */
+  private drawBase(matrix: Float32Array, mask: Uint8Array | null, g: MatrixGeometry, dark: boolean, showMask: boolean): void {
     const { ctx } = prepareCanvas(this.base, g.width, g.height);
     if (!ctx || typeof ctx.createImageData !== "function") return;
     const pw = this.base.width, ph = this.base.height;
     const Q = g.queries, K = g.keys;
     const img = ctx.createImageData(pw, ph);
     const px = new Uint32Array(img.data.buffer, img.data.byteOffset, pw * ph);
-    const ramp = cachedWeightRamp(dark);
-    const lut = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) lut[i] = packRGBA(ramp[i * 4], ramp[i * 4 + 1], ramp[i * 4 + 2]);
+    const lut = palette(dark).ramp;
+    const allowed = lut[Math.round(ALLOWED_SCALE * 255)];
     const [m1, m2] = maskColors(dark);
     const hatchA = packRGBA(...m1), hatchB = packRGBA(...m2);
     // Device pixel -> cell index; -1 on the 1 px gutter between cells when cells are large.
@@ -330,11 +338,10 @@ export class MatrixView implements View {
     };
     const colKey = axis(pw, K), rowQuery = axis(ph, Q);
     // Colour per cell first (0 marks a masked cell: hatched per pixel below).
-    const mask = this.mask;
     const cells = new Uint32Array(Q * K);
     for (let c = 0; c < cells.length; c++) {
       if (mask && !mask[c]) continue;
-      cells[c] = lut[(weightScale(matrix[c]) * 255 + 0.5) | 0];
+      cells[c] = showMask ? allowed : lut[(weightScale(matrix[c]) * 255 + 0.5) | 0];
     }
     for (let y = 0; y < ph; y++) {
       const q = rowQuery[y];
@@ -359,12 +366,13 @@ export class MatrixView implements View {
 
   /** Focus row/column, hovered cell, axis focus labels. Cheap: runs on every hover. */
   private drawOverlay(): void {
-    const s = this.state, g = this.geom, info = this.info;
-    if (!s || !g || !info) return;
+    const s = this.state, g = this.geom, frame = this.frame;
+    if (!s || !g || !frame) return;
     const focus = focusOf(s);
-    const same = info.queries === info.keys;
-    const row = focus.index >= 0 && (focus.side === "query" || same) && focus.index < g.queries ? focus.index : -1;
-    const col = focus.index >= 0 && (focus.side === "key" || same) && focus.index < g.keys ? focus.index : -1;
+    const same = frame.info.queries === frame.info.keys;
+    const shownAt = (map: Int32Array) => (focus.index >= 0 ? map[focus.index] ?? -1 : -1);
+    const row = focus.side === "query" || same ? shownAt(frame.crop.rowOf) : -1;
+    const col = focus.side === "key" || same ? shownAt(frame.crop.colOf) : -1;
     const { ctx } = prepareCanvas(this.overlay, g.width, g.height);
     if (ctx) {
       ctx.clearRect(0, 0, g.width, g.height);
@@ -392,11 +400,10 @@ export class MatrixView implements View {
         ctx.strokeRect(hc.key * g.cell - off, hc.query * g.cell - off, size, size);
       }
     }
-    const { queries, keys } = kindTokens(this.ctx.source.meta, info);
-    this.placeFocusLabel(this.yFocus, row, queries, "top", g);
-    this.placeFocusLabel(this.xFocus, col, keys, "left", g);
-    this.element.dataset.focusRow = String(row);
-    this.element.dataset.focusCol = String(col);
+    this.placeFocusLabel(this.yFocus, row, frame.queries, "top", g);
+    this.placeFocusLabel(this.xFocus, col, frame.keys, "left", g);
+    this.element.dataset.focusRow = String(row >= 0 ? frame.crop.rows[row] : -1);
+    this.element.dataset.focusCol = String(col >= 0 ? frame.crop.cols[col] : -1);
   }
 
   private placeFocusLabel(label: HTMLElement, index: number, seq: SequenceInfo, prop: "top" | "left", g: MatrixGeometry): void {

@@ -1,7 +1,9 @@
 /** What every view gets from the explorer, and what it offers back. */
 
 import type { MatrixCache } from "../aggregate";
-import type { AttentionSource, LayerData } from "../source";
+import type { Derived } from "../derived";
+import type { Frame, FrameCache } from "../frame";
+import type { AttentionSource } from "../source";
 import type { Selection, SelectionStore } from "../state";
 
 export interface Theme {
@@ -14,8 +16,14 @@ export interface ViewContext {
   theme: Theme;
   /** Shared cache of matrices (single head or mean of heads) per layer. */
   matrices: MatrixCache;
+  /** Layers cropped to the pair filter, and each kind's mask. */
+  frames: FrameCache;
+  /** Every layer of a kind, statistics, rollouts. */
+  derived: Derived;
   /** Show an error inside the widget. */
   report(err: unknown): void;
+  /** Fetch every layer of `kind` (with the explorer's loading status), then redraw. */
+  loadAll(kind: string): void;
 }
 
 /**
@@ -24,12 +32,25 @@ export interface ViewContext {
  */
 export type Changes = ReadonlySet<keyof Selection> | "all" | "resize";
 
+/** A main view (arcs, matrix): draws the selected layer, already loaded and cropped. */
 export interface View {
   readonly element: HTMLElement;
   /** True once the view has drawn real data at least once. */
   readonly drawn: boolean;
-  /** Draw `state` with `layer` (the layer `state` names, already loaded). */
-  update(state: Readonly<Selection>, layer: LayerData, changes: Changes): void;
+  /** Draw `state` with `frame` (the layer `state` names, cropped to its pair filter). */
+  update(state: Readonly<Selection>, frame: Frame, changes: Changes): void;
+  destroy(): void;
+}
+
+/** A secondary view in a tab (grid, heads, layers, statistics): fetches what it needs itself. */
+export interface PanelView {
+  readonly element: HTMLElement;
+  /** Tab label. */
+  readonly title: string;
+  /** Whether it draws every layer of the kind (the explorer then loads them all). */
+  needsAllLayers(state: Readonly<Selection>): boolean;
+  /** Draw `state`; called only while its tab is open ("all" when the tab opens). */
+  update(state: Readonly<Selection>, changes: Changes): void;
   destroy(): void;
 }
 

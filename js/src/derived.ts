@@ -1,0 +1,88 @@
+/**
+ * Data derived from every layer of a kind, shared by the views that need it (overview grid,
+ * layer evolution, statistics, rollout): the layers themselves (fetched once, in parallel),
+ * per-head statistics and labels, and rollouts per head selection. All cached.
+ */
+
+import { rollout } from "./aggregate";
+import type { FrameCache } from "./frame";
+import type { AttentionSource, LayerData } from "./source";
+import { isSelfKind } from "./state";
+import { layerStats, type HeadStats } from "./stats";
+import { kindInfo } from "./wire";
+
+const ROLLOUTS_KEPT = 4;
+
+export class Derived {
+  private readonly loading = new Map<string, Promise<LayerData[]>>();
+  private readonly statsByKind = new Map<string, HeadStats[]>();
+  private readonly rollouts = new Map<string, Float32Array[]>();
+
+  constructor(private readonly source: AttentionSource, private readonly frames: FrameCache) {}
+
+  /** Every layer of `kind` when all are here, else null (nothing is fetched). */
+  layers(kind: string): LayerData[] | null {
+    const info = kindInfo(this.source.meta, kind);
+    const out: LayerData[] = [];
+    for (let l = 0; l < info.layers; l++) {
+      const layer = this.source.peekLayer(kind, l);
+      if (!layer) return null;
+      out.push(layer);
+    }
+    return out;
+  }
+
+  /** How many of the kind's layers are here, of how many. */
+  progress(kind: string): [have: number, total: number] {
+    const info = kindInfo(this.source.meta, kind);
+    let have = 0;
+    for (let l = 0; l < info.layers; l++) if (this.source.peekLayer(kind, l)) have++;
+    return [have, info.layers];
+  }
+
+  /** Every layer of `kind`, fetching the missing ones once; a failed load may be retried. */
+  loadLayers(kind: string): Promise<LayerData[]> {
+    const have = this.layers(kind);
+    if (have) return Promise.resolve(have);
+    let pending = this.loading.get(kind);
+    if (!pending) {
+      const info = kindInfo(this.source.meta, kind);
+      pending = Promise.all(Array.from({ length: info.layers }, (_, l) => this.source.getLayer(kind, l)));
+      pending.catch(() => this.loading.delete(kind));
+      this.loading.set(kind, pending);
+    }
+    return pending;
+  }
+
+  /** Statistics and label of every (layer, head) of `kind`, layer-major; null until all layers are here. */
+  stats(kind: string): HeadStats[] | null {
+    const cached = this.statsByKind.get(kind);
+    if (cached) return cached;
+    const layers = this.layers(kind);
+    if (!layers) return null;
+    const meta = this.source.meta;
+    const info = kindInfo(meta, kind);
+    const same = isSelfKind(info);
+    const ctx = { sameSequence: same, mask: this.frames.mask(info), ids: same ? meta.sequences[info.queries].ids : null };
+    const all = layers.flatMap((layer) => layerStats(layer, ctx));
+    this.statsByKind.set(kind, all);
+    return all;
+  }
+
+  /** Rollout of `heads` through each layer of self-attention `kind`; null until all layers are here. */
+  rollout(kind: string, heads: readonly number[]): Float32Array[] | null {
+    const key = `${kind}|${heads.join(",")}`;
+    const hit = this.rollouts.get(key);
+    if (hit) {
+      this.rollouts.delete(key);
+      this.rollouts.set(key, hit);
+      return hit;
+    }
+    const layers = this.layers(kind);
+    if (!layers) return null;
+    const result = rollout(layers, heads);
+    this.rollouts.set(key, result);
+    while (this.rollouts.size > ROLLOUTS_KEPT) this.rollouts.delete(this.rollouts.keys().next().value as string);
+    return result;
+  }
+}

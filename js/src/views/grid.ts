@@ -1,0 +1,143 @@
+/**
+ * Overview grid: every layer x head of the kind as a small thumbnail on one canvas (bertviz's
+ * model view, CircuitsVis's heads). Click selects the layer and head, hover previews a head
+ * with its statistics, letters mark head types. Layers run down the rows, or across the
+ * columns when a model has many more layers than heads (30 x 9), so the grid stays compact.
+ */
+
+import { headMatrix } from "../aggregate";
+import { clear, h } from "../dom";
+import type { LayerData } from "../source";
+import type { Selection } from "../state";
+import type { HeadStats } from "../stats";
+import { cachedPool, poolMatrix, type Pooled } from "../thumbnails";
+import { kindInfo } from "../wire";
+import { badgeOf, statLines, typeLegend } from "./headtypes";
+import { Multiples, type MultiplesLayout, type Panel } from "./multiples";
+import { Preview } from "./preview";
+import { missingLayersNote } from "./tabs";
+import { focusOnly, type Changes, type PanelView, type ViewContext } from "./view";
+
+/** Pooled thumbnail side (cells), whatever the sequence length. */
+export const POOL = 32;
+const GAP = 3;
+
+/** Thumbnail of one head of a (cropped) layer, cached with the layer. */
+export function headThumbnail(layer: LayerData, head: number, mask: Uint8Array | null, size = POOL): Pooled {
+  const [, q, k] = layer.shape;
+  return cachedPool(layer, `${head}/${size}`, () => poolMatrix(headMatrix(layer, head), q, k, size, mask));
+}
+
+/** Grid geometry for `layers` x `heads` in `width` CSS pixels (layers down, or across when transposed). */
+export function gridLayout(layers: number, heads: number, width: number): MultiplesLayout & { transposed: boolean } {
+  const transposed = layers > heads * 1.5;
+  const rows = transposed ? heads : layers, cols = transposed ? layers : heads;
+  const cell = Math.max(12, Math.min(56, Math.floor((width - 30) / cols) - GAP));
+  const every = cell >= 20 ? 1 : 2;
+  const label = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => (i % every === 0 ? `${prefix}${i}` : ""));
+  return {
+    rows, cols, cell, gap: GAP, caption: 0, transposed,
+    rowLabels: label(rows, transposed ? "h" : "L"),
+    colLabels: label(cols, transposed ? "L" : "h"),
+  };
+}
+
+export class GridView implements PanelView {
+  readonly element: HTMLElement;
+  readonly title = "Overview";
+  private readonly note: HTMLElement;
+  private readonly legendHost: HTMLElement;
+  private readonly multiples: Multiples;
+  private readonly preview = new Preview();
+  private drawnKey = "";
+  private heads = 0;
+  private stats: HeadStats[] | null = null;
+  private panels = new Map<number, Panel>();
+  /** Milliseconds of the last full paint (pooling + pixels), for benchmarks. */
+  lastPaintMs = 0;
+
+  constructor(private readonly ctx: ViewContext) {
+    this.element = h("div", "txm-panel txm-grid");
+    this.element.dataset.view = "grid";
+    const header = h("div", "txm-view-header");
+    this.note = h("span", "txm-hint", "");
+    header.append(h("span", "txm-view-title", "All layers × heads"), this.note);
+    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key) => this.onClick(key));
+    this.legendHost = h("div", "");
+    this.element.append(header, this.multiples.element, this.legendHost, this.preview.element);
+  }
+
+  needsAllLayers(): boolean {
+    return true;
+  }
+
+  update(s: Readonly<Selection>, changes: Changes): void {
+    if (focusOnly(changes)) return;
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    this.heads = info.heads;
+    const layers = this.ctx.derived.layers(s.kind);
+    const width = this.element.clientWidth || 640;
+    const key = [s.kind, s.pair, this.ctx.theme.dark, width, layers ? "all" : this.ctx.derived.progress(s.kind)[0]].join("|");
+    if (key !== this.drawnKey || changes === "all") {
+      this.drawnKey = key;
+      this.stats = this.ctx.derived.stats(s.kind);
+      this.paint(s, width, layers !== null);
+    }
+    this.multiples.mark(s.head >= 0 ? [s.layer * info.heads + s.head] : []);
+    this.element.dataset.selected = `${s.layer},${s.head}`;
+  }
+
+  private paint(s: Readonly<Selection>, width: number, complete: boolean): void {
+    const t0 = performance.now();
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    const layout = gridLayout(info.layers, info.heads, width);
+    this.panels.clear();
+    for (let l = 0; l < info.layers; l++) {
+      const layer = this.ctx.source.peekLayer(s.kind, l);
+      const frame = layer ? this.ctx.frames.frame(info, layer, s.pair) : null;
+      for (let x = 0; x < info.heads; x++) {
+        const key = l * info.heads + x;
+        this.panels.set(key, {
+          row: layout.transposed ? x : l,
+          col: layout.transposed ? l : x,
+          pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : null,
+          badge: badgeOf(this.stats?.[key]),
+          key,
+        });
+      }
+    }
+    this.multiples.draw([...this.panels.values()], layout, this.ctx.theme.dark,
+      `thumbnails of ${info.layers} layers x ${info.heads} heads`);
+    this.lastPaintMs = performance.now() - t0;
+    this.element.dataset.paintMs = this.lastPaintMs.toFixed(1);
+    this.note.textContent = `${layout.transposed ? "layers across, heads down" : "layers down, heads across"} · click to select, hover to preview`;
+    const missing = complete ? null : missingLayersNote(this.ctx, s.kind);
+    if (missing) this.note.replaceChildren(missing);
+    clear(this.legendHost);
+    this.legendHost.append(typeLegend(this.stats));
+  }
+
+  private onHover(key: number | null, e: MouseEvent): void {
+    if (key === null) {
+      this.preview.hide();
+      return;
+    }
+    const layer = Math.floor(key / this.heads), head = key % this.heads;
+    const lines = [`layer ${layer} · head ${head}`, ...statLines(this.stats?.[key])];
+    const s = this.ctx.store.get();
+    const data = this.ctx.source.peekLayer(s.kind, layer);
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    const frame = data ? this.ctx.frames.frame(info, data, s.pair) : null;
+    const pooled = frame ? headThumbnail(frame.layer, head, frame.mask, 128) : null;
+    this.preview.show(this.element, e, pooled, lines, this.ctx.theme.dark);
+  }
+
+  private onClick(key: number): void {
+    this.ctx.store.set({ layer: Math.floor(key / this.heads), head: key % this.heads });
+  }
+
+  destroy(): void {
+    this.multiples.destroy();
+    this.element.remove();
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Statistics panel: one statistic over the layers x heads grid (small colour cells), and a
+ * sortable table of every head's statistics with inline bars. Both follow the selection and
+ * select a layer and head on click. The numbers are js/src/stats.ts's, equal to Python's
+ * `trace.stats()`.
+ */
+
+import { clear, h } from "../dom";
+import type { Selection } from "../state";
+import { STAT_NAMES, type HeadStats, type StatName } from "../stats";
+import { kindInfo } from "../wire";
+import { gridLayout } from "./grid";
+import { badgeOf, TYPE_NAME, typeLegend } from "./headtypes";
+import { Multiples, type Panel } from "./multiples";
+import { Preview } from "./preview";
+import { missingLayersNote } from "./tabs";
+import { focusOnly, type Changes, type PanelView, type ViewContext } from "./view";
+
+type Column = "layer" | "head" | "type" | StatName;
+
+const COLUMNS: { key: Column; label: string; title: string }[] = [
+  { key: "layer", label: "layer", title: "layer" },
+  { key: "head", label: "head", title: "head" },
+  { key: "type", label: "type", title: "head type (conservative: most heads get none)" },
+  { key: "entropy", label: "entropy", title: "mean row entropy, nats" },
+  { key: "max_weight", label: "max", title: "mean of each row's largest weight" },
+  { key: "dispersion", label: "dispersion", title: "1 - max" },
+  { key: "distance", label: "distance", title: "mean distance attended over, in tokens" },
+  { key: "first", label: "first", title: "share on the first token (sink)" },
+  { key: "previous", label: "previous", title: "share on the previous token" },
+  { key: "self", label: "self", title: "share on the token itself" },
+];
+
+/** Rows sorted by `column` (NaN and empty types last), stable. */
+export function sortStats(rows: readonly HeadStats[], column: Column, descending: boolean): HeadStats[] {
+  const value = (r: HeadStats): number | string => (column === "type" ? r.type : r[column]);
+  return [...rows].sort((a, b) => {
+    const x = value(a), y = value(b);
+    const missX = x === "" || (typeof x === "number" && Number.isNaN(x));
+    const missY = y === "" || (typeof y === "number" && Number.isNaN(y));
+    if (missX || missY) return missX === missY ? 0 : missX ? 1 : -1;
+    const order = x < y ? -1 : x > y ? 1 : 0;
+    return descending ? -order : order;
+  });
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : "–");
+
+export class StatsView implements PanelView {
+  readonly element: HTMLElement;
+  readonly title = "Statistics";
+  private readonly statSelect: HTMLSelectElement;
+  private readonly multiples: Multiples;
+  private readonly preview = new Preview();
+  private readonly legendHost: HTMLElement;
+  private readonly tableScroll: HTMLElement;
+  private readonly tbody: HTMLTableSectionElement;
+  private readonly headCells = new Map<Column, HTMLTableCellElement>();
+  private sortBy: Column = "layer";
+  private descending = false;
+  private rowEls = new Map<number, HTMLTableRowElement>();
+  private builtKey = "";
+  private readonly note: HTMLElement;
+  private selectedKey = -1;
+  private heads = 0;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(private readonly ctx: ViewContext) {
+    this.element = h("div", "txm-panel txm-stats");
+    this.element.dataset.view = "stats";
+    const header = h("div", "txm-view-header");
+    this.statSelect = h("select", "txm-stat-select");
+    this.statSelect.setAttribute("aria-label", "statistic shown over the grid");
+    for (const name of STAT_NAMES) {
+      const o = h("option", "", COLUMNS.find((c) => c.key === name)!.label);
+      o.value = name;
+      this.statSelect.append(o);
+    }
+    this.statSelect.value = "entropy";
+    this.note = h("span", "txm-hint", "");
+    header.append(h("span", "txm-view-title", "Per-head statistics"), this.statSelect, this.note);
+    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key) => this.select(key));
+    this.legendHost = h("div", "");
+    const gridBox = h("div", "txm-stats-grid");
+    gridBox.append(this.multiples.element, this.legendHost);
+
+    const table = h("table", "txm-stats-table");
+    const thead = h("thead");
+    const tr = h("tr");
+    for (const col of COLUMNS) {
+      const th = h("th", "", col.label);
+      th.title = col.title;
+      th.dataset.column = col.key;
+      th.setAttribute("aria-sort", "none");
+      tr.append(th);
+      this.headCells.set(col.key, th);
+    }
+    thead.append(tr);
+    this.tbody = h("tbody");
+    table.append(thead, this.tbody);
+    this.tableScroll = h("div", "txm-stats-scroll");
+    this.tableScroll.append(table);
+    const body = h("div", "txm-stats-body");
+    body.append(gridBox, this.tableScroll);
+    this.element.append(header, body, this.preview.element);
+
+    this.listen(this.statSelect, "change", () => {
+      this.builtKey = "";
+      this.update(this.ctx.store.get(), "all");
+    });
+    this.listen(thead, "click", (e) => {
+      const column = (e.target as Element).closest?.("th")?.getAttribute("data-column") as Column | null;
+      if (!column) return;
+      this.descending = this.sortBy === column ? !this.descending : column !== "layer" && column !== "head";
+      this.sortBy = column;
+      this.builtKey = "";
+      this.update(this.ctx.store.get(), "all");
+    });
+    this.listen(this.tbody, "click", (e) => {
+      const row = (e.target as Element).closest?.("tr");
+      if (row?.dataset.key) this.select(Number(row.dataset.key));
+    });
+  }
+
+  private listen(target: EventTarget, type: string, fn: (e: Event) => void): void {
+    const guarded = (e: Event) => {
+      try {
+        fn(e);
+      } catch (err) {
+        this.ctx.report(err);
+      }
+    };
+    target.addEventListener(type, guarded);
+    this.cleanups.push(() => target.removeEventListener(type, guarded));
+  }
+
+  needsAllLayers(): boolean {
+    return true;
+  }
+
+  update(s: Readonly<Selection>, changes: Changes): void {
+    if (focusOnly(changes)) return;
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    this.heads = info.heads;
+    const stats = this.ctx.derived.stats(s.kind);
+    const width = this.element.clientWidth || 640;
+    const key = [s.kind, stats !== null, this.ctx.theme.dark, width, this.statSelect.value, this.sortBy, this.descending].join("|");
+    if (key !== this.builtKey) {
+      this.builtKey = key;
+      this.build(stats, info.layers, info.heads, width);
+    }
+    const selected = s.head >= 0 ? s.layer * info.heads + s.head : -1;
+    this.multiples.mark(selected >= 0 ? [selected] : []);
+    if (selected !== this.selectedKey) {
+      this.rowEls.get(this.selectedKey)?.classList.remove("txm-selected");
+      const row = this.rowEls.get(selected);
+      row?.classList.add("txm-selected");
+      this.selectedKey = selected;
+      if (row) {
+        const top = row.offsetTop, bottom = top + row.offsetHeight, view = this.tableScroll;
+        if (top < view.scrollTop + 24 || bottom > view.scrollTop + view.clientHeight) view.scrollTop = Math.max(0, top - view.clientHeight / 2);
+      }
+    }
+  }
+
+  private build(stats: HeadStats[] | null, layers: number, heads: number, width: number): void {
+    this.note.replaceChildren(missingLayersNote(this.ctx, this.ctx.store.get().kind) ?? "means over query rows; click a head to select it");
+    clear(this.tbody);
+    this.rowEls.clear();
+    this.selectedKey = -1;
+    for (const [column, th] of this.headCells) {
+      th.setAttribute("aria-sort", column === this.sortBy ? (this.descending ? "descending" : "ascending") : "none");
+    }
+    const stat = this.statSelect.value as StatName;
+    const layout = gridLayout(layers, heads, Math.min(width * 0.42, 420));
+    const values = stats?.map((r) => r[stat]).filter(Number.isFinite) ?? [];
+    const lo = Math.min(...values), hi = Math.max(...values);
+    const panels: Panel[] = [];
+    for (let l = 0; l < layers; l++) {
+      for (let x = 0; x < heads; x++) {
+        const key = l * heads + x;
+        const v = stats?.[key]?.[stat];
+        // Squared, because the palette takes square roots: the colour is then linear in v.
+        const t = v === undefined || !Number.isFinite(v) ? NaN : hi > lo ? ((v - lo) / (hi - lo)) ** 2 : 0.25;
+        panels.push({
+          row: layout.transposed ? x : l, col: layout.transposed ? l : x, key, badge: badgeOf(stats?.[key]),
+          pooled: stats ? { data: Float32Array.of(t), rows: 1, cols: 1, aspect: 1 } : null,
+        });
+      }
+    }
+    this.multiples.draw(panels, layout, this.ctx.theme.dark, `${stat} of every head`);
+    clear(this.legendHost);
+    if (values.length > 0) this.legendHost.append(h("div", "txm-hint", `${stat}: ${fmt(lo)} (light) to ${fmt(hi)} (dark)`));
+    this.legendHost.append(typeLegend(stats));
+    if (!stats) return;
+    const rows = sortStats(stats, this.sortBy, this.descending);
+    const maxOf = new Map(STAT_NAMES.map((name) => [name, Math.max(1e-12, ...stats.map((r) => r[name]).filter(Number.isFinite))]));
+    for (const r of rows) {
+      const tr = h("tr");
+      tr.dataset.key = String(r.layer * heads + r.head);
+      tr.append(h("td", "", String(r.layer)), h("td", "", String(r.head)), h("td", "txm-type-cell", r.type ? TYPE_NAME[r.type] : ""));
+      for (const name of STAT_NAMES) {
+        const td = h("td", "txm-num", fmt(r[name]));
+        if (Number.isFinite(r[name])) td.style.setProperty("--txm-bar", `${Math.round((100 * r[name]) / maxOf.get(name)!)}%`);
+        tr.append(td);
+      }
+      this.rowEls.set(r.layer * heads + r.head, tr);
+      this.tbody.append(tr);
+    }
+  }
+
+  private select(key: number): void {
+    this.ctx.store.set({ layer: Math.floor(key / this.heads), head: key % this.heads });
+  }
+
+  private onHover(key: number | null, e: MouseEvent): void {
+    if (key === null) {
+      this.preview.hide();
+      return;
+    }
+    const r = this.ctx.derived.stats(this.ctx.store.get().kind)?.[key];
+    if (!r) return;
+    const stat = this.statSelect.value as StatName;
+    this.preview.show(this.element, e, null, [`layer ${r.layer} · head ${r.head}`, `${stat} ${fmt(r[stat])}`,
+      r.type ? `type: ${TYPE_NAME[r.type]}` : "type: none"], this.ctx.theme.dark);
+  }
+
+  destroy(): void {
+    for (const fn of this.cleanups) fn();
+    this.multiples.destroy();
+    this.element.remove();
+  }
+}
