@@ -21,7 +21,6 @@ import functools
 import http.server
 import json
 import pathlib
-import re
 import resource
 import shutil
 import statistics
@@ -267,13 +266,12 @@ def run(tools: list[str], sizes: list[int]) -> list[dict]:
                     print(f"... {tool} n={n}", file=sys.stderr, flush=True)
                     row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
                     if "error" not in row:
-                        page = prepare_browser_page(tool, outdir)
+                        prepare_browser_page(tool, outdir)
                         server, url = serve(outdir)
                         try:
                             row.update(measure_in_browser(context, tool, url, n))
                         finally:
                             server.shutdown()
-                        del page
                     rows.append(row)
         context.close()
     return rows

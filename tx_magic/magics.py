@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import shlex
 from typing import Any
 
@@ -11,6 +12,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from .api import explain
 from .errors import ModelLoadError, TxMagicError
+from .report import ReportText, render_report
+from .report.budget import size_text
 
 #: A line of its own that splits a %%explain body into source and target.
 TARGET_SEPARATOR = "---"
@@ -34,6 +37,8 @@ class ExplainMagics(Magics):
               help="A second text, encoded with the first as a sentence pair (in %%%%explain: a line --- "
                    "between the two, or exactly two lines, for models that are not encoder-decoders).")
     @argument("--max-tokens", type=int, default=None, help="Truncate the text to this many tokens.")
+    @argument("--save", default=None, metavar="PATH",
+              help="Also write a self-contained HTML report of this run to PATH (opens offline, anywhere).")
     @argument("text", nargs="*", help="The text to explain (in %%%%explain: the cell body).")
     @line_cell_magic
     def explain(self, line: str, cell: str | None = None) -> Any:
@@ -42,6 +47,7 @@ class ExplainMagics(Magics):
             %explain The animal didn't cross the street because it was too tired.
             %explain -m gpt2 -l 5 The cat sat on the mat.
             w = %explain -m my_model -t my_tokenizer Some text
+            %explain --save report.html The cat sat on the mat.
 
             %%explain -m t5-small
             The source sentence.
@@ -50,6 +56,8 @@ class ExplainMagics(Magics):
         """
         argv, text = split_options(line, self.explain)
         args = self.explain.parser.parse_args(argv)
+        if args.save:
+            _check_save_path(args.save)
         second = None
         if cell is not None:
             text, second = split_target(cell)
@@ -72,6 +80,8 @@ class ExplainMagics(Magics):
             raise UsageError(str(exc)) from None
         for warning in widget.trace.warnings:
             print(f"tx_magic: {warning}")
+        if args.save:
+            _save(ReportText(widget.trace, text, pair=pair, target=target), args.save)
         return widget
 
     def _resolve(self, model: str | None, tokenizer: str | None) -> tuple[Any, Any]:
@@ -143,6 +153,27 @@ def _is_encoder_decoder_name(model: str | None) -> bool:
 
     loaded = load_model(model)
     return bool(getattr(loaded.model.config, "is_encoder_decoder", False))
+
+
+def _check_save_path(path: str) -> None:
+    """Fail before running the model when the report could not be written there."""
+    folder = pathlib.Path(path).expanduser().parent
+    if not folder.is_dir():
+        raise UsageError(f"Cannot save the report to {path!r}: the folder {str(folder)!r} does not exist.")
+
+
+def _save(text: ReportText, path: str) -> None:
+    """Write the report of this run; a path that cannot be written is one line, not a traceback."""
+    target = pathlib.Path(path).expanduser()
+    try:
+        rendered = render_report(text)
+        target.write_text(rendered.html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Could not write the report to {path!r}: {exc.strerror or exc}") from None
+    except TxMagicError as exc:
+        raise UsageError(str(exc)) from None
+    left_out = " Some layers were left out to keep it small: the report says which." if rendered.notices[0] else ""
+    print(f"tx_magic: wrote {target} ({size_text(len(rendered.html.encode()))}).{left_out}")
 
 
 def _skip_space(line: str, pos: int) -> int:

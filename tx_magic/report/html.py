@@ -1,0 +1,254 @@
+"""Self-contained HTML reports: the widget's renderer, its CSS and the data in one file.
+
+The page needs no kernel, loader, CDN or network: the renderer bundle (``static/report.js``,
+built from ``js/src/report.ts``) runs inline and reads the data from inline JSON. Token text
+is data: JSON inside ``<script>`` escapes ``<``, ``>`` and ``&``, the renderer only sets
+``textContent``, and a Content-Security-Policy lets nothing but the bundle run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import pathlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence, Union
+
+from .. import wire
+from ..trace import Trace
+from .budget import LayerPlan, notice, plan_layers
+
+if TYPE_CHECKING:
+    from ..widget import AttentionWidget
+
+#: Default size limit of a report file, in bytes.
+DEFAULT_MAX_BYTES = 20_000_000
+
+_STATIC = pathlib.Path(__file__).resolve().parents[1] / "static"
+_BUNDLE = _STATIC / "report.js"
+_CSS = _STATIC / "widget.css"
+#: Ids of the inline JSON elements, as js/src/report.ts reads them.
+HEADER_ID = "txm-report-data"
+TRACE_ID = "txm-trace-{}"
+
+#: Bytes kept free per text for what the plan adds to the page (the notice, the list left out).
+_NOTICE_ROOM = 2048
+
+_SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
+_STYLE_END = re.compile(r"</(style)", re.IGNORECASE)
+
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+_PAGE_CSS = """
+html, body { margin: 0; background: #fff; color: #1f2328; }
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; padding: 16px 20px; }
+.txm-report-head { margin: 0 0 12px; }
+.txm-report-title { font-size: 18px; font-weight: 600; margin: 0 0 6px; }
+.txm-report-text { display: flex; flex-wrap: wrap; gap: 8px; align-items: baseline; }
+.txm-report-text .txm-label { color: #636c76; }
+.txm-text-select { max-width: 36em; font: inherit; }
+.txm-report-source { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 7.2em; overflow-y: auto; }
+.txm-report-foot { margin-top: 12px; font-size: 12px; color: #636c76; }
+@media (prefers-color-scheme: dark) {
+  html, body { background: #1e1e22; color: #e6e6e6; }
+  .txm-report-text .txm-label, .txm-report-foot { color: #9da5b0; }
+}
+"""
+
+
+@dataclass(frozen=True)
+class ReportText:
+    """One text of a report: its trace and what was run (shown above the views)."""
+
+    trace: Trace
+    text: str | None = None
+    pair: str | None = None
+    target: str | None = None
+    #: What the text selector shows for it (default: the text, shortened).
+    label: str | None = None
+
+
+#: What `render_html` and `save_html` accept for each text.
+Reportable = Union[Trace, ReportText, "AttentionWidget"]
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """A report page and, per text, the notice saying which layers were left out (None: nothing)."""
+
+    html: str
+    notices: list[str | None]
+
+
+def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The report page of one or more traces (several get a text selector), as a string.
+
+    Layers are inlined exactly (float32) while the page fits in `max_bytes`; the rest are left
+    out and the report says which. Raises `ReportTooLarge` when not even the first layer of
+    each text fits.
+    """
+    return render_report(traces, title=title, max_bytes=max_bytes).html
+
+
+def save_html(traces: Reportable | Sequence[Reportable], path: str | pathlib.Path, *, title: str | None = None,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> pathlib.Path:
+    """Write the report of a trace, a widget, or a list of them to `path`; returns the path."""
+    path = pathlib.Path(path).expanduser()
+    path.write_text(render_html(traces, title=title, max_bytes=max_bytes), encoding="utf-8")
+    return path
+
+
+def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> RenderedReport:
+    """`render_html`, also returning what was left out of each text."""
+    texts = _as_texts(traces)
+    if not texts:
+        raise ValueError("A report needs at least one trace.")
+    bundle, css = _assets()
+    title = title or f"tx_magic: {texts[0].trace.model_name}"
+    metas = [_meta(t.trace) for t in texts]
+    empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
+                  [_trace_json(m, []) for m in metas])
+    room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
+    plans = plan_layers([t.trace for t in texts], room, _block_cost)
+    notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans)]
+    for meta, line in zip(metas, notices):
+        if line:
+            meta["warnings"].append(line)
+    header = _header(texts, title, max_bytes, plans)
+    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans)]
+    return RenderedReport(_page(title, css, bundle, header, data), notices)
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside ``<script>``: no ``<``, ``>``, ``&`` or line separators as such."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escape in _JSON_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text
+
+
+def script_text(code: str) -> str:
+    """JavaScript safe inside ``<script>``: ``</script`` (any case) becomes ``<\\/script``, the same
+    in strings and regexes. Only that sequence ends a script element; a blanket ``</`` -> ``<\\/``
+    would break regexes such as ``/</g``."""
+    if "<!--" in code:
+        raise ValueError("the renderer bundle contains '<!--', which would change how the page parses it")
+    return _SCRIPT_END.sub(lambda m: "<\\/" + m.group(1), code)
+
+
+def _as_texts(traces: Reportable | Sequence[Reportable]) -> list[ReportText]:
+    items = list(traces) if isinstance(traces, (list, tuple)) else [traces]
+    out = []
+    for item in items:
+        if isinstance(item, ReportText):
+            out.append(item)
+        elif isinstance(item, Trace):
+            out.append(ReportText(item))
+        elif isinstance(getattr(item, "trace", None), Trace):  # the widget
+            out.append(ReportText(item.trace))
+        else:
+            raise TypeError(f"expected a Trace, a ReportText or a widget, got {type(item).__name__}")
+    return out
+
+
+def _assets() -> tuple[str, str]:
+    missing = [p for p in (_BUNDLE, _CSS) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"tx_magic's renderer bundle is missing ({', '.join(map(str, missing))}). Reinstall the package "
+            "(`pip install .` builds it with npm) or run `npm install && npm run build`."
+        )
+    css = _STYLE_END.sub(lambda m: "<\\/" + m.group(1), _CSS.read_text(encoding="utf-8"))
+    return script_text(_BUNDLE.read_text(encoding="utf-8")), css
+
+
+def _meta(trace: Trace) -> dict[str, Any]:
+    meta = wire.encode_meta(trace)
+    for kind in meta["kinds"]:
+        if "mask_data" in kind:
+            kind["mask_data"] = _b64(kind["mask_data"])
+    return meta
+
+
+def _blocks(trace: Trace, plan: LayerPlan | None) -> list[dict[str, Any]]:
+    if plan is None:
+        return []
+    blocks = []
+    for kind, layers in plan.included.items():
+        for layer in layers:
+            block = wire.encode_layer(trace, kind, layer)
+            block["data"] = _b64(block["data"])
+            blocks.append(block)
+    return blocks
+
+
+def _block_cost(trace: Trace, kind: str) -> int:
+    """Bytes one layer of `kind` adds to the page: its JSON block with base64 data, plus a comma."""
+    _, heads, q, k = trace.shape(kind)
+    frame = {"kind": kind, "layer": trace.shape(kind)[0], "dtype": wire.DTYPE, "shape": [heads, q, k], "data": ""}
+    return len(script_json(frame)) + 4 * -(-wire.layer_nbytes(trace, kind) // 3) + 1
+
+
+def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
+            plans: Sequence[LayerPlan | None]) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "title": title,
+        "generator": f"tx_magic {__version__} · {texts[0].trace.model_name} · "
+                     "a self-contained report: it opens offline and loads nothing.",
+        "max_bytes": max_bytes,
+        "texts": [
+            {
+                "label": t.label or f"{i + 1}. {_shorten(t.text or _joined(t.trace))}",
+                "text": t.text or _joined(t.trace),
+                "pair": t.pair,
+                "target": t.target,
+                "omitted": [{"kind": k, "layers": v} for k, v in plan.omitted.items() if v] if plan else [],
+            }
+            for i, (t, plan) in enumerate(zip(texts, plans))
+        ],
+    }
+
+
+def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"meta": meta, "layers": blocks}
+
+
+def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Sequence[dict[str, Any]]) -> str:
+    digest = base64.b64encode(hashlib.sha256(bundle.encode("utf-8")).digest()).decode("ascii")
+    csp = f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data: blob:"
+    data = "\n".join(
+        f'<script type="application/json" id="{TRACE_ID.format(i)}">{script_json(t)}</script>'
+        for i, t in enumerate(traces)
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
+        "<div id=\"txm-report\"><noscript>This report draws its views with JavaScript: "
+        "open it in a browser with scripts on.</noscript></div>\n"
+        f'<script type="application/json" id="{HEADER_ID}">{script_json(header)}</script>\n'
+        f"{data}\n<script>{bundle}</script>\n</body>\n</html>\n"
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _joined(trace: Trace) -> str:
+    """A readable stand-in for the text of a trace: its non-special tokens."""
+    queries, _ = trace.tokens()
+    return " ".join(t for t, special in zip(queries.text, queries.special) if not special)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
