@@ -13,6 +13,24 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 }
 
 /** Remove every child of `node`. */
+/**
+ * addEventListener whose handler errors go to `report` (the widget shows them, never a blank
+ * area) instead of the console. Returns the function that removes it.
+ */
+export function listenGuarded(
+  target: EventTarget, type: string, fn: (e: Event) => void, report: (err: unknown) => void, capture = false,
+): () => void {
+  const guarded = (e: Event) => {
+    try {
+      fn(e);
+    } catch (err) {
+      report(err);
+    }
+  };
+  target.addEventListener(type, guarded, capture);
+  return () => target.removeEventListener(type, guarded, capture);
+}
+
 export function clear(node: Element): void {
   while (node.firstChild) node.removeChild(node.firstChild);
 }

@@ -7,7 +7,7 @@
  */
 
 import { cssColor, headColor } from "../colors";
-import { h, clear, prepareCanvas } from "../dom";
+import { clear, h, listenGuarded, prepareCanvas } from "../dom";
 import type { Frame } from "../frame";
 import { arcStyle, displayToken, headOffset, rowCenter, visibleRows } from "../layout";
 import type { LayerData } from "../source";
@@ -97,15 +97,7 @@ export class ArcView implements View {
   }
 
   private listen(target: EventTarget, type: string, fn: (e: Event) => void, capture = false): void {
-    const guarded = (e: Event) => {
-      try {
-        fn(e);
-      } catch (err) {
-        this.ctx.report(err);
-      }
-    };
-    target.addEventListener(type, guarded, capture);
-    this.cleanups.push(() => target.removeEventListener(type, guarded, capture));
+    this.cleanups.push(listenGuarded(target, type, fn, (err) => this.ctx.report(err), capture));
   }
 
   private tokenOf(e: Event): { index: number; side: Side } | null {

@@ -5,7 +5,7 @@
  */
 
 import { cssColor, headColor, rgbToOklab } from "../colors";
-import { clear, h } from "../dom";
+import { clear, h, listenGuarded } from "../dom";
 import { hasPair, isSelfKind, PAIR_FILTERS, type PairFilter, type Selection } from "../state";
 import { EXPORT_FORMATS, kindInfo, type ExportFormat, type KindInfo, type Meta } from "../wire";
 import { focusOnly, type Changes, type ViewContext } from "./view";
@@ -174,15 +174,7 @@ export class Controls {
   }
 
   private on(target: EventTarget, type: string, fn: (e: Event) => void): void {
-    const guarded = (e: Event) => {
-      try {
-        fn(e);
-      } catch (err) {
-        this.ctx.report(err);
-      }
-    };
-    target.addEventListener(type, guarded);
-    this.cleanups.push(() => target.removeEventListener(type, guarded));
+    this.cleanups.push(listenGuarded(target, type, fn, (err) => this.ctx.report(err)));
   }
 
   private info(): KindInfo {

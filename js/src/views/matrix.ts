@@ -7,7 +7,7 @@
  */
 
 import { cssColor, LEGEND_TICKS, maskColors, weightColor, weightScale } from "../colors";
-import { clear, h, prepareCanvas } from "../dom";
+import { clear, h, listenGuarded, prepareCanvas } from "../dom";
 import type { Frame } from "../frame";
 import {
   cellAt, displayToken, formatWeight, labelTicks, matrixGeometry, truncateLabel, type MatrixGeometry,
@@ -116,15 +116,7 @@ export class MatrixView implements View {
   }
 
   private listen(target: EventTarget, type: string, fn: (e: Event) => void): void {
-    const guarded = (e: Event) => {
-      try {
-        fn(e);
-      } catch (err) {
-        this.ctx.report(err);
-      }
-    };
-    target.addEventListener(type, guarded);
-    this.cleanups.push(() => target.removeEventListener(type, guarded));
+    this.cleanups.push(listenGuarded(target, type, fn, (err) => this.ctx.report(err)));
   }
 
   private cellFromEvent(e: MouseEvent): { query: number; key: number } | null {

@@ -5,7 +5,7 @@
  * `trace.stats()`.
  */
 
-import { clear, h } from "../dom";
+import { clear, h, listenGuarded } from "../dom";
 import type { Selection } from "../state";
 import { STAT_NAMES, type HeadStats, type StatName } from "../stats";
 import { kindInfo } from "../wire";
@@ -123,15 +123,7 @@ export class StatsView implements PanelView {
   }
 
   private listen(target: EventTarget, type: string, fn: (e: Event) => void): void {
-    const guarded = (e: Event) => {
-      try {
-        fn(e);
-      } catch (err) {
-        this.ctx.report(err);
-      }
-    };
-    target.addEventListener(type, guarded);
-    this.cleanups.push(() => target.removeEventListener(type, guarded));
+    this.cleanups.push(listenGuarded(target, type, fn, (err) => this.ctx.report(err)));
   }
 
   needsAllLayers(): boolean {
