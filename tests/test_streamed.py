@@ -114,3 +114,21 @@ def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch
     with pytest.raises(memory.MemoryBudgetError, match="trace.block"):
         t.attention()
     assert t.layer("self", 0).shape == (4, t.shape()[2], t.shape()[3])
+
+
+def test_stats_of_a_streamed_trace_equal_those_of_the_full_one(minilm, monkeypatch):
+    from tx_magic import memory
+
+    tok = minilm.tokenizer
+    model = tiny_llama(tok.vocab_size)
+    full = tx_magic.capture(model, tok, TEXT)
+    monkeypatch.setattr(memory, "FULL_LIMIT", 1)
+    streamed_trace = tx_magic.capture(model, tok, TEXT)
+    assert streamed_trace.is_streamed()
+    a, b = full.stats(), streamed_trace.stats()
+    a = a.to_dict("records") if hasattr(a, "to_dict") else a
+    b = b.to_dict("records") if hasattr(b, "to_dict") else b
+    for x, y in zip(a, b):
+        assert x["type"] == y["type"]
+        for name in ("entropy", "max_weight", "dispersion", "distance", "first", "previous", "self"):
+            assert x[name] == pytest.approx(y[name], abs=1e-5)

@@ -214,3 +214,9 @@ def test_bad_arguments_fail_at_once(fake_front_end, tmp_path):
     fake_front_end.close()
     with pytest.raises(ExportError, match="closed"):
         fake_front_end.save_svg(tmp_path / "x.svg")
+
+
+def test_a_trace_too_big_for_a_browser_is_refused_with_what_fits(trace, monkeypatch):
+    monkeypatch.setattr(wire, "MAX_LAYER_BYTES", 1024)  # the layer is 12 x 8 x 8 x 4 = 3 KB
+    with pytest.raises(tx_magic.TxMagicError, match=r"max_tokens=4\b"):
+        tx_magic.show(trace)

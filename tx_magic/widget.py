@@ -65,6 +65,7 @@ class AttentionWidget(anywidget.AnyWidget):
             raise ValueError(f"layer must be in 0..{layers - 1}, got {layer}")
         if head is not None and not -1 <= head < n_heads:
             raise ValueError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
+        wire.check_sendable(trace)
         self.trace = trace  # before the traits, whose validators read it
         self._exports = _PendingExports()
         super().__init__(

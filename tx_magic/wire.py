@@ -39,6 +39,8 @@ from .trace import KIND_SEQUENCES, Trace
 
 WIRE_VERSION = 1
 EAGER_BUDGET = 8 * 1024 * 1024
+#: Largest layer block sent to a browser: beyond it the widget refuses and says how to shorten.
+MAX_LAYER_BYTES = 256 * 1024 * 1024
 DTYPE = "float32"
 
 MASK_NONE = "none"
@@ -106,16 +108,33 @@ def encode_meta(trace: Trace) -> dict[str, Any]:
 
 def encode_layer(trace: Trace, kind: str, layer: int) -> dict[str, Any]:
     """One layer block: (heads, queries, keys) float32 as bytes."""
-    att = trace.attention(kind)
-    if not 0 <= layer < att.shape[0]:
-        raise IndexError(f"{kind} attention has layers 0..{att.shape[0] - 1}, not {layer}")
-    block = np.ascontiguousarray(att[layer], dtype="<f4")
+    layers = trace.shape(kind)[0]
+    if not 0 <= layer < layers:
+        raise IndexError(f"{kind} attention has layers 0..{layers - 1}, not {layer}")
+    block = np.ascontiguousarray(trace.layer(kind, layer), dtype="<f4")
     return {"kind": kind, "layer": int(layer), "dtype": DTYPE, "shape": list(block.shape), "data": block.tobytes()}
 
 
 def layer_nbytes(trace: Trace, kind: str) -> int:
     _, heads, q, k = trace.shape(kind)
     return heads * q * k * 4
+
+
+def check_sendable(trace: Trace, limit: int | None = None) -> None:
+    """Refuse traces whose layers are too big for a browser, saying how many tokens would fit."""
+    from .errors import TxMagicError
+
+    limit = MAX_LAYER_BYTES if limit is None else limit
+    for kind in trace.kinds:
+        size = layer_nbytes(trace, kind)
+        if size > limit:
+            _, heads, q, k = trace.shape(kind)
+            fits = int((limit / (heads * 4)) ** 0.5)
+            raise TxMagicError(
+                f"One {kind} layer of this {q}-token trace is {size / 1024 ** 2:.0f} MB, more than a browser view "
+                f"takes ({limit / 1024 ** 2:.0f} MB): show up to {fits} tokens (max_tokens={fits}, or --max-tokens "
+                f"{fits}), or read the trace in Python (trace.stats(), trace.block(...))."
+            )
 
 
 def eager_layers(trace: Trace, budget: int = EAGER_BUDGET) -> list[dict[str, Any]]:

@@ -60,11 +60,19 @@ def head_types(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Seque
         scores["local"] = local_share(p)
         if token_ids is not None:
             scores["induction"] = induction_score(p, token_ids)
-    thresholds = {"induction": INDUCTION, "previous": DOMINANT, "first": SINK, "self": DOMINANT,
-                  "local": LOCAL, "broad": BROAD}
+    return label_scores(scores, (layers, heads))
+
+
+THRESHOLDS = {"induction": INDUCTION, "previous": DOMINANT, "first": SINK, "self": DOMINANT,
+              "local": LOCAL, "broad": BROAD}
+
+
+def label_scores(scores: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Labels from per-head scores (label -> (layers, heads)); the first label in LABELS that applies."""
+    labels = np.full(shape, "", dtype=object)
     for label in reversed(LABELS):  # earlier labels overwrite later ones
         if label in scores:
-            hit = np.nan_to_num(scores[label], nan=-1.0) >= thresholds[label]
+            hit = np.nan_to_num(scores[label], nan=-1.0) >= THRESHOLDS[label]
             labels[hit] = label
     return labels
 
