@@ -164,17 +164,23 @@ def test_hover_links_views_and_reaches_python(ready: Notebook) -> None:
 def test_screenshot(ready: Notebook) -> None:
     """A picture of the widget, "animal" hovered (the README's, with TX_MAGIC_SCREENSHOT=1)."""
     page = ready.page
+    root = page.locator(".txm-root").first
+    root.evaluate("e => e.scrollIntoView({block: 'start'})")  # before hovering: scrolling moves the token
     token = _query_token(page, "animal")
     token.hover()
     index = token.get_attribute("data-index")
     wait_for_attribute(page, MATRIX, "data-focus-row", index or "")
     page.wait_for_timeout(300)  # let the arcs settle for the picture
+    assert "animal" in page.locator(f"{ARC} .txm-token.txm-focus").first.inner_text()
     if os.environ.get("TX_MAGIC_SCREENSHOT") == "1":
         target = REPO_ROOT / "docs" / "screenshot.png"
     else:
         target = OUTPUT_DIR / "screenshot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.locator(".jp-OutputArea-output:has(.txm-root)").first.screenshot(path=str(target))
+    box, matrix = root.bounding_box(), page.locator(MATRIX).first.bounding_box()
+    bottom = matrix["y"] + matrix["height"] + 12  # the toolbar and both main views
+    page.screenshot(path=str(target), clip={"x": box["x"], "y": box["y"], "width": box["width"],
+                                            "height": bottom - box["y"]})
     assert target.stat().st_size > 10_000, f"suspiciously small screenshot {target}"
 
 
