@@ -7,7 +7,7 @@ Model: GPT-2-small shape (12 layers x 12 heads, random weights, eager attention)
 Per tool and n it prints: Python time from the end of the forward pass to the widget / HTML,
 bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
 (p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
-for), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
+for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
 peak Python memory (tracemalloc peak while the tool runs, in a fresh process) and JS heap, then
 tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
 A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
@@ -20,9 +20,11 @@ import argparse
 import functools
 import http.server
 import json
+import os
 import pathlib
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,8 +37,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 HERE = pathlib.Path(__file__).resolve().parent
 CACHE = ROOT / "test-output" / "bench-cache"
 PEER_MEMORY_GB = 16
-DRAW_TIMEOUT_S = 150
+DRAW_TIMEOUT_S = 120
+BROWSER_LIMIT_S = DRAW_TIMEOUT_S + 120
 HOVERS = 40
+HOVER_BUDGET_MS = 15_000  # a slow peer stops sampling after this (with at least MIN_HOVERS samples)
+MIN_HOVERS = 5
 
 #: bertviz's CDN files and the npm packages that hold the same files (jQuery 2.0.0 was never
 #: published to npm: 2.1.0, the first 2.x there, stands in for it).
@@ -175,11 +180,12 @@ def measure_in_browser(context, tool: str, url: str, n: int) -> dict:
 
 def hover_p95(page, tool: str) -> float | None:
     times = page.evaluate(
-        """async ([targets, events, count]) => {
+        """async ([targets, events, count, budget, least]) => {
             const els = eval(targets);
             if (!els.length) return [];
             const out = [];
-            for (let i = 0; i < count; i++) {
+            const start = performance.now();
+            for (let i = 0; i < count && (i < least || performance.now() - start < budget); i++) {
               const el = els[Math.floor((i * 7919) % els.length)];
               const box = el.getBoundingClientRect();  // a point inside: a token, or a cell of a canvas
               const at = {clientX: box.left + box.width * ((i * 37) % 100) / 100,
@@ -195,7 +201,7 @@ def hover_p95(page, tool: str) -> float | None:
             }
             return out;
         }""",
-        [HOVER_TARGETS[tool], HOVER_EVENTS[tool], HOVERS],
+        [HOVER_TARGETS[tool], HOVER_EVENTS[tool], HOVERS, HOVER_BUDGET_MS, MIN_HOVERS],
     )
     if not times:
         return None
@@ -249,31 +255,62 @@ def switch_ms(page, tool: str) -> float | None:
     )
 
 
-def run(tools: list[str], sizes: list[int]) -> list[dict]:
+def browser_context(pw, profile: str):
+    return pw.chromium.launch_persistent_context(
+        profile, executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True,
+        viewport={"width": 1400, "height": 1000},
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+              "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"])
+
+
+def measure_page(tool: str, n: int, outdir: pathlib.Path) -> dict:
+    """Browser numbers for one prepared page, in this process (run by `measure_isolated`)."""
     from playwright.sync_api import sync_playwright
 
+    prepare_browser_page(tool, outdir)
+    (outdir / "warmup.html").write_text("<!doctype html><p>warm-up</p>")
+    server, url = serve(outdir)
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            context = browser_context(pw, profile)
+            try:
+                warm = context.new_page()  # a browser's first page pays its start-up: not the tool's time
+                warm.goto(f"{url}/warmup.html")
+                warm.close()
+                return measure_in_browser(context, tool, url, n)
+            finally:
+                context.close()
+    finally:
+        server.shutdown()
+
+
+def measure_isolated(tool: str, n: int, outdir: pathlib.Path) -> dict:
+    """`measure_page` in its own process group, killed past BROWSER_LIMIT_S: a page that hangs the
+    browser (CircuitsVis at 1024 tokens) is a result, not a stuck benchmark."""
+    proc = subprocess.Popen([sys.executable, __file__, "--measure", tool, str(n), str(outdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=BROWSER_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"first_draw_s": None, "note": f"browser still busy after {BROWSER_LIMIT_S} s: killed"}
+    if proc.returncode != 0:
+        return {"first_draw_s": None, "note": (err.strip().splitlines() or ["browser failed"])[-1][:120]}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run(tools: list[str], sizes: list[int]) -> list[dict]:
     rows = []
-    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True,
-            viewport={"width": 1400, "height": 1000},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"])
-        for n in sizes:
-            for tool in tools:
-                with tempfile.TemporaryDirectory() as tmp:
-                    outdir = pathlib.Path(tmp)
-                    print(f"... {tool} n={n}", file=sys.stderr, flush=True)
-                    row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
-                    if "error" not in row:
-                        prepare_browser_page(tool, outdir)
-                        server, url = serve(outdir)
-                        try:
-                            row.update(measure_in_browser(context, tool, url, n))
-                        finally:
-                            server.shutdown()
-                    rows.append(row)
-        context.close()
+    for n in sizes:
+        for tool in tools:
+            with tempfile.TemporaryDirectory() as tmp:
+                outdir = pathlib.Path(tmp)
+                row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
+                if "error" not in row:
+                    row.update(measure_isolated(tool, n, outdir))
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)  # each row as soon as it is measured
     return rows
 
 
@@ -329,6 +366,10 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--measure"]:  # the isolated browser step, see measure_isolated
+        tool, n, outdir = sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
+        print(json.dumps(measure_page(tool, n, outdir)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[64, 256, 512, 1024])
     parser.add_argument("--tools", nargs="+", default=["tx_magic", "bertviz", "circuitsvis"],
