@@ -8,7 +8,8 @@ Per tool and n it prints: Python time from the end of the forward pass to the wi
 bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
 (p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
 for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
-peak Python memory (tracemalloc peak while the tool runs, in a fresh process) and JS heap, then
+peak Python memory (resident memory sampled while the tool runs, above what the process held
+before, in a fresh process) and JS heap, then
 tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
 A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
 (bertviz at 1024 tokens used 23 GB) fails alone instead of taking the machine down.
