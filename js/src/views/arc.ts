@@ -30,6 +30,17 @@ interface Segment {
   y2: number;
 }
 
+/** Stroke one path of arcs from the query column (left edge) to the key column (right edge). */
+function strokeArcs(ctx: CanvasRenderingContext2D, segs: readonly Segment[], width: number): void {
+  const x1 = 1, x2 = width - 1, c1 = width * 0.42, c2 = width * 0.58;
+  ctx.beginPath();
+  for (const s of segs) {
+    ctx.moveTo(x1, s.y1);
+    ctx.bezierCurveTo(c1, s.y1, c2, s.y2, x2, s.y2);
+  }
+  ctx.stroke();
+}
+
 export class ArcView implements View {
   readonly element: HTMLElement;
   drawn = false;
@@ -300,7 +311,7 @@ export class ArcView implements View {
         buckets[slot][b].push(side === "query" ? { y1: yf, y2: y } : { y1: y, y2: yf });
       }
     });
-    const x1 = 1, x2 = width - 1, c1 = width * 0.42, c2 = width * 0.58;
+    const x1 = 1, x2 = width - 1;  // the columns strokeArcs joins, for the end marker
     ctx.lineCap = "round";
     for (let b = 0; b < BUCKETS; b++) {
       const rep = ((b + 0.5) / BUCKETS) ** 2;
@@ -311,12 +322,7 @@ export class ArcView implements View {
         ctx.strokeStyle = cssColor(headColor(head, H, dark));
         ctx.globalAlpha = style.alpha;
         ctx.lineWidth = style.width;
-        ctx.beginPath();
-        for (const s of segs) {
-          ctx.moveTo(x1, s.y1);
-          ctx.bezierCurveTo(c1, s.y1, c2, s.y2, x2, s.y2);
-        }
-        ctx.stroke();
+        strokeArcs(ctx, segs, width);
       });
     }
     // End markers at the focused token.
@@ -347,18 +353,12 @@ export class ArcView implements View {
         levels[Math.min(3, Math.floor(Math.sqrt(w) * 4))].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(j, rowH) - top });
       }
     }
-    const x1 = 1, x2 = width - 1, c1 = width * 0.42, c2 = width * 0.58;
     ctx.strokeStyle = this.ctx.theme.dark ? "rgb(190, 196, 210)" : "rgb(80, 92, 112)";
     ctx.lineWidth = 1;
     levels.forEach((segs, l) => {
       if (segs.length === 0) return;
       ctx.globalAlpha = 0.08 + 0.08 * l;
-      ctx.beginPath();
-      for (const s of segs) {
-        ctx.moveTo(x1, s.y1);
-        ctx.bezierCurveTo(c1, s.y1, c2, s.y2, x2, s.y2);
-      }
-      ctx.stroke();
+      strokeArcs(ctx, segs, width);
     });
     ctx.globalAlpha = 1;
   }
