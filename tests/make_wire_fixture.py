@@ -3,10 +3,20 @@
     python tests/make_wire_fixture.py
 
 The fixture holds an encoder-decoder trace encoded by `tx_magic.wire` (``meta``: the ``_meta``
-trait, ``layers``: every layer block, bytes as base64 under the same keys) and the values the
-renderer must decode (``expected``: ``"<kind>/<layer>"`` -> the flat float32 list,
-``expected_masks``: kind -> flat 0/1 list, 1 = allowed). Deterministic: same output every run,
-so tests/test_wire_in_step.py can check the file matches what the encoder writes now.
+trait, ``layers``: every layer block as float32, bytes as base64 under the same keys) and the values
+the renderer must decode (``expected``: ``"<kind>/<layer>"`` -> the flat float32 list,
+``expected_masks``: kind -> flat 0/1 list, 1 = allowed, ``expected_thumbnails``: kind -> flat uint8
+list (layer, head, T, T)). Wire v2 adds:
+
+- ``blocks_v2``: [{"block": an encoded value block, "expected": its flat decoded values as Python
+  decodes them (uint8: byte / 255 * scale)}] for a uint8 whole layer, a uint8 block pooled 2 x 2 with a
+  partial last tile, and an exact float32 window with q0, k0 > 0;
+- ``topk``: {"block": an encoded top-k block, "expected_index", "expected_data"} (flat lists);
+- ``streamed``: {"meta": the ``_meta`` of a small streamed trace (stats, head_types), "expected_stats":
+  name -> flat float32 list (layer, head)}.
+
+Deterministic: same output every run, so tests/test_wire_in_step.py can check the file matches what
+the encoder writes now.
 """
 
 from __future__ import annotations
@@ -85,23 +95,78 @@ def build_trace() -> Any:
 def encode_trace(trace: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(meta, layers) as the widget sends them, every layer, bytes as base64 (JSON-safe)."""
     wire, _ = _modules()
-    meta = wire.encode_meta(trace)
-    for kind in meta["kinds"]:
-        if "mask_data" in kind:
-            kind["mask_data"] = _b64(kind["mask_data"])
-    layers = [{**block, "data": _b64(block["data"])} for block in wire.eager_layers(trace, budget=1 << 30)]
+    meta = _b64_meta(wire.encode_meta(trace))
+    layers = [_b64_block(block) for block in wire.eager_layers(trace, budget=1 << 30)]
     return meta, layers
 
 
+def _b64_block(block: dict[str, Any]) -> dict[str, Any]:
+    return {key: _b64(value) if isinstance(value, bytes) else value for key, value in block.items()}
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(x) for x in np.asarray(values, dtype=np.float32).ravel()]
+
+
+def build_streamed_trace() -> Any:
+    """A small streamed trace (random reductions, 2 layers x 2 heads, 9 tokens, tiles of 4)."""
+    _, trace_mod = _modules()
+    streamed = importlib.import_module("tx_magic.streamed")
+    rng = np.random.default_rng(7)
+    layers, heads, n, tile = 2, 2, 9, 4
+    r = lambda *shape: rng.random(shape).astype(np.float32)  # noqa: E731
+    reduced = streamed.ReducedAttention(
+        shape=(layers, heads, n, n), tile=tile, tiles=r(layers, heads, 3, 3), top_values=r(layers, heads, n, 3),
+        top_index=rng.integers(0, n, (layers, heads, n, 3)).astype(np.int32),
+        row_stats={name: r(layers, heads, n) for name in streamed.ROW_STATS}, lse=r(layers, heads, n),
+        queries=r(layers, heads, n, 2), keys=r(layers, heads, n, 2), scaling=np.ones(layers, np.float32),
+        causal=True, thumbnails=r(layers, heads, n, n))
+    tokens = trace_mod.Tokens(text=tuple(f"s{i}" for i in range(n)))
+    return trace_mod.Trace("fixture/streamed", {"input": tokens}, {"self": reduced},
+                           masks={"self": np.tril(np.ones((n, n), dtype=bool))})
+
+
+def _b64_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    for kind in meta["kinds"]:
+        if "mask_data" in kind:
+            kind["mask_data"] = _b64(kind["mask_data"])
+        kind["thumbnails"] = {**kind["thumbnails"], "data": _b64(kind["thumbnails"]["data"])}
+        if "stats" in kind:
+            kind["stats"] = {name: _b64(data) for name, data in kind["stats"].items()}
+    return meta
+
+
 def build_fixture() -> dict[str, Any]:
+    wire, _ = _modules()
     trace = build_trace()
+    raw_meta = wire.encode_meta(trace)
     meta, layers = encode_trace(trace)
     expected = {
         f"{kind}/{layer}": [float(x) for x in trace.attention(kind)[layer].ravel()]
         for kind in trace.kinds for layer in range(trace.shape(kind)[0])
     }
     expected_masks = {kind: [int(x) for x in trace.mask(kind).ravel()] for kind in trace.kinds}
-    return {"meta": meta, "layers": layers, "expected": expected, "expected_masks": expected_masks}
+    expected_thumbnails = {kind["name"]: [int(x) for x in wire.decode_thumbnails(kind).ravel()]
+                           for kind in raw_meta["kinds"]}
+    v2 = [
+        wire.encode_layer(trace, "encoder", 1, wire.DTYPE_UINT8),
+        wire.encode_layer(trace, "cross", 0, wire.DTYPE_UINT8, pool=2),   # 4 x 5 -> 2 x 3 tiles, last partial
+        wire.encode_block(trace, "cross", 1, 1, 3, 2, 5),
+    ]
+    topk = wire.encode_topk(trace, "decoder", 1, 3)
+    index, values = wire.decode_topk(topk)
+    streamed_trace = build_streamed_trace()
+    streamed_meta = wire.encode_meta(streamed_trace)
+    stats = wire.decode_stats(streamed_meta["kinds"][0])
+    return {
+        "meta": meta, "layers": layers, "expected": expected, "expected_masks": expected_masks,
+        "expected_thumbnails": expected_thumbnails,
+        "blocks_v2": [{"block": _b64_block(b), "expected": _floats(wire.decode_block(b))} for b in v2],
+        "topk": {"block": _b64_block(topk), "expected_index": [int(i) for i in index.ravel()],
+                 "expected_data": _floats(values)},
+        "streamed": {"meta": _b64_meta(streamed_meta),
+                     "expected_stats": {name: _floats(v) for name, v in stats.items()}},
+    }
 
 
 def main() -> None:

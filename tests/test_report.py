@@ -17,8 +17,9 @@ import tx_magic
 from tx_magic.report import DEFAULT_MAX_BYTES, ReportText, ReportTooLarge, fallback_html, render_html, render_report, \
     save_html
 from tx_magic.report.batch import BatchItem, EmptyTextsFile, read_texts, run_each
-from tx_magic.report.budget import ranges
-from tx_magic.report.html import HEADER_ID, script_json, script_text
+from tx_magic import wire
+from tx_magic.report.budget import Encoding, ranges
+from tx_magic.report.html import HEADER_ID, _block_cost, script_json, script_text
 from tx_magic.report.png import encode_png
 from tx_magic.trace import Tokens, Trace
 
@@ -64,9 +65,21 @@ class Page(html.parser.HTMLParser):
         return json.loads(next(text for attrs, text in self.scripts if attrs.get("id") == element_id))
 
 
+def decoded(block: dict) -> dict:
+    return {k: base64.b64decode(v) if k in ("data", "scale", "index") else v for k, v in block.items()}
+
+
 def decode_blocks(data: dict) -> dict[tuple[str, int], np.ndarray]:
-    return {(b["kind"], b["layer"]): np.frombuffer(base64.b64decode(b["data"]), "<f4").reshape(b["shape"])
-            for b in data["layers"]}
+    """The value blocks of a report's trace, decoded (uint8 dequantized), by (kind, layer)."""
+    return {(b["kind"], b["layer"]): wire.decode_block(decoded(b)) for b in data["layers"]
+            if b["dtype"] != wire.DTYPE_TOPK}
+
+
+def budget_for(traces: list, layer_costs: int) -> int:
+    """A max_bytes leaving exactly `layer_costs` bytes for layers after the page and its notice room."""
+    page = len(render_html(traces, max_bytes=10**9).encode())
+    exact = sum(_block_cost(t, k, Encoding()) * t.shape(k)[0] for t in traces for k in t.kinds)
+    return page - exact + 2048 * len(traces) + layer_costs + 1
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -139,10 +152,20 @@ def test_save_html_takes_a_widget_trace_or_list(tmp_path):
 
 # -- the size budget ----------------------------------------------------------------------------
 
-def test_layers_beyond_the_budget_are_left_out_and_the_report_says_which():
+def test_over_the_budget_layers_go_8_bit_then_are_left_out_and_the_report_says_so():
     trace = fake_trace([f"t{i}" for i in range(60)], layers=6, heads=4)  # 76.8 KB per layer in base64
-    full = len(render_html(trace).encode())
-    budget = full - 3 * 76_900 + 4_000
+    u8 = _block_cost(trace, "self", Encoding(wire.DTYPE_UINT8, 1))
+    assert u8 < _block_cost(trace, "self", Encoding()) / 3.5  # ~4x more layers fit as 8-bit values
+    rendered = render_report(trace, max_bytes=budget_for([trace], 6 * u8))
+    page = Page(rendered.html)
+    blocks = decode_blocks(page.json("txm-trace-0"))
+    assert sorted(layer for _, layer in blocks) == list(range(6))
+    for (kind, layer), values in blocks.items():
+        exact = trace.attention(kind)[layer]
+        assert np.abs(values - exact).max() <= exact.max() / 510 + 1e-7
+    assert "8-bit" in rendered.notices[0] and "no kernel" in rendered.notices[0]
+
+    budget = budget_for([trace], 3 * u8)
     rendered = render_report(trace, max_bytes=budget)
     assert len(rendered.html.encode()) <= budget
     page = Page(rendered.html)
@@ -150,16 +173,53 @@ def test_layers_beyond_the_budget_are_left_out_and_the_report_says_which():
     assert kept == [0, 1, 2]
     assert page.json(HEADER_ID)["texts"][0]["omitted"] == [{"kind": "self", "layers": [3, 4, 5]}]
     notice = rendered.notices[0]
-    assert "self layers 3-5 (of 6" in notice and "--max-bytes" in notice
+    assert "self layers 3-5 (of 6" in notice and "--max-bytes" in notice and "exact values" in notice
     assert notice in page.json("txm-trace-0")["meta"]["warnings"]  # shown by the renderer
 
 
 def test_every_text_keeps_its_first_layers_when_space_runs_out():
     small, big = fake_trace(["a", "b"], layers=4), fake_trace([f"t{i}" for i in range(80)], layers=4, heads=4)
-    budget = len(render_html([small, big], max_bytes=10**9).encode()) - 2 * 110_000
-    page = Page(render_html([small, big], max_bytes=budget))
+    u8 = lambda t: _block_cost(t, "self", Encoding(wire.DTYPE_UINT8, 1))  # noqa: E731
+    page = Page(render_html([small, big], max_bytes=budget_for([small, big], 4 * u8(small) + 2 * u8(big))))
     assert len(decode_blocks(page.json("txm-trace-0"))) == 4
     assert sorted(layer for _, layer in decode_blocks(page.json("txm-trace-1"))) == [0, 1]
+
+
+def test_a_long_trace_keeps_every_layer_as_a_pooled_overview():
+    trace = fake_trace([f"t{i}" for i in range(600)], layers=3, heads=2, causal=True)
+    pooled = _block_cost(trace, "self", Encoding(wire.DTYPE_UINT8, 2))
+    rendered = render_report(trace, max_bytes=budget_for([trace], 3 * pooled))
+    data = Page(rendered.html).json("txm-trace-0")
+    assert [(b["layer"], b["dtype"], b["pool"], b["shape"]) for b in data["layers"]] == \
+        [(layer, wire.DTYPE_UINT8, 2, [2, 300, 300]) for layer in range(3)]
+    exact = trace.attention()[1]
+    reference = exact.reshape(2, 300, 2, 300, 2).max((2, 4))
+    assert np.abs(decode_blocks(data)[("self", 1)] - reference).max() <= reference.max() / 510 + 1e-7
+    thumbs = base64.b64decode(data["meta"]["kinds"][0]["thumbnails"]["data"])
+    assert len(thumbs) == 3 * 2 * 32 * 32  # the grid's overview of every layer and head
+    assert "max-pooled" in rendered.notices[0] and "self 2x2 tokens" in rendered.notices[0]
+    assert "Left out" not in rendered.notices[0]
+
+
+def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkeypatch):
+    from conftest import tiny_llama
+    from tx_magic import memory
+
+    monkeypatch.setattr(memory, "FULL_LIMIT", 1)
+    monkeypatch.setattr(memory, "OVERVIEW_TILES", 12)
+    trace = tx_magic.capture(tiny_llama(minilm.tokenizer.vocab_size), minilm.tokenizer, "the cat sat on the mat " * 8)
+    assert trace.is_streamed() and trace.attentions["self"].tile == 8
+    rendered = render_report(trace)
+    data = Page(rendered.html).json("txm-trace-0")
+    kinds = {(b["dtype"], b["layer"]) for b in data["layers"]}
+    assert kinds == {(d, layer) for d in (wire.DTYPE, wire.DTYPE_TOPK) for layer in range(2)}
+    assert {b["pool"] for b in data["layers"] if "pool" in b} == {8}
+    assert set(data["meta"]["kinds"][0]["stats"]) == {"entropy", "max_weight", "dispersion", "distance", "first",
+                                                      "previous", "self"}
+    topk = next(decoded(b) for b in data["layers"] if b["dtype"] == wire.DTYPE_TOPK and b["layer"] == 1)
+    index, values = wire.decode_topk(topk)
+    np.testing.assert_allclose(values, trace.attentions["self"].top_values[1, ..., :4])
+    assert "top keys" in rendered.notices[0] and "no kernel" in rendered.notices[0]
 
 
 def test_a_budget_below_the_first_layer_is_an_error():

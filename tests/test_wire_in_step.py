@@ -18,9 +18,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 WIRE_TS = ROOT / "js" / "src" / "wire.ts"
 FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
 
-NAMES = ["WIRE_VERSION", "EAGER_BUDGET", "DTYPE", "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT",
-         "REQUEST_LAYER", "REPLY_LAYER", "REPLY_ERROR", "REQUEST_EXPORT", "REPLY_EXPORT", "REPLY_EXPORT_ERROR",
-         "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS"]
+NAMES = ["WIRE_VERSION", "EAGER_BUDGET", "DTYPE", "DTYPE_UINT8", "DTYPE_TOPK", "MAX_BLOCK_CELLS", "THUMBNAIL_SIZE",
+         "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT",
+         "REQUEST_LAYER", "REPLY_LAYER", "REQUEST_BLOCK", "REPLY_BLOCK", "REQUEST_TOPK", "REPLY_TOPK", "REPLY_ERROR",
+         "REQUEST_EXPORT", "REPLY_EXPORT", "REPLY_EXPORT_ERROR", "EXPORT_FORMATS", "EXPORT_MAX_BYTES",
+         "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS", "TOPK_KEYS", "THUMBNAIL_KEYS"]
 
 
 def ts_constants() -> dict[str, object]:
@@ -36,6 +38,32 @@ def ts_constants() -> dict[str, object]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_typescript_declares_the_same_constant(name):
+    ts = ts_constants()
+    assert name in ts, f"js/src/wire.ts does not declare {name}"
+    py = getattr(wire, name)
+    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
+
+
+#: The "model internals" sections at the end of both files (hidden states, lens, logits, generation).
+INTERNALS_NAMES = ["REQUEST_LOGITS", "REPLY_LOGITS", "REPLY_LOGITS_ERROR", "REQUEST_LENS", "REPLY_LENS",
+                   "REPLY_LENS_ERROR", "MAX_LENS_POSITIONS", "INTERNALS_KEYS", "HIDDEN_KEYS", "LENS_KEYS",
+                   "LENS_REPLY_KEYS", "LOGITS_KEYS", "GENERATION_KEYS"]
+
+
+@pytest.mark.parametrize("name", INTERNALS_NAMES)
+def test_typescript_declares_the_same_internals_constant(name):
+    ts = ts_constants()
+    assert name in ts, f"js/src/wire.ts does not declare {name}"
+    py = getattr(wire, name)
+    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
+
+
+#: The "images" sections at the end of both files (the picture a vision model saw).
+IMAGE_NAMES = ["META_IMAGE", "IMAGE_KEYS"]
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_typescript_declares_the_same_image_constant(name):
     ts = ts_constants()
     assert name in ts, f"js/src/wire.ts does not declare {name}"
     py = getattr(wire, name)

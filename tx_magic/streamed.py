@@ -6,6 +6,8 @@ as the model would, and reduces that layer's weights as it goes, in chunks of qu
 
 - an overview: each head's matrix max-pooled into tiles of ``tile`` x ``tile`` tokens (max,
   not mean, so a sharp diagonal or a sink column stays visible at any zoom-out);
+- a thumbnail: the same max over ``thumbnail_size`` x ``thumbnail_size`` tiles split as evenly as
+  ``numpy.array_split`` does (what the widget's grid of heads draws, `tx_magic.wire.thumbnails`);
 - the ``top_k`` strongest keys of every query row (for the arc view);
 - per-row statistics (entropy, max, first/previous/self share, distance, ...);
 - the row's log-sum-exp plus the layer's queries and keys, so any block of exact weights is
@@ -30,6 +32,8 @@ IMPLEMENTATION = "tx_magic_streamed"
 MASKED = -1e30
 #: Query rows reduced at a time (a multiple of any tile size used).
 CHUNK_ROWS = 256
+#: Tiles a side of each head's thumbnail (tx_magic.wire.THUMBNAIL_SIZE; a test checks they agree).
+THUMBNAIL_SIZE = 32
 ROW_STATS = ("entropy", "max_weight", "distance", "first", "previous", "self", "local", "norm_entropy",
              "induction")
 
@@ -53,11 +57,12 @@ class ReducedAttention:
     causal: bool
     dtype: str = "float32"
     meta: dict[str, Any] = field(default_factory=dict)
+    thumbnails: np.ndarray | None = None  # (L, H, T, T) float32, max over array_split tiles
 
     @property
     def nbytes(self) -> int:
         arrays = [self.tiles, self.top_values, self.top_index, self.lse, self.queries, self.keys,
-                  *self.row_stats.values()]
+                  *self.row_stats.values(), *([] if self.thumbnails is None else [self.thumbnails])]
         return int(sum(a.nbytes for a in arrays))
 
     def block(self, layer: int, q0: int, q1: int, k0: int, k1: int) -> np.ndarray:
@@ -91,6 +96,7 @@ class _Recorder:
     top_k: int
     token_ids: list[int]
     on_layer: Callable[[], None] | None = None
+    thumbnail_size: int = THUMBNAIL_SIZE
     layers: list[dict[str, Any]] = field(default_factory=list)
     causal: bool | None = None
 
@@ -118,6 +124,7 @@ class _Recorder:
         top_i = torch.zeros(heads, n, min(self.top_k, n), dtype=torch.int32)
         lse_all = torch.zeros(heads, n)
         stats = {name: torch.zeros(heads, n) for name in ROW_STATS}
+        thumbs = _Thumbnails(heads, n, self.thumbnail_size)
         targets = _induction_target_rows(self.token_ids, n)
         for r0 in range(0, n, CHUNK_ROWS):
             r1 = min(n, r0 + CHUNK_ROWS)
@@ -136,6 +143,7 @@ class _Recorder:
             lse_all[:, r0:r1] = (row_max + log_total).squeeze(-1)
             entropy = log_total.squeeze(-1) - (p * x).sum(-1)   # -sum p log p, as log p = x - log total
             _pool_into(tiles, p, r0, t)
+            thumbs.add(p.cpu().numpy(), r0)
             kept = min(top_v.shape[-1], width)
             v, i = torch.topk(p, kept, dim=-1)
             top_v[:, r0:r1, :kept], top_i[:, r0:r1, :kept] = v, i.to(torch.int32)
@@ -144,7 +152,7 @@ class _Recorder:
         self.layers.append({
             "tiles": tiles.numpy(), "top_values": top_v.numpy(), "top_index": top_i.numpy(),
             "lse": lse_all.numpy(), "queries": q.numpy().copy(), "keys": k.numpy().copy(), "scaling": scale,
-            "stats": {name: s.numpy() for name, s in stats.items()},
+            "stats": {name: s.numpy() for name, s in stats.items()}, "thumbnails": thumbs.values,
         })
         if self.on_layer is not None:
             self.on_layer()
@@ -160,7 +168,7 @@ class _Recorder:
             row_stats={name: np.stack([layer["stats"][name] for layer in self.layers]) for name in ROW_STATS},
             lse=stack("lse"), queries=stack("queries"), keys=stack("keys"),
             scaling=np.array([layer["scaling"] for layer in self.layers], dtype=np.float32),
-            causal=bool(self.causal),
+            causal=bool(self.causal), thumbnails=stack("thumbnails"),
         )
 
 
@@ -218,6 +226,28 @@ def tile_for(n: int, max_tiles: int) -> int:
     return min(tile, CHUNK_ROWS)
 
 
+class _Thumbnails:
+    """The max of each of T x T tiles (rows and columns split as numpy.array_split does), chunk by chunk."""
+
+    def __init__(self, heads: int, n: int, size: int) -> None:
+        size = max(1, min(size, n))
+        part, extra = divmod(n, size)
+        i = np.arange(size)
+        self.starts = i * part + np.minimum(i, extra)
+        self.row_tile = np.repeat(i, np.diff(np.append(self.starts, n)))
+        self.values = np.zeros((heads, size, size), dtype=np.float32)
+
+    def add(self, p: np.ndarray, r0: int) -> None:
+        """Fold in rows r0.. of p (H, c, width); keys past `width` are masked (0)."""
+        cols = self.starts[self.starts < p.shape[-1]]
+        by_col = np.maximum.reduceat(p, cols, axis=2)
+        tiles = self.row_tile[r0:r0 + p.shape[1]]
+        first = np.flatnonzero(np.r_[True, tiles[1:] != tiles[:-1]])
+        by_tile = np.maximum.reduceat(by_col, first, axis=1)
+        rows = tiles[first]
+        self.values[:, rows, :len(cols)] = np.maximum(self.values[:, rows, :len(cols)], by_tile)
+
+
 def _repeat_kv(k: Any, heads: int) -> Any:
     groups = heads // k.shape[0]
     return k if groups == 1 else k.repeat_interleave(groups, dim=0)
@@ -237,18 +267,21 @@ def _boolean_mask(attention_mask: Any, n: int) -> Any:
 
 
 def _pool_into(tiles: Any, p: Any, r0: int, t: int) -> None:
-    """Max-pool rows r0.. of p (H, c, n) into the tile grid (H, T, T)."""
+    """Max-pool rows r0.. of p (H, c, n) into the tile grid (H, T, T).
+
+    Rows first (a middle axis: contiguous inner loops), then columns of the t-times smaller result:
+    reducing the short innermost axis of the whole chunk first is several times slower.
+    """
     import torch
 
-    heads, c, width = p.shape
-    pad = (-width) % t
-    if pad:
-        p = torch.nn.functional.pad(p, (0, pad))
-    cols_pooled = p.view(heads, c, -1, t).amax(-1)          # (H, c, T)
-    rpad = (-c) % t
-    if rpad:
-        cols_pooled = torch.nn.functional.pad(cols_pooled, (0, 0, 0, rpad))
-    pooled = cols_pooled.view(heads, -1, t, cols_pooled.shape[-1]).amax(2)   # (H, c/t, T)
+    x = p.cpu().numpy()                                         # numpy's middle-axis max is ~3x torch's
+    heads, c, width = x.shape
+    if c % t:
+        x = np.concatenate([x, np.zeros((heads, t - c % t, width), x.dtype)], axis=1)
+    rows = x.reshape(heads, -1, t, width).max(2)                # (H, c/t, n)
+    if width % t:
+        rows = np.concatenate([rows, np.zeros(rows.shape[:2] + (t - width % t,), rows.dtype)], axis=2)
+    pooled = torch.from_numpy(rows.reshape(heads, rows.shape[1], -1, t).max(-1))   # (H, c/t, T)
     first, tcols = r0 // t, pooled.shape[-1]
     view = tiles[:, first:first + pooled.shape[1], :tcols]
     tiles[:, first:first + pooled.shape[1], :tcols] = torch.maximum(view, pooled)

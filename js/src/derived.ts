@@ -8,7 +8,7 @@ import { rollout } from "./aggregate";
 import type { FrameCache } from "./frame";
 import type { AttentionSource, LayerData } from "./source";
 import { isSelfKind } from "./state";
-import { layerStats, type HeadStats } from "./stats";
+import { layerStats, STAT_NAMES, type HeadStats, type HeadType } from "./stats";
 import { kindInfo } from "./wire";
 
 const ROLLOUTS_KEPT = 4;
@@ -45,6 +45,9 @@ export class Derived {
     const have = this.layers(kind);
     if (have) return Promise.resolve(have);
     let pending = this.loading.get(kind);
+    if (!pending && kindInfo(this.source.meta, kind).streamed) {
+      return Promise.reject(new Error(`tx_magic: every ${kind} layer at full resolution is not available: this long input was captured reduced`));
+    }
     if (!pending) {
       const info = kindInfo(this.source.meta, kind);
       pending = Promise.all(Array.from({ length: info.layers }, (_, l) => this.source.getLayer(kind, l)));
@@ -58,6 +61,11 @@ export class Derived {
   stats(kind: string): HeadStats[] | null {
     const cached = this.statsByKind.get(kind);
     if (cached) return cached;
+    const sent = this.sentStats(kind);
+    if (sent) {
+      this.statsByKind.set(kind, sent);
+      return sent;
+    }
     const layers = this.layers(kind);
     if (!layers) return null;
     const meta = this.source.meta;
@@ -67,6 +75,22 @@ export class Derived {
     const all = layers.flatMap((layer) => layerStats(layer, ctx));
     this.statsByKind.set(kind, all);
     return all;
+  }
+
+  /** Statistics Python sent for a streamed kind (its weights are not here to compute them from), or null. */
+  private sentStats(kind: string): HeadStats[] | null {
+    const info = kindInfo(this.source.meta, kind);
+    if (!info.stats) return null;
+    const out: HeadStats[] = [];
+    for (let l = 0; l < info.layers; l++) {
+      for (let head = 0; head < info.heads; head++) {
+        const at = l * info.heads + head;
+        const row = { layer: l, head, type: (info.head_types?.[l]?.[head] ?? "") as HeadType } as HeadStats;
+        for (const name of STAT_NAMES) row[name] = info.stats[name]?.[at] ?? NaN;
+        out.push(row);
+      }
+    }
+    return out;
   }
 
   /** Rollout of `heads` through each layer of self-attention `kind`; null until all layers are here. */

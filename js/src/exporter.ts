@@ -18,6 +18,12 @@ const MAX_AREA = 120_000_000;
 /** The SVG picture of what the views show now. */
 export async function exportSvg(ctx: ExportContext): Promise<SvgPicture> {
   const s = ctx.store.get();
+  if (kindInfo(ctx.source.meta, s.kind).streamed) {
+    throw new Error(
+      "tx_magic: this long input was captured reduced, so there is no full layer to export as a picture: " +
+        "take a screenshot, or read the values in Python (trace.stats(), trace.block(...))",
+    );
+  }
   const layer = await ctx.source.getLayer(s.kind, s.layer);
   if (showsRollout(s)) await ctx.derived.loadLayers(s.kind);
   const meta = ctx.source.meta;

@@ -29,8 +29,13 @@ export interface Frame {
   queries: SequenceInfo;
   keys: SequenceInfo;
   crop: Crop;
-  /** Cropped mask, 1 = allowed; null when everything is allowed. */
+  /** Cropped mask, 1 = allowed; null when everything is allowed (always null for a pooled layer). */
   mask: Uint8Array | null;
+  /**
+   * Tokens per tile side when `layer` is a pooled overview (each value the max over pool x pool
+   * cells; the pair filter is not applied); 1 or absent for a full-resolution layer.
+   */
+  pool?: number;
 }
 
 /** The query and key segments a filter keeps (null: every segment). */
@@ -117,8 +122,10 @@ export class FrameCache {
   }
 
   private build(info: KindInfo, layer: LayerData, pair: PairFilter): Frame {
-    const crop = pairCrop(this.meta, info, pair);
     const { queries, keys } = kindTokens(this.meta, info);
+    const pool = layer.pool ?? 1;
+    if (pool > 1) return { info, layer, queries, keys, crop: pairCrop(this.meta, info, "all"), mask: null, pool };
+    const crop = pairCrop(this.meta, info, pair);
     const mask = this.mask(info);
     if (crop.identity) return { info, layer, queries, keys, crop, mask };
     const [h, q, k] = layer.shape;

@@ -13,6 +13,7 @@ export const KEYS: readonly [keys: string, what: string][] = [
   ["0-9", "show that head alone in the matrix"],
   ["h l", "previous / next head (the aggregate sits before head 0)"],
   ["m", "mean of the selected heads"],
+  ["+ −", "zoom the matrix in (around the focused token) / out; double-click zooms in too"],
   ["r", "rollout of the selected heads (self-attention)"],
   ["Esc", "unpin the focused token"],
   ["?", "show or hide this help"],

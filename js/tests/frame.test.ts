@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cropMatrix, FrameCache, pairCrop, pairSegments } from "../src/frame";
 import { hasPair, sanitize, SelectionStore } from "../src/state";
-import { decodeMeta, kindInfo } from "../src/wire";
+import { decodeMeta, kindInfo, WIRE_VERSION } from "../src/wire";
 import { fakeMeta, randomLayer } from "./helpers";
 
 // [CLS] a b [SEP] | c d [SEP]: text A is tokens 0-3, text B tokens 4-6.
@@ -49,7 +49,7 @@ describe("the sentence-pair filter", () => {
 
   it("crops the mask with the weights", () => {
     const causal = decodeMeta({
-      version: 1, model: "m", warnings: [],
+      version: WIRE_VERSION, model: "m", warnings: [],
       sequences: { input: { text: TOKENS, special: TOKENS.map(() => false), segment: SEGMENTS } },
       kinds: [{ name: "self", layers: 1, heads: 1, queries: "input", keys: "input", mask: "causal" }] });
     const frames = new FrameCache(causal);

@@ -2,7 +2,7 @@
 
 import { LayerStore, type LayerData } from "../src/source";
 import type { WidgetModel } from "../src/sync";
-import { decodeMeta, type Meta } from "../src/wire";
+import { decodeMeta, WIRE_VERSION, type Meta } from "../src/wire";
 
 /** Deterministic pseudo-random numbers (mulberry32). */
 export function rng(seed: number): () => number {
@@ -50,7 +50,7 @@ export interface FakeTraceOptions {
 export function fakeMeta(opts: FakeTraceOptions = {}): Meta {
   const tokens = opts.tokens ?? ["[CLS]", "the", "cat", "sat", "[SEP]"];
   return decodeMeta({
-    version: 1,
+    version: WIRE_VERSION,
     model: "fake/model",
     warnings: opts.warnings ?? [],
     sequences: { input: { text: tokens, special: tokens.map((t) => t.startsWith("[")), segment: opts.segments ?? tokens.map(() => 0) } },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { keyAction, KEYS } from "../src/keyboard";
 import { SelectionStore, type Selection } from "../src/state";
-import { decodeMeta } from "../src/wire";
+import { decodeMeta, WIRE_VERSION } from "../src/wire";
 import { fakeMeta } from "./helpers";
 
 const meta = fakeMeta({ tokens: ["a", "b", "c", "d"], layers: 3, heads: 12 });
@@ -43,7 +43,7 @@ describe("keyboard", () => {
 
   it("offers no rollout across sequences", () => {
     const cross = decodeMeta({
-      version: 1, model: "m", warnings: [],
+      version: WIRE_VERSION, model: "m", warnings: [],
       sequences: { s: { text: ["a"], special: [false] }, t: { text: ["b"], special: [false] } },
       kinds: [{ name: "cross", layers: 1, heads: 1, queries: "t", keys: "s", mask: "none" }],
     });

@@ -1,4 +1,5 @@
 // @vitest-environment jsdom
+import { WIRE_VERSION } from "../src/wire";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { renderExplorer } from "../src/render";
 import { LayerStore, type LayerData } from "../src/source";
@@ -296,7 +297,7 @@ describe("renderExplorer", () => {
   it("switches kinds in an encoder-decoder trace", () => {
     const source = new LayerStore(
       {
-        version: 1, model: "t5", warnings: [],
+        version: WIRE_VERSION, model: "t5", warnings: [],
         sequences: {
           source: { text: ["a", "b", "c"], special: [false, false, false], segment: [0, 0, 0], ids: [1, 2, 3] },
           target: { text: ["x", "y"], special: [false, false], segment: [0, 0], ids: [4, 5] },

@@ -1,4 +1,5 @@
 // @vitest-environment jsdom
+import { WIRE_VERSION } from "../src/wire";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HEADER_ID, main, ROOT_ID, traceId } from "../src/report";
 import { installFakeCanvas, randomLayer } from "./helpers";
@@ -17,7 +18,7 @@ function traceJson(tokens: string[], layers: number[], total = 3, heads = 2) {
   const n = tokens.length;
   return {
     meta: {
-      version: 1, model: "fake/model", warnings: [],
+      version: WIRE_VERSION, model: "fake/model", warnings: [],
       sequences: { input: { text: tokens, special: tokens.map(() => false), segment: tokens.map(() => 0) } },
       kinds: [{ name: "self", layers: total, heads, queries: "input", keys: "input", mask: "none" }],
     },

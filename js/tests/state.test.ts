@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { corrections, focusedQuery, focusOf, sanitize, SelectionStore } from "../src/state";
 import { bindModel, selectionFromModel } from "../src/sync";
-import { decodeMeta } from "../src/wire";
+import { decodeMeta, WIRE_VERSION } from "../src/wire";
 import { FakeModel, fakeMeta } from "./helpers";
 
 describe("SelectionStore", () => {
@@ -75,7 +75,7 @@ describe("sanitize", () => {
 
 describe("focusedQuery", () => {
   const cross = decodeMeta({
-    version: 1, model: "m", warnings: [],
+    version: WIRE_VERSION, model: "m", warnings: [],
     sequences: { source: { text: ["a", "b", "c"], special: [false, false, false] }, target: { text: ["x", "y"], special: [false, false] } },
     kinds: [
       { name: "encoder", layers: 1, heads: 1, queries: "source", keys: "source", mask: "none" },

@@ -19,7 +19,7 @@ function close(actual: number, expected: number | null, what: string): void {
 }
 
 function storeOf(c: Case): LayerStore {
-  return new LayerStore(decodeMeta(c.meta), c.layers.map(decodeBlock));
+  return new LayerStore(decodeMeta(c.meta), c.layers.map((b) => decodeBlock(b)));
 }
 
 describe("statistics and head types agree with Python (fixture)", () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fixture from "./fixtures/wire-fixture.json";
 import {
   BLOCK_KEYS, decodeBlock, decodeMask, decodeMeta, KIND_KEYS, kindInfo, META_KEYS, SEQUENCE_KEYS,
-  toFloat32, WIRE_VERSION,
+  decodeTopK, toFloat32, TOPK_KEYS, WIRE_VERSION,
 } from "../src/wire";
 import { floatBytesAt } from "./helpers";
 
@@ -86,7 +86,7 @@ describe("decodeMeta", () => {
   });
 
   it("throws a clear error on a version mismatch", () => {
-    expect(() => decodeMeta({ ...meta, version: 2 })).toThrow(/version mismatch.*version 2.*version 1/);
+    expect(() => decodeMeta({ ...meta, version: 1 })).toThrow(/version mismatch.*version 1.*version 2/);
     expect(() => decodeMeta({ ...meta, version: undefined })).toThrow(/version/);
   });
 
@@ -178,5 +178,56 @@ describe("the Python fixture", () => {
   it("keeps token text as data", () => {
     expect(meta.sequences.source.text).toContain("<img src=x onerror=alert(1)>");
     expect(meta.warnings[0]).toContain("<b>");
+  });
+});
+
+describe("the Python fixture, wire v2", () => {
+  type V2 = {
+    blocks_v2: { block: Record<string, unknown>; expected: number[] }[];
+    topk: { block: Record<string, unknown>; expected_index: number[]; expected_data: number[] };
+    streamed: { meta: unknown; expected_stats: Record<string, number[]> };
+    expected_thumbnails: Record<string, number[]>;
+  };
+  const v2 = fixture as unknown as V2;
+  const meta = decodeMeta(fixture.meta);
+
+  it("decodes uint8, pooled and windowed blocks to the values Python means", () => {
+    const seen = new Set<string>();
+    for (const { block: raw, expected } of v2.blocks_v2) {
+      const b = decodeBlock(raw);
+      seen.add(`${raw.dtype}/${b.pool}/${(b.q0 ?? 0) > 0 && (b.k0 ?? 0) > 0 ? "window" : "whole"}`);
+      expect(b.data.length).toBe(expected.length);
+      // uint8 values decode in float32 here, float64 in numpy: equal to float32 precision.
+      for (let i = 0; i < expected.length; i++) expect(Math.abs(b.data[i] - expected[i])).toBeLessThan(1e-6);
+      if (raw.dtype === "uint8") expect(b.exact).toBe(false);
+      expect(Object.keys(raw).filter((k) => k !== "scale")).toEqual([...BLOCK_KEYS]);
+    }
+    expect(seen).toEqual(new Set(["uint8/1/whole", "uint8/2/whole", "float32/1/window"]));
+  });
+
+  it("quantizes within the stated error of the exact layer", () => {
+    for (const { block: raw } of v2.blocks_v2.filter((b) => b.block.dtype === "uint8" && b.block.pool === 1)) {
+      const b = decodeBlock(raw);
+      const want = (fixture.expected as Record<string, number[]>)[`${b.kind}/${b.layer}`];
+      for (let i = 0; i < want.length; i++) expect(Math.abs(b.data[i] - want[i])).toBeLessThanOrEqual(b.maxError! + 1e-7);
+    }
+  });
+
+  it("decodes the top-k block", () => {
+    const t = decodeTopK(v2.topk.block);
+    expect(Object.keys(v2.topk.block)).toEqual([...TOPK_KEYS]);
+    expect(Array.from(t.index)).toEqual(v2.topk.expected_index);
+    t.data.forEach((w, i) => expect(Math.abs(w - v2.topk.expected_data[i])).toBeLessThan(1e-7));
+  });
+
+  it("reads every kind's thumbnails and a streamed kind's statistics and head types", () => {
+    for (const info of meta.kinds) expect(Array.from(info.thumbnails!.data)).toEqual(v2.expected_thumbnails[info.name]);
+    const streamed = decodeMeta(v2.streamed.meta).kinds[0];
+    expect(streamed.streamed).toBe(true);
+    expect(streamed.pool).toBeGreaterThan(1);
+    for (const [name, values] of Object.entries(v2.streamed.expected_stats)) {
+      expect(Array.from(streamed.stats![name]).map((x) => Math.fround(x))).toEqual(values.map((x) => Math.fround(x)));
+    }
+    expect(streamed.head_types!.length).toBe(streamed.layers);
   });
 });

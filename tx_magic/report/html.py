@@ -14,12 +14,12 @@ import html
 import json
 import pathlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from .. import wire
 from ..trace import Trace
-from .budget import LayerPlan, notice, plan_layers
+from .budget import Encoding, LayerPlan, notice, plan_report
 
 if TYPE_CHECKING:
     from ..widget import AttentionWidget
@@ -77,19 +77,22 @@ Reportable = Union[Trace, ReportText, "AttentionWidget"]
 
 @dataclass(frozen=True)
 class RenderedReport:
-    """A report page and, per text, the notice saying which layers were left out (None: nothing)."""
+    """A report page and, per text, the notice saying which layers were left out, pooled or stored as
+    8-bit values (None: every layer exactly), and whether layers were left out."""
 
     html: str
     notices: list[str | None]
+    left_out: list[bool] = field(default_factory=list)
 
 
 def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
                 max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The report page of one or more traces (several get a text selector), as a string.
 
-    Layers are inlined exactly (float32) while the page fits in `max_bytes`; the rest are left
-    out and the report says which. Raises `ReportTooLarge` when not even the first layer of
-    each text fits.
+    Layers are inlined exactly (float32) while they all fit in `max_bytes`, else as 8-bit values,
+    else max-pooled (long inputs), leaving out the layers that still do not fit (see
+    `tx_magic.report.budget`); the report says what it did. Raises `ReportTooLarge` when not even
+    the first layer of each text fits.
     """
     return render_report(traces, title=title, max_bytes=max_bytes).html
 
@@ -114,14 +117,15 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
                   [_trace_json(m, []) for m in metas])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
-    plans = plan_layers([t.trace for t in texts], room, _block_cost)
+    plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans)]
     for meta, line in zip(metas, notices):
         if line:
             meta["warnings"].append(line)
     header = _header(texts, title, max_bytes, plans)
     data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans)]
-    return RenderedReport(_page(title, css, bundle, header, data), notices)
+    left_out = [any(plan.omitted.values()) for plan in plans]
+    return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
 
 def script_json(value: Any) -> str:
@@ -168,30 +172,52 @@ def _assets() -> tuple[str, str]:
 
 
 def _meta(trace: Trace) -> dict[str, Any]:
+    """`wire.encode_meta` with its bytes (masks, thumbnails, statistics) as base64 text."""
     meta = wire.encode_meta(trace)
     for kind in meta["kinds"]:
         if "mask_data" in kind:
             kind["mask_data"] = _b64(kind["mask_data"])
+        kind["thumbnails"]["data"] = _b64(kind["thumbnails"]["data"])
+        if "stats" in kind:
+            kind["stats"] = {name: _b64(data) for name, data in kind["stats"].items()}
+    if wire.META_IMAGE in meta:  # a vision model's picture
+        meta[wire.META_IMAGE]["png"] = _b64(meta[wire.META_IMAGE]["png"])
     return meta
+
+
+def _layer_blocks(trace: Trace, kind: str, layer: int, enc: Encoding) -> list[dict[str, Any]]:
+    """One layer as the report stores it: its value block, and a streamed kind's top keys."""
+    blocks = [wire.encode_layer(trace, kind, layer, enc.dtype, enc.pool_of(trace, kind))]
+    if enc.top_k(trace, kind):
+        blocks.append(wire.encode_topk(trace, kind, layer, enc.top_k(trace, kind)))
+    return [{key: _b64(value) if isinstance(value, bytes) else value for key, value in b.items()} for b in blocks]
 
 
 def _blocks(trace: Trace, plan: LayerPlan | None) -> list[dict[str, Any]]:
     if plan is None:
         return []
-    blocks = []
-    for kind, layers in plan.included.items():
-        for layer in layers:
-            block = wire.encode_layer(trace, kind, layer)
-            block["data"] = _b64(block["data"])
-            blocks.append(block)
-    return blocks
+    return [block for kind, layers in plan.included.items() for layer in layers
+            for block in _layer_blocks(trace, kind, layer, plan.encoding)]
 
 
-def _block_cost(trace: Trace, kind: str) -> int:
-    """Bytes one layer of `kind` adds to the page: its JSON block with base64 data, plus a comma."""
-    _, heads, q, k = trace.shape(kind)
-    frame = {"kind": kind, "layer": trace.shape(kind)[0], "dtype": wire.DTYPE, "shape": [heads, q, k], "data": ""}
-    return len(script_json(frame)) + 4 * -(-wire.layer_nbytes(trace, kind) // 3) + 1
+def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
+    """Bytes one layer of `kind` adds to the page: its JSON blocks with base64 bytes, plus commas."""
+    layers, heads, q, k = trace.shape(kind)
+    pool = enc.pool_of(trace, kind)
+    rows, cols = -(-q // pool), -(-k // pool)
+    b64 = lambda n: 4 * -(-n // 3)  # noqa: E731
+    frame = {"kind": kind, "layer": layers, "dtype": enc.dtype, "shape": [heads, rows, cols], "pool": pool,
+             "q0": 0, "k0": 0, "data": ""}
+    if enc.dtype == wire.DTYPE:
+        cost = len(script_json(frame)) + b64(heads * rows * cols * 4) + 1
+    else:
+        cost = len(script_json({**frame, "scale": ""})) + b64(heads * rows * cols) + b64(heads * rows * 4) + 1
+    top = enc.top_k(trace, kind)
+    if top:
+        topk = {"kind": kind, "layer": layers, "dtype": wire.DTYPE_TOPK, "shape": [heads, q, top], "index": "",
+                "data": ""}
+        cost += len(script_json(topk)) + 2 * b64(heads * q * top * 4) + 1
+    return cost
 
 
 def _header(texts: Sequence[ReportText], title: str, max_bytes: int,

@@ -11,6 +11,7 @@ import { clear, h, listenGuarded, prepareCanvas } from "../dom";
 import type { Frame } from "../frame";
 import { arcStyle, displayToken, headOffset, rowCenter, visibleRows } from "../layout";
 import type { LayerData } from "../source";
+import type { TopKBlock } from "../wire";
 import { focusOf, type Selection, type Side } from "../state";
 import { touches, type Changes, type View, type ViewContext } from "./view";
 
@@ -24,6 +25,36 @@ export interface ArcOptions {
 }
 
 const BUCKETS = 8;
+
+/** Calls `cb(other, weight)` for the weights of one head between the focused token and the others. */
+type Visitor = (head: number, cb: (other: number, weight: number) => void) => void;
+
+/**
+ * The arcs of a focused token from sparse data, for layers here only as a pooled overview:
+ * a query's exact row when fetched (`row`: (head, K)), else its top-k weights; a key's
+ * incoming weights among every query's top-k.
+ */
+export function sparseVisitor(topk: TopKBlock | undefined, row: LayerData | undefined, index: number, side: Side): Visitor | null {
+  if (side === "query" && row) {
+    const K = row.shape[2];
+    return (head, cb) => {
+      const base = head * K;
+      for (let j = 0; j < K; j++) cb(j, row.data[base + j]);
+    };
+  }
+  if (!topk) return null;
+  const [, Q, k] = topk.shape;
+  if (side === "query") {
+    return (head, cb) => {
+      const base = (head * Q + index) * k;
+      for (let r = 0; r < k; r++) cb(topk.index[base + r], topk.data[base + r]);
+    };
+  }
+  return (head, cb) => {
+    const base = head * Q * k;
+    for (let i = 0; i < Q * k; i++) if (topk.index[base + i] === index) cb(Math.floor(i / k), topk.data[base + i]);
+  };
+}
 
 interface Segment {
   y1: number;
@@ -143,7 +174,7 @@ export class ArcView implements View {
   update(state: Readonly<Selection>, frame: Frame, changes: Changes): void {
     this.state = state;
     this.shown = frame;
-    const labels = `${state.kind}|${state.pair}`;
+    const labels = `${state.kind}|${state.pair}|${frame.queries.text.length}|${frame.keys.text.length}`;
     if (this.builtFor !== labels) {
       this.buildLabels(frame);
       this.builtFor = labels;
@@ -200,7 +231,8 @@ export class ArcView implements View {
     if (!state || !frame) return;
     const layer = frame.layer;
     // Read layout before writing to the DOM, so a hover never forces a synchronous layout.
-    const [, Q, K] = layer.shape;
+    // Rows are tokens (a pooled layer has fewer rows than tokens).
+    const Q = frame.queries.text.length, K = frame.keys.text.length;
     const rows = Math.max(Q, K);
     if (!this.size) {
       this.size = {
@@ -228,12 +260,14 @@ export class ArcView implements View {
       }
     }
     this.markFocus(at, focus.side);
-    this.tint(state, frame, at, focus.side);
+    const pooled = (frame.pool ?? 1) > 1;
+    this.tint(state, frame, pooled ? -1 : at, focus.side);
 
     const { ctx } = prepareCanvas(this.canvas, width, viewH);
     if (ctx) {
       ctx.clearRect(0, 0, width, viewH);
-      if (at >= 0) this.drawFocus(ctx, state, frame, at, focus.side, top, width, viewH);
+      if (pooled) this.drawSparse(ctx, state, frame, at, focus.side, top, width, viewH);
+      else if (at >= 0) this.drawFocus(ctx, state, frame, at, focus.side, top, width, viewH);
       else if (focus.index < 0) this.drawOverview(ctx, state, frame, top, width, viewH);
     }
     this.element.dataset.focusToken = String(focus.index);
@@ -281,12 +315,71 @@ export class ArcView implements View {
     this.tinted = new Set(next.keys());
   }
 
-  private drawFocus(
+  /**
+   * A layer here only as a pooled overview (a long input): the focused token's arcs from its
+   * exact row (fetched on hover) or its top-k weights; with no focus, every visible query's top
+   * weights of the selected heads.
+   */
+  private drawSparse(
     ctx: CanvasRenderingContext2D, state: Readonly<Selection>, frame: Frame,
     index: number, side: Side, top: number, width: number, viewH: number,
   ): void {
+    const source = this.ctx.source;
+    const topk = source.peekTopK(state.kind, state.layer);
+    const K = frame.keys.text.length, Q = frame.queries.text.length;
+    this.element.dataset.arcSource = "none";
+    if (index >= 0) {
+      const window = { q0: index, q1: index + 1, k0: 0, k1: K };
+      const row = side === "query" ? source.peekBlock(state.kind, state.layer, window) : undefined;
+      if (side === "query" && !row) {
+        const asked = { kind: state.kind, layer: state.layer, index };
+        source.getBlock(state.kind, state.layer, window).then(() => {
+          const s = this.state;
+          if (s && s.kind === asked.kind && s.layer === asked.layer && focusOf(s).index === asked.index) this.schedule();
+        }, () => {});
+      }
+      const visit = sparseVisitor(topk, row, index, side);
+      if (!visit) return;
+      this.element.dataset.arcSource = row ? "row" : "topk";
+      this.drawFocus(ctx, state, frame, index, side, top, width, viewH, visit, frame.info.heads);
+      return;
+    }
+    if (!topk || state.heads.length === 0) return;
+    this.element.dataset.arcSource = "topk";
+    const [H, , k] = topk.shape;
+    const rowH = this.rowHeight;
+    const [first, last] = visibleRows(top, viewH, rowH, Q);
+    const levels: Segment[][] = [[], [], [], []];
+    for (const head of state.heads) {
+      if (head >= H) continue;
+      for (let i = first; i <= last; i++) {
+        const base = (head * Q + i) * k;
+        for (let r = 0; r < k; r++) {
+          const w = topk.data[base + r];
+          if (!(w >= 0.08)) break; // largest first
+          levels[Math.min(3, Math.floor(Math.sqrt(w) * 4))].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(topk.index[base + r], rowH) - top });
+        }
+      }
+    }
+    ctx.strokeStyle = this.ctx.theme.dark ? "rgb(190, 196, 210)" : "rgb(80, 92, 112)";
+    ctx.lineWidth = 1;
+    levels.forEach((segs, l) => {
+      if (segs.length === 0) return;
+      ctx.globalAlpha = 0.08 + 0.08 * l;
+      strokeArcs(ctx, segs, width);
+    });
+    ctx.globalAlpha = 1;
+  }
+
+  private drawFocus(
+    ctx: CanvasRenderingContext2D, state: Readonly<Selection>, frame: Frame,
+    index: number, side: Side, top: number, width: number, viewH: number,
+    sparse?: Visitor, headCount?: number,
+  ): void {
     const layer: LayerData = frame.layer;
-    const [H, Q, K] = layer.shape;
+    const [, Ql, Kl] = layer.shape;
+    const H = headCount ?? layer.shape[0];
+    const Q = sparse ? frame.queries.text.length : Ql, K = sparse ? frame.keys.text.length : Kl;
     if ((side === "query" && index >= Q) || (side === "key" && index >= K)) return;
     const rowH = this.rowHeight;
     const dark = this.ctx.theme.dark;
@@ -296,20 +389,24 @@ export class ArcView implements View {
     const others = side === "query" ? K : Q;
     const data = layer.data;
     const mask = frame.mask;
-    heads.forEach((head, slot) => {
-      const off = headOffset(slot, heads.length, rowH);
+    const visit: Visitor = sparse ?? ((head, cb) => {
       const base = head * Q * K;
       for (let o = 0; o < others; o++) {
         const cell = side === "query" ? index * K + o : o * K + index;
         if (mask && !mask[cell]) continue;
-        const w = data[base + cell];
-        if (!(w >= this.threshold)) continue;
+        cb(o, data[base + cell]);
+      }
+    });
+    heads.forEach((head, slot) => {
+      const off = headOffset(slot, heads.length, rowH);
+      visit(head, (o, w) => {
+        if (!(w >= this.threshold)) return;
         const y = rowCenter(o, rowH) - top + off;
         const yf = fixedY + off;
-        if ((y < -rowH && yf < -rowH) || (y > viewH + rowH && yf > viewH + rowH)) continue;
+        if ((y < -rowH && yf < -rowH) || (y > viewH + rowH && yf > viewH + rowH)) return;
         const b = Math.min(BUCKETS - 1, Math.floor(Math.sqrt(Math.min(1, w)) * BUCKETS));
         buckets[slot][b].push(side === "query" ? { y1: yf, y2: y } : { y1: y, y2: yf });
-      }
+      });
     });
     const x1 = 1, x2 = width - 1;  // the columns strokeArcs joins, for the end marker
     ctx.lineCap = "round";

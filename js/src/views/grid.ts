@@ -10,8 +10,9 @@ import { clear, h } from "../dom";
 import type { LayerData } from "../source";
 import type { Selection } from "../state";
 import type { HeadStats } from "../stats";
+import { thumbnailOf } from "../pooled";
 import { cachedPool, poolMatrix, type Pooled } from "../thumbnails";
-import { kindInfo } from "../wire";
+import { kindInfo, type KindInfo } from "../wire";
 import { badgeOf, statLines, typeLegend } from "./headtypes";
 import { Multiples, type MultiplesLayout, type Panel } from "./multiples";
 import { Preview } from "./preview";
@@ -26,6 +27,12 @@ const GAP = 3;
 export function headThumbnail(layer: LayerData, head: number, mask: Uint8Array | null, size = POOL): Pooled {
   const [, q, k] = layer.shape;
   return cachedPool(layer, `${head}/${size}`, () => poolMatrix(headMatrix(layer, head), q, k, size, mask));
+}
+
+/** One head's thumbnail from the metadata (every layer, no fetch), cached with the kind. */
+export function metaThumbnail(info: KindInfo, layer: number, head: number, q: number, k: number): Pooled | null {
+  if (!info.thumbnails) return null;
+  return cachedPool(info, `meta/${layer}/${head}`, () => thumbnailOf(info, layer, head, q, k)!);
 }
 
 /** Grid geometry for `layers` x `heads` in `width` CSS pixels (layers down, or across when transposed). */
@@ -67,8 +74,9 @@ export class GridView implements PanelView {
     this.element.append(header, this.multiples.element, this.legendHost, this.preview.element);
   }
 
-  needsAllLayers(): boolean {
-    return true;
+  /** With thumbnails in the metadata the grid draws at once, without any layer. */
+  needsAllLayers(s: Readonly<Selection>): boolean {
+    return !kindInfo(this.ctx.source.meta, s.kind).thumbnails;
   }
 
   update(s: Readonly<Selection>, changes: Changes): void {
@@ -81,7 +89,7 @@ export class GridView implements PanelView {
     if (key !== this.drawnKey || changes === "all") {
       this.drawnKey = key;
       this.stats = this.ctx.derived.stats(s.kind);
-      this.paint(s, width, layers !== null);
+      this.paint(s, width, layers !== null || info.thumbnails !== undefined);
     }
     this.multiples.mark(s.head >= 0 ? [s.layer * info.heads + s.head] : []);
     this.element.dataset.selected = `${s.layer},${s.head}`;
@@ -91,16 +99,18 @@ export class GridView implements PanelView {
     const t0 = performance.now();
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const layout = gridLayout(info.layers, info.heads, width);
+    const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
     this.panels.clear();
     for (let l = 0; l < info.layers; l++) {
-      const layer = this.ctx.source.peekLayer(s.kind, l);
+      // The meta thumbnails show the whole matrix: a layer that is here draws a pair filter's crop.
+      const layer = s.pair === "all" && info.thumbnails ? undefined : this.ctx.source.peekLayer(s.kind, l);
       const frame = layer ? this.ctx.frames.frame(info, layer, s.pair) : null;
       for (let x = 0; x < info.heads; x++) {
         const key = l * info.heads + x;
         this.panels.set(key, {
           row: layout.transposed ? x : l,
           col: layout.transposed ? l : x,
-          pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : null,
+          pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : metaThumbnail(info, l, x, q, k),
           badge: badgeOf(this.stats?.[key]),
           key,
         });
@@ -128,7 +138,8 @@ export class GridView implements PanelView {
     const data = this.ctx.source.peekLayer(s.kind, layer);
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const frame = data ? this.ctx.frames.frame(info, data, s.pair) : null;
-    const pooled = frame ? headThumbnail(frame.layer, head, frame.mask, 128) : null;
+    const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
+    const pooled = frame && (frame.pool ?? 1) === 1 ? headThumbnail(frame.layer, head, frame.mask, 128) : metaThumbnail(info, layer, head, q, k);
     this.preview.show(this.element, e, pooled, lines, this.ctx.theme.dark);
   }
 

@@ -12,7 +12,10 @@ import type { Frame } from "../frame";
 import {
   cellAt, displayToken, formatWeight, labelTicks, matrixGeometry, truncateLabel, type MatrixGeometry,
 } from "../layout";
-import { describeShown, matrixFor } from "../shown";
+import { shownMatrix } from "../aggregate";
+import { subMatrix, tileIndex, tileMask, windowMask, zoomIn, zoomOut, shownOfRow } from "../pooled";
+import { describeShown, matrixFor, showsRollout } from "../shown";
+import type { CellWindow, LayerData } from "../source";
 import { focusOf, type Selection } from "../state";
 import { packRGBA, palette } from "../thumbnails";
 import type { SequenceInfo } from "../wire";
@@ -28,6 +31,24 @@ export interface MatrixOptions {
 const LABEL_CHARS = 14;
 const CHAR_PX = 7;
 const FOCUS_COLOR: [number, number, number] = [242, 142, 43];
+/** Largest zoom window (cells) drawn from exact values fetched from the kernel (pooled layers). */
+export const EXACT_WINDOW_CELLS = 512 * 512;
+
+/** What the base canvas shows: a matrix, and how shown cells map onto its entries. */
+interface Drawn {
+  matrix: Float32Array;
+  /** Width of `matrix`. */
+  cols: number;
+  /** Shown row / column (within the window) -> row / column of `matrix`; null: the same. */
+  rowMap: Int32Array | null;
+  colMap: Int32Array | null;
+  mask: Uint8Array | null;
+  /** Values are quantized or tile maxima, not the exact cell. */
+  approx: boolean;
+  /** Tokens per tile side of `matrix` (1: one value per cell). */
+  pool: number;
+}
+
 /** Where allowed cells sit on the weight ramp when the mask is shown. */
 const ALLOWED_SCALE = 0.62;
 
@@ -57,7 +78,16 @@ export class MatrixView implements View {
 
   private state: Readonly<Selection> | null = null;
   private frame: Frame | null = null;
-  private matrix: Float32Array | null = null;
+  private drawnData: Drawn | null = null;
+  private readonly hint: HTMLElement;
+  private readonly zoomOutButton: HTMLButtonElement;
+  private readonly resetButton: HTMLButtonElement;
+  /** The zoomed window in shown rows / columns, or null for the whole matrix. */
+  private zoom: CellWindow | null = null;
+  private zoomKind = "";
+  private window: CellWindow = { q0: 0, q1: 0, k0: 0, k1: 0 };
+  private tileMasks = new WeakMap<LayerData, Uint8Array | null>();
+  private blockMatrix: { block: LayerData; key: string; matrix: Float32Array } | null = null;
   private geom: MatrixGeometry | null = null;
   private baseKey = "";
   private baseMatrix: Float32Array | null = null;
@@ -79,7 +109,14 @@ export class MatrixView implements View {
     this.element.dataset.mode = "weights";
     const header = h("div", "txm-view-header");
     this.title = h("span", "txm-view-title", "Matrix");
-    header.append(this.title, h("span", "txm-hint", "rows: queries, columns: keys"));
+    this.hint = h("span", "txm-hint", "rows: queries, columns: keys · double-click to zoom");
+    this.zoomOutButton = h("button", "txm-zoom-out", "zoom out");
+    this.resetButton = h("button", "txm-zoom-reset", "whole matrix");
+    for (const b of [this.zoomOutButton, this.resetButton]) {
+      b.type = "button";
+      b.hidden = true;
+    }
+    header.append(this.title, this.hint, this.zoomOutButton, this.resetButton);
 
     this.grid = h("div", "txm-matrix-grid");
     const corner = h("div", "txm-matrix-corner");
@@ -113,6 +150,50 @@ export class MatrixView implements View {
     });
     this.listen(this.overlay, "mouseleave", () => pointer || this.onLeave());
     this.listen(this.overlay, "click", (e) => this.onClick(e as MouseEvent));
+    this.listen(this.overlay, "dblclick", (e) => this.onZoomIn(e as MouseEvent));
+    this.listen(this.zoomOutButton, "click", () => this.setZoom(this.zoom && this.frame ? zoomOut(this.zoom, this.frame.queries.text.length, this.frame.keys.text.length) : null));
+    this.listen(this.resetButton, "click", () => this.setZoom(null));
+  }
+
+  /** The zoomed window (shown rows / columns), or null when the whole matrix is shown. */
+  get zoomWindow(): CellWindow | null {
+    return this.zoom;
+  }
+
+  /** Show window `w` of the matrix (null: all of it) and redraw. */
+  setZoom(w: CellWindow | null): void {
+    this.zoom = w;
+    if (this.state && this.frame) this.update(this.state, this.frame, "all");
+  }
+
+  /** Zoom in around the focused token (else the window's centre), or out: the + and - keys. */
+  zoomStep(inward: boolean): void {
+    const frame = this.frame, s = this.state;
+    if (!frame || !s) return;
+    const Q = frame.queries.text.length, K = frame.keys.text.length;
+    if (!inward) {
+      this.setZoom(this.zoom ? zoomOut(this.zoom, Q, K) : null);
+      return;
+    }
+    const w = this.zoom ?? { q0: 0, q1: Q, k0: 0, k1: K };
+    if (w.q1 - w.q0 <= 16 && w.k1 - w.k0 <= 16) return;
+    const focus = focusOf(s);
+    const row = focus.index >= 0 && focus.side === "query" ? frame.crop.rowOf[focus.index] ?? -1 : -1;
+    const col = focus.index >= 0 && focus.side === "key" ? frame.crop.colOf[focus.index] ?? -1 : -1;
+    const same = frame.info.queries === frame.info.keys;
+    const q = row >= 0 ? row : col >= 0 && same ? col : (w.q0 + w.q1) / 2;
+    const k = col >= 0 ? col : row >= 0 && same ? row : (w.k0 + w.k1) / 2;
+    this.setZoom(zoomIn(w, q, k, Q, K));
+  }
+
+  private onZoomIn(e: MouseEvent): void {
+    const cell = this.cellFromEvent(e);
+    if (!cell || !this.frame) return;
+    e.preventDefault();
+    const Q = this.frame.queries.text.length, K = this.frame.keys.text.length;
+    const w = this.window;
+    if (w.q1 - w.q0 <= 16 && w.k1 - w.k0 <= 16) return;
+    this.setZoom(zoomIn(w, w.q0 + cell.query, w.k0 + cell.key, Q, K));
   }
 
   private listen(target: EventTarget, type: string, fn: (e: Event) => void): void {
@@ -134,7 +215,7 @@ export class MatrixView implements View {
     }
     this.showTooltip(cell, e);
     const before = this.ctx.store.get();
-    this.ctx.store.set({ hover: this.frame!.crop.rows[cell.query], hoverSide: "query" });
+    this.ctx.store.set({ hover: this.frame!.crop.rows[this.window.q0 + cell.query], hoverSide: "query" });
     // Same row, other column: the store did not change, so redraw the cell outline here.
     if (before === this.ctx.store.get()) this.drawOverlay();
   }
@@ -150,20 +231,20 @@ export class MatrixView implements View {
   private onClick(e: MouseEvent): void {
     const cell = this.cellFromEvent(e);
     if (!cell || !this.frame) return;
-    const query = this.frame.crop.rows[cell.query];
+    const query = this.frame.crop.rows[this.window.q0 + cell.query];
     const s = this.ctx.store.get();
     if (s.pinned === query && s.pinnedSide === "query") this.ctx.store.set({ pinned: -1 });
     else this.ctx.store.set({ pinned: query, pinnedSide: "query" });
   }
 
   private showTooltip(cell: { query: number; key: number }, e: MouseEvent): void {
-    const s = this.state, frame = this.frame, matrix = this.matrix;
-    if (!s || !frame || !matrix) return;
+    const s = this.state, frame = this.frame, drawn = this.drawnData;
+    if (!s || !frame || !drawn) return;
     const host = this.element.getBoundingClientRect();
     const { queries, keys, crop } = frame;
-    const K = keys.text.length;
-    const idx = cell.query * K + cell.key;
-    const masked = frame.mask ? !frame.mask[idx] : false;
+    const row = this.window.q0 + cell.query, col = this.window.k0 + cell.key;
+    const idx = (drawn.rowMap ? drawn.rowMap[cell.query] : cell.query) * drawn.cols + (drawn.colMap ? drawn.colMap[cell.key] : cell.key);
+    const masked = drawn.mask ? !drawn.mask[idx] : false;
     clear(this.tooltip);
     const line = h("div", "txm-tooltip-main");
     const token = (text: string) => {
@@ -171,23 +252,53 @@ export class MatrixView implements View {
       el.dir = "auto";
       return el;
     };
-    line.append(
-      token(queries.text[cell.query] ?? ""),
-      h("span", "txm-tooltip-arrow", " → "),
-      token(keys.text[cell.key] ?? ""),
-      h("span", "", ": "),
-      h("span", "txm-tooltip-value", masked ? "masked" : s.showMask ? "allowed" : formatWeight(matrix[idx])),
-    );
+    const value = h("span", "txm-tooltip-value");
+    const approx = drawn.approx && !masked && !s.showMask;
+    value.textContent = masked ? "masked" : s.showMask ? "allowed" : (approx ? "≈ " : "") + formatWeight(drawn.matrix[idx]);
+    if (approx) {
+      value.classList.add("txm-approx");
+      value.title = drawn.pool > 1 ? `max over a ${drawn.pool}×${drawn.pool} tile; exact value on its way` : "quantized value; exact value on its way";
+    }
+    line.append(token(queries.text[row] ?? ""), h("span", "txm-tooltip-arrow", " → "), token(keys.text[col] ?? ""), h("span", "", ": "), value);
     const what = s.head >= 0 ? `head ${s.head}` : `${s.aggregate} of ${s.heads.length} head${s.heads.length === 1 ? "" : "s"}`;
-    const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[cell.query]} → key ${crop.cols[cell.key]} · layer ${s.layer} · ${what}`);
+    const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[row]} → key ${crop.cols[col]} · layer ${s.layer} · ${what}`);
     this.tooltip.append(line, sub);
     this.tooltip.hidden = false;
+    if (approx && !showsRollout(s)) this.exactValue(value, crop.rows[row], crop.cols[col]);
     let x = e.clientX - host.left + 14;
     const y = e.clientY - host.top + 14;
     const tw = this.tooltip.offsetWidth || 200;
     if (host.width > 0 && x + tw > host.width) x = Math.max(0, e.clientX - host.left - tw - 10);
     this.tooltip.style.left = `${x}px`;
     this.tooltip.style.top = `${y}px`;
+  }
+
+  /** Replace the approximate value in `el` by the exact one of (query, key), fetched if needed. */
+  private exactValue(el: HTMLElement, query: number, key: number): void {
+    const s = this.state!;
+    const source = this.ctx.source;
+    const K = source.meta.sequences[this.frame!.info.keys].text.length;
+    const put = (row: LayerData) => {
+      if (!el.isConnected && el.parentNode === null) return;
+      el.textContent = formatWeight(shownOfRow(row.data, s.heads, s.head, K, key));
+      el.classList.remove("txm-approx");
+      el.title = "exact value";
+    };
+    const window = { q0: query, q1: query + 1, k0: 0, k1: K };
+    const have = source.peekBlock(s.kind, s.layer, window);
+    if (have) {
+      put(have);
+      return;
+    }
+    source.getBlock(s.kind, s.layer, window).then(
+      (row) => {
+        const now = this.ctx.store.get();
+        if (now.kind === s.kind && now.layer === s.layer && now.head === s.head && now.heads === s.heads) put(row);
+      },
+      () => {
+        el.title = "the exact value could not be fetched";
+      },
+    );
   }
 
   update(state: Readonly<Selection>, frame: Frame, changes: Changes): void {
@@ -197,38 +308,46 @@ export class MatrixView implements View {
       return;
     }
     this.frame = frame;
-    const [, Q, K] = frame.layer.shape;
+    const Q = frame.queries.text.length, K = frame.keys.text.length;
+    const pool = frame.pool ?? 1;
+    if (state.kind !== this.zoomKind || (this.zoom && (this.zoom.q1 > Q || this.zoom.k1 > K))) this.zoom = null;
+    this.zoomKind = state.kind;
+    const w = this.zoom ?? { q0: 0, q1: Q, k0: 0, k1: K };
+    this.window = w;
+    const rows = w.q1 - w.q0, cols = w.k1 - w.k0;
     const { queries, keys } = frame;
     const rowLabelW = this.labelExtent(queries);
     const colLabelH = this.labelExtent(keys);
     if (typeof changes === "string" || this.width === 0) this.width = this.element.clientWidth || 460;
     const width = this.width;
     const available = Math.min(this.maxSize, width - rowLabelW - 12);
-    const geom = matrixGeometry(Q, K, available, this.maxCell);
+    const geom = matrixGeometry(rows, cols, available, this.maxCell, pool > 1 ? 0.02 : 0.5);
     this.geom = geom;
     this.grid.style.gridTemplateColumns = `${rowLabelW}px ${geom.width}px`;
     this.grid.style.gridTemplateRows = `${colLabelH}px ${geom.height}px`;
     this.plot.style.width = `${geom.width}px`;
     this.plot.style.height = `${geom.height}px`;
 
-    const matrix = matrixFor(this.ctx, state, frame);
-    if (!matrix) return; // a rollout still loading: the explorer shows the status
-    this.matrix = matrix;
+    const drawn = this.choose(state, frame, w);
+    if (!drawn) return; // a rollout still loading: the explorer shows the status
+    this.drawnData = drawn;
     const dpr = typeof window !== "undefined" ? window.devicePixelRatio || 1 : 1;
     const dark = this.ctx.theme.dark;
-    const baseKey = [geom.cell, dpr, dark, state.showMask, state.pair].join("|");
-    if (baseKey !== this.baseKey || this.baseMatrix !== matrix) {
-      this.drawBase(matrix, frame.mask, geom, dark, state.showMask);
+    const baseKey = [geom.cell, dpr, dark, state.showMask, state.pair, w.q0, w.q1, w.k0, w.k1, drawn.pool].join("|");
+    if (baseKey !== this.baseKey || this.baseMatrix !== drawn.matrix) {
+      this.drawBase(drawn, geom, dark, state.showMask);
       this.baseKey = baseKey;
-      this.baseMatrix = matrix;
-      const pair = state.pair === "all" ? "" : ` · ${state.pair[0]}→${state.pair[1]}`;
+      this.baseMatrix = drawn.matrix;
+      const pair = state.pair === "all" || pool > 1 ? "" : ` · ${state.pair[0]}→${state.pair[1]}`;
       const what = (state.showMask ? `${frame.info.mask === "none" ? "no" : frame.info.mask} mask` : describeShown(this.ctx.source.meta, state)) + pair;
       this.title.textContent = what;
       this.base.setAttribute("aria-label", `attention matrix, ${what}`);
     }
-    const labelsKey = `${state.kind}|${state.pair}|${geom.cell}|${rowLabelW}|${colLabelH}`;
+    this.hint.textContent = this.caption(drawn, w, Q, K);
+    this.zoomOutButton.hidden = this.resetButton.hidden = this.zoom === null;
+    const labelsKey = `${state.kind}|${state.pair}|${geom.cell}|${rowLabelW}|${colLabelH}|${w.q0}|${w.q1}|${w.k0}|${w.k1}`;
     if (labelsKey !== this.labelsKey) {
-      this.buildLabels(queries, keys, geom, rowLabelW, colLabelH);
+      this.buildLabels(queries, keys, geom, rowLabelW, colLabelH, w);
       this.labelsKey = labelsKey;
     }
     if (this.legendKey !== `${dark}|${state.showMask}`) this.buildLegend(dark, state.showMask);
@@ -239,7 +358,66 @@ export class MatrixView implements View {
     this.element.dataset.drawnAggregate = state.head >= 0 ? "head" : state.aggregate;
     this.element.dataset.mode = state.showMask ? "mask" : "weights";
     this.element.dataset.shape = `${Q}x${K}`;
+    this.element.dataset.pool = String(drawn.pool);
+    this.element.dataset.window = `${w.q0},${w.q1},${w.k0},${w.k1}`;
+    this.element.dataset.approx = drawn.approx ? "1" : "0";
     this.drawn = true;
+  }
+
+  /** What the caption says about the drawn values (how tiles are pooled, the window, the error). */
+  private caption(d: Drawn, w: CellWindow, Q: number, K: number): string {
+    const zoomed = this.zoom ? `tokens ${w.q0}–${w.q1 - 1} × ${w.k0}–${w.k1 - 1} of ${Q} × ${K} · ` : "";
+    if (d.pool > 1) return `${zoomed}each cell: max over ${d.pool} × ${d.pool} tokens · double-click to zoom`;
+    const err = this.frame?.layer.maxError;
+    const approx = d.approx && err !== undefined ? `values within ±${formatWeight(err)} (hover: exact) · ` : "";
+    return `${zoomed}${approx}rows: queries, columns: keys${this.zoom ? "" : " · double-click to zoom"}`;
+  }
+
+  /** The matrix to draw for the window: exact or dequantized cells, exact fetched windows, or pooled tiles. */
+  private choose(state: Readonly<Selection>, frame: Frame, w: CellWindow): Drawn | null {
+    const pool = frame.pool ?? 1;
+    const rows = w.q1 - w.q0, cols = w.k1 - w.k0;
+    const whole = w.q0 === 0 && w.k0 === 0 && rows === frame.queries.text.length && cols === frame.keys.text.length;
+    if (pool === 1) {
+      const full = matrixFor(this.ctx, state, frame);
+      if (!full) return null;
+      const C = frame.keys.text.length;
+      return {
+        matrix: whole ? full : subMatrix(full, C, w), cols: whole ? C : cols, rowMap: null, colMap: null,
+        mask: frame.mask && !whole ? subMatrix(frame.mask, C, w) : frame.mask,
+        approx: !(frame.layer.exact ?? true), pool: 1,
+      };
+    }
+    if (showsRollout(state)) return null;
+    const { info } = frame;
+    const K = frame.keys.text.length;
+    if (this.zoom && rows * cols <= EXACT_WINDOW_CELLS) {
+      const block = this.ctx.source.peekBlock(state.kind, state.layer, w);
+      if (block) {
+        const key = `${state.head}|${state.heads.join(",")}`;
+        if (!this.blockMatrix || this.blockMatrix.block !== block || this.blockMatrix.key !== key) {
+          this.blockMatrix = { block, key, matrix: shownMatrix(block, state.heads, state.head) };
+        }
+        return { matrix: this.blockMatrix.matrix, cols, rowMap: null, colMap: null, mask: windowMask(info, K, w), approx: false, pool: 1 };
+      }
+      const asked = { ...w };
+      this.ctx.source.getBlock(state.kind, state.layer, w).then(
+        () => {
+          const z = this.zoom, s = this.state;
+          if (z && s && this.frame && z.q0 === asked.q0 && z.q1 === asked.q1 && z.k0 === asked.k0 && z.k1 === asked.k1) this.update(s, this.frame, "all");
+        },
+        (err: unknown) => this.ctx.report(err),
+      );
+    }
+    let mask = this.tileMasks.get(frame.layer);
+    if (mask === undefined) {
+      mask = tileMask(info, frame.queries.text.length, K, pool);
+      this.tileMasks.set(frame.layer, mask);
+    }
+    return {
+      matrix: this.ctx.matrices.get(frame.layer, state.heads, state.head), cols: frame.layer.shape[2],
+      rowMap: tileIndex(w.q0, rows, pool), colMap: tileIndex(w.k0, cols, pool), mask, approx: true, pool,
+    };
   }
 
   /** Room for an axis's labels: long enough for its longest (truncated) token. */
@@ -249,7 +427,7 @@ export class MatrixView implements View {
     return Math.max(36, Math.min(LABEL_CHARS * CHAR_PX + 12, longest * CHAR_PX + 12));
   }
 
-  private buildLabels(queries: SequenceInfo, keys: SequenceInfo, g: MatrixGeometry, rowW: number, colH: number): void {
+  private buildLabels(queries: SequenceInfo, keys: SequenceInfo, g: MatrixGeometry, rowW: number, colH: number, w: CellWindow): void {
     clear(this.xLabels);
     clear(this.yLabels);
     this.rowTicks = [];
@@ -258,21 +436,23 @@ export class MatrixView implements View {
     this.yLabels.style.width = `${rowW}px`;
     this.yLabels.style.height = `${g.height}px`;
     this.xLabels.style.width = `${g.width}px`;
-    for (const i of labelTicks(queries.text.length, g.cell, 13)) {
+    for (const r of labelTicks(w.q1 - w.q0, g.cell, 13)) {
+      const i = w.q0 + r;
       const label = h("div", "txm-axis-label txm-axis-row", truncateLabel(displayToken(queries.text[i]), LABEL_CHARS));
       label.dir = "auto";
-      label.style.top = `${(i + 0.5) * g.cell}px`;
+      label.style.top = `${(r + 0.5) * g.cell}px`;
       if (queries.special[i]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(i);
+      label.dataset.axisIndex = String(r);
       this.rowTicks.push(label);
       this.yLabels.append(label);
     }
-    for (const j of labelTicks(keys.text.length, g.cell, 13)) {
+    for (const c of labelTicks(w.k1 - w.k0, g.cell, 13)) {
+      const j = w.k0 + c;
       const label = h("div", "txm-axis-label txm-axis-col", truncateLabel(displayToken(keys.text[j]), LABEL_CHARS));
       label.dir = "auto";
-      label.style.left = `${(j + 0.5) * g.cell}px`;
+      label.style.left = `${(c + 0.5) * g.cell}px`;
       if (keys.special[j]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(j);
+      label.dataset.axisIndex = String(c);
       this.colTicks.push(label);
       this.xLabels.append(label);
     }
@@ -307,7 +487,7 @@ export class MatrixView implements View {
   }
 
   /** The heat map (or the mask when `showMask`): one pass over the device pixels of the base canvas. */
-  private drawBase(matrix: Float32Array, mask: Uint8Array | null, g: MatrixGeometry, dark: boolean, showMask: boolean): void {
+  private drawBase(d: Drawn, g: MatrixGeometry, dark: boolean, showMask: boolean): void {
     const { ctx } = prepareCanvas(this.base, g.width, g.height);
     if (!ctx || typeof ctx.createImageData !== "function") return;
     const pw = this.base.width, ph = this.base.height;
@@ -318,19 +498,22 @@ export class MatrixView implements View {
     const allowed = lut[Math.round(ALLOWED_SCALE * 255)];
     const [m1, m2] = maskColors(dark);
     const hatchA = packRGBA(...m1), hatchB = packRGBA(...m2);
-    // Device pixel -> cell index; -1 on the 1 px gutter between cells when cells are large.
-    const axis = (pixels: number, cells: number) => {
+    // Device pixel -> shown cell -> entry of the drawn matrix (a tile when pooled); -1 on the
+    // 1 px gutter between cells when cells are large.
+    const axis = (pixels: number, cells: number, map: Int32Array | null) => {
       const out = new Int32Array(pixels);
       const gutter = pixels / Math.max(1, cells) >= 10;
       for (let p = 0; p < pixels; p++) {
         const c = Math.min(cells - 1, Math.floor((p * cells) / pixels));
-        out[p] = gutter && Math.floor(((p + 1) * cells) / pixels) !== c && p !== pixels - 1 ? -1 : c;
+        out[p] = gutter && Math.floor(((p + 1) * cells) / pixels) !== c && p !== pixels - 1 ? -1 : map ? map[c] : c;
       }
       return out;
     };
-    const colKey = axis(pw, K), rowQuery = axis(ph, Q);
-    // Colour per cell first (0 marks a masked cell: hatched per pixel below).
-    const cells = new Uint32Array(Q * K);
+    const colKey = axis(pw, K, d.colMap), rowQuery = axis(ph, Q, d.rowMap);
+    const { matrix, mask } = d;
+    const width = d.cols;
+    // Colour per entry first (0 marks a masked entry: hatched per pixel below).
+    const cells = new Uint32Array(matrix.length);
     for (let c = 0; c < cells.length; c++) {
       if (mask && !mask[c]) continue;
       cells[c] = showMask ? allowed : lut[(weightScale(matrix[c]) * 255 + 0.5) | 0];
@@ -342,7 +525,7 @@ export class MatrixView implements View {
         px.fill(0, rowStart, rowStart + pw);
         continue;
       }
-      const cellRow = q * K;
+      const cellRow = q * width;
       for (let x = 0; x < pw; x++) {
         const k = colKey[x];
         if (k < 0) {
@@ -362,9 +545,13 @@ export class MatrixView implements View {
     if (!s || !g || !frame) return;
     const focus = focusOf(s);
     const same = frame.info.queries === frame.info.keys;
-    const shownAt = (map: Int32Array) => (focus.index >= 0 ? map[focus.index] ?? -1 : -1);
-    const row = focus.side === "query" || same ? shownAt(frame.crop.rowOf) : -1;
-    const col = focus.side === "key" || same ? shownAt(frame.crop.colOf) : -1;
+    const w = this.window;
+    const shownAt = (map: Int32Array, start: number, end: number) => {
+      const at = focus.index >= 0 ? map[focus.index] ?? -1 : -1;
+      return at >= start && at < end ? at - start : -1;
+    };
+    const row = focus.side === "query" || same ? shownAt(frame.crop.rowOf, w.q0, w.q1) : -1;
+    const col = focus.side === "key" || same ? shownAt(frame.crop.colOf, w.k0, w.k1) : -1;
     const { ctx } = prepareCanvas(this.overlay, g.width, g.height);
     if (ctx) {
       ctx.clearRect(0, 0, g.width, g.height);
@@ -392,13 +579,13 @@ export class MatrixView implements View {
         ctx.strokeRect(hc.key * g.cell - off, hc.query * g.cell - off, size, size);
       }
     }
-    this.placeFocusLabel(this.yFocus, row, frame.queries, "top", g);
-    this.placeFocusLabel(this.xFocus, col, frame.keys, "left", g);
-    this.element.dataset.focusRow = String(row >= 0 ? frame.crop.rows[row] : -1);
-    this.element.dataset.focusCol = String(col >= 0 ? frame.crop.cols[col] : -1);
+    this.placeFocusLabel(this.yFocus, row, frame.queries, "top", g, w.q0);
+    this.placeFocusLabel(this.xFocus, col, frame.keys, "left", g, w.k0);
+    this.element.dataset.focusRow = String(row >= 0 ? frame.crop.rows[w.q0 + row] : -1);
+    this.element.dataset.focusCol = String(col >= 0 ? frame.crop.cols[w.k0 + col] : -1);
   }
 
-  private placeFocusLabel(label: HTMLElement, index: number, seq: SequenceInfo, prop: "top" | "left", g: MatrixGeometry): void {
+  private placeFocusLabel(label: HTMLElement, index: number, seq: SequenceInfo, prop: "top" | "left", g: MatrixGeometry, start: number): void {
     // Hide the tick labels the focused label would overlap.
     for (const tick of prop === "top" ? this.rowTicks : this.colTicks) {
       const near = index >= 0 && Math.abs(Number(tick.dataset.axisIndex) - index) * g.cell < 13;
@@ -409,7 +596,7 @@ export class MatrixView implements View {
       return;
     }
     label.hidden = false;
-    label.textContent = truncateLabel(displayToken(seq.text[index] ?? ""), LABEL_CHARS);
+    label.textContent = truncateLabel(displayToken(seq.text[start + index] ?? ""), LABEL_CHARS);
     label.style[prop] = `${(index + 0.5) * g.cell}px`;
   }
 

@@ -126,8 +126,9 @@ export class StatsView implements PanelView {
     this.cleanups.push(listenGuarded(target, type, fn, (err) => this.ctx.report(err)));
   }
 
-  needsAllLayers(): boolean {
-    return true;
+  /** Streamed kinds bring their statistics in the metadata; others compute them from every layer. */
+  needsAllLayers(s: Readonly<Selection>): boolean {
+    return !kindInfo(this.ctx.source.meta, s.kind).stats;
   }
 
   update(s: Readonly<Selection>, changes: Changes): void {

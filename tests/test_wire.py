@@ -1,0 +1,293 @@
+"""Wire v2 (tx_magic.wire): quantized and pooled blocks, thumbnails, top-k, the eager budget at every
+length, and the replies to the renderer's requests, checked against numpy on the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tx_magic
+from tx_magic import streamed, wire
+from tx_magic.analysis import STAT_NAMES, streamed_stats
+from tx_magic.trace import Tokens, Trace
+
+TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
+
+
+def softmax_trace(layers: int, heads: int, n: int, *, causal: bool = True, seed: int = 0) -> Trace:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (layers, heads, n, n))
+    mask = np.tril(np.ones((n, n), bool)) if causal else np.ones((n, n), bool)
+    logits = np.where(mask, logits, -np.inf)
+    att = np.exp(logits - logits.max(-1, keepdims=True))
+    att = (att / att.sum(-1, keepdims=True)).astype(np.float32)
+    return Trace("m", {"input": Tokens(tuple(f"t{i}" for i in range(n)))}, {"self": att},
+                 masks={"self": mask} if causal else {})
+
+
+def pooled_reference(values: np.ndarray, pool: int) -> np.ndarray:
+    """Max over pool x pool tiles by padding with zeros (weights are >= 0)."""
+    h, q, k = values.shape
+    r, c = -(-q // pool), -(-k // pool)
+    padded = np.zeros((h, r * pool, c * pool), np.float32)
+    padded[:, :q, :k] = values
+    return padded.reshape(h, r, pool, c, pool).max((2, 4))
+
+
+def split_max(values: np.ndarray, size: int) -> np.ndarray:
+    """Max over array_split tiles, the plain way."""
+    rows = np.array_split(np.arange(values.shape[-2]), size)
+    cols = np.array_split(np.arange(values.shape[-1]), size)
+    return np.array([[[[values[l, h][np.ix_(r, c)].max() for c in cols] for r in rows]
+                      for h in range(values.shape[1])] for l in range(values.shape[0])])
+
+
+# -- quantization ---------------------------------------------------------------------------------
+
+def test_uint8_error_is_at_most_a_510th_of_the_row_max():
+    rng = np.random.default_rng(1)
+    values = rng.dirichlet(np.full(300, 0.05), size=(4, 50)).astype(np.float32)
+    values[0, 3] = 0.0  # an all-masked row
+    values[1, 4, 7] = np.nan  # a NaN counts as 0
+    data, scale = wire.quantize(values)
+    assert data.dtype == np.uint8 and scale.shape == (4, 50)
+    block = wire.make_block("self", 0, values, wire.DTYPE_UINT8)
+    decoded = wire.decode_block(block)
+    clean = np.nan_to_num(values)
+    np.testing.assert_allclose(scale, clean.max(-1))
+    error = np.abs(decoded - clean)
+    assert (error <= scale[..., None] / 510 * (1 + 1e-5) + 1e-9).all()
+    assert error.max() <= 1 / 510 and error.max() > 0  # a real rounding, bounded
+    assert (decoded[0, 3] == 0).all() and scale[0, 3] == 0
+    assert (data.max(-1)[scale > 0] == 255).all()  # each row's max is exact
+
+
+def test_uint8_whole_layer_and_pooled_layer_with_a_partial_last_tile():
+    trace = softmax_trace(2, 3, 13)
+    exact = trace.layer("self", 1)
+    block = wire.encode_layer(trace, "self", 1, wire.DTYPE_UINT8)
+    assert tuple(block) == (*wire.BLOCK_KEYS, "scale")
+    assert (block["pool"], block["q0"], block["k0"], block["shape"]) == (1, 0, 0, [3, 13, 13])
+    assert len(block["data"]) == 3 * 13 * 13
+    assert np.abs(wire.decode_block(block) - exact).max() <= exact.max() / 510 + 1e-7
+    pooled = wire.encode_layer(trace, "self", 1, wire.DTYPE, pool=4)
+    assert pooled["shape"] == [3, 4, 4] and pooled["pool"] == 4
+    np.testing.assert_array_equal(wire.decode_block(pooled), pooled_reference(exact, 4))
+
+
+def test_thumbnails_are_the_max_over_array_split_tiles_also_across_sequences():
+    trace = softmax_trace(2, 2, 70, causal=False)
+    meta = wire.encode_meta(trace)
+    (kind,) = meta["kinds"]
+    assert tuple(kind)[:len(wire.KIND_KEYS)] == wire.KIND_KEYS
+    assert kind["thumbnails"]["size"] == wire.THUMBNAIL_SIZE and not kind["streamed"] and kind["pool"] == 1
+    expected = np.rint(split_max(trace.attention(), 32) * 255)
+    np.testing.assert_array_equal(wire.decode_thumbnails(kind), expected)
+    rng = np.random.default_rng(0)
+    cross = rng.random((1, 2, 5, 40)).astype(np.float32)
+    t = Trace("m", {"source": Tokens(tuple("s" * 40)), "target": Tokens(tuple("t" * 5))},
+              {"encoder": rng.random((1, 1, 40, 40)).astype(np.float32), "decoder": rng.random((1, 1, 5, 5)).astype(
+                  np.float32), "cross": cross})
+    np.testing.assert_allclose(wire.thumbnails(t, "cross"), split_max(cross, 5))
+
+
+# -- the eager payload --------------------------------------------------------------------------
+
+def test_eager_policy_steps():
+    small = softmax_trace(3, 2, 10)
+    assert {b["dtype"] for b in wire.eager_layers(small)} == {wire.DTYPE}
+    assert len(wire.eager_layers(small)) == 3
+    float32_all = 3 * 2 * 10 * 10 * 4
+    uint8_all = 3 * (2 * 10 * 10 + 2 * 10 * 4)
+    thumbs = wire.meta_nbytes(small)
+    blocks = wire.eager_layers(small, budget=uint8_all + thumbs)
+    assert [b["dtype"] for b in blocks] == [wire.DTYPE_UINT8] * 3 and uint8_all < float32_all
+    one = wire.eager_layers(small, budget=uint8_all + thumbs - 1, layer=2)
+    assert [(b["layer"], b["dtype"], b["pool"]) for b in one] == [(2, wire.DTYPE_UINT8, 1)]
+    pooled = wire.eager_layers(small, budget=thumbs + 2 * 5 * 5 + 2 * 5 * 4, layer=1)
+    assert [(b["layer"], b["pool"], b["shape"]) for b in pooled] == [(1, 2, [2, 5, 5])]
+
+
+def zeros_reduced(layers: int, heads: int, q: int, k: int, tile: int, top_k: int = 8) -> streamed.ReducedAttention:
+    """A streamed kind's reduction with the sizes a real capture keeps (zeros: nothing is allocated)."""
+    z = lambda *shape, dtype=np.float32: np.zeros(shape, dtype)  # noqa: E731
+    size = min(wire.THUMBNAIL_SIZE, q, k)
+    return streamed.ReducedAttention(
+        shape=(layers, heads, q, k), tile=tile, tiles=z(layers, heads, -(-q // tile), -(-k // tile)),
+        top_values=z(layers, heads, q, top_k), top_index=z(layers, heads, q, top_k, dtype=np.int32),
+        row_stats={name: z(layers, heads, q) for name in streamed.ROW_STATS}, lse=z(layers, heads, q),
+        queries=z(layers, heads, q, 2), keys=z(layers, 1, k, 2), scaling=np.ones(layers, np.float32),
+        causal=q == k, thumbnails=z(layers, heads, size, size))
+
+
+def synthetic(layout: str, n: int) -> Trace:
+    """A trace shaped like a real capture at n tokens: full weights while capture keeps them (<= 1024
+    tokens), else reduced as a streamed capture keeps them (tile from memory.OVERVIEW_TILES)."""
+    from tx_magic import memory
+
+    def att(layers, heads, q, k):
+        if n <= 1024:
+            return np.zeros((layers, heads, q, k), np.float32)  # untouched zero pages: no memory
+        return zeros_reduced(layers, heads, q, k, streamed.tile_for(max(q, k), memory.OVERVIEW_TILES))
+
+    words = lambda m: Tokens(tuple(f"w{i}" for i in range(m)))  # noqa: E731
+    if layout == "enc-dec":
+        t = n // 2
+        return Trace("m", {"source": words(n), "target": words(t)},
+                     {"encoder": att(12, 12, n, n), "decoder": att(12, 12, t, t), "cross": att(12, 12, t, n)})
+    layers, heads = {"12x12": (12, 12), "30x9": (30, 9)}[layout]
+    return Trace("m", {"input": words(n)}, {"self": att(layers, heads, n, n)},
+                 masks={"self": np.tril(np.ones((n, n), bool))})
+
+
+def binary_bytes(meta: dict, blocks: list[dict]) -> int:
+    total = sum(len(b[key]) for b in blocks for key in ("data", "scale", "index") if key in b)
+    for kind in meta["kinds"]:
+        total += len(kind["thumbnails"]["data"]) + len(kind.get("mask_data", b""))
+        total += sum(len(v) for v in kind.get("stats", {}).values())
+    return total
+
+
+@pytest.mark.parametrize("n", [64, 256, 512, 1024, 2048, 4096, 8192])
+@pytest.mark.parametrize("layout", ["12x12", "30x9", "enc-dec"])
+def test_eager_payload_stays_within_the_budget_at_every_length(layout, n):
+    trace = synthetic(layout, n)
+    meta = wire.encode_meta(trace)
+    plan = wire.eager_plan(trace, layer=3)
+    blocks = [wire.encode_eager(trace, item) for item in plan]
+    sent = binary_bytes(meta, blocks)
+    assert sent <= wire.EAGER_BUDGET
+    assert sent == wire.plan_nbytes(trace, plan) + wire.meta_nbytes(trace)  # the plan counts what is sent
+    drawn = {(b["kind"], b["layer"]) for b in blocks if b["dtype"] != wire.DTYPE_TOPK}
+    assert {k for k, l in drawn if l == 3} == set(trace.kinds)  # the initial layer of every kind
+    for kind in meta["kinds"]:
+        if kind["streamed"]:  # arcs need the top keys, the stats panel the statistics
+            assert any(b["dtype"] == wire.DTYPE_TOPK and b["kind"] == kind["name"] for b in blocks)
+            assert set(kind["stats"]) == set(STAT_NAMES)
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+def test_layer_block_and_topk_requests_round_trip_with_their_id():
+    trace = softmax_trace(2, 3, 20)
+    exact = trace.layer("self", 1)
+    content, buffers = wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 1,
+                                           "dtype": "uint8", "pool": 3, "id": "r1"})
+    assert content["type"] == wire.REPLY_LAYER and content["id"] == "r1" and len(buffers) == 2
+    assert "data" not in content and content["pool"] == 3 and content["shape"] == [3, 7, 7]
+    reference = pooled_reference(exact, 3)
+    assert np.abs(wire.decode_block(content, buffers) - reference).max() <= reference.max() / 510 + 1e-7
+    content, buffers = wire.answer(trace, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 1,
+                                           "q0": 5, "q1": 9, "k0": 2, "k1": 99, "id": "r2"})
+    assert (content["type"], content["id"], content["q0"], content["k0"], content["shape"]) == \
+        (wire.REPLY_BLOCK, "r2", 5, 2, [3, 4, 18])
+    np.testing.assert_array_equal(wire.decode_block(content, buffers), exact[:, 5:9, 2:])
+    content, buffers = wire.answer(trace, {"type": wire.REQUEST_TOPK, "kind": "self", "layer": 1})
+    assert content["type"] == wire.REPLY_TOPK and "id" not in content and content["shape"] == [3, 20, 8]
+    index, values = wire.decode_topk(content, buffers)
+    np.testing.assert_array_equal(values, -np.sort(-exact, -1)[..., :8])
+    np.testing.assert_array_equal(np.take_along_axis(exact, index.astype(int), -1), values)
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({"kind": "cross", "layer": 0}, "no 'cross' attention"),
+    ({"kind": "self", "layer": 5}, "layers 0..1"),
+    ({"kind": "self", "layer": "1"}, "layer must be an integer"),
+    ({"kind": "self", "layer": 0, "dtype": "float16"}, "dtype must be"),
+    ({"kind": "self", "layer": 0, "pool": 0}, "pool must be at least 1"),
+    ({"kind": None, "layer": 0}, "kind must be one of"),
+])
+def test_bad_layer_requests_get_an_error_reply(request_, message):
+    content, buffers = wire.answer(softmax_trace(2, 1, 6), {"type": wire.REQUEST_LAYER, "id": "x", **request_})
+    assert content["type"] == wire.REPLY_ERROR and content["id"] == "x" and buffers == []
+    assert message in content["message"] and (content["kind"], content["layer"]) == (request_["kind"],
+                                                                                     request_["layer"])
+
+
+def test_bad_block_requests_get_an_error_reply(monkeypatch):
+    trace = softmax_trace(1, 1, 40)
+    ask = lambda **r: wire.answer(trace, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 0, **r})[0]  # noqa: E731
+    assert "empty or negative" in ask(q0=5, q1=5, k0=0, k1=3)["message"]
+    assert "empty or negative" in ask(q0=-1, q1=5, k0=0, k1=3)["message"]
+    assert "q1 must be an integer" in ask(q0=0, q1=None, k0=0, k1=3)["message"]
+    monkeypatch.setattr(wire, "MAX_BLOCK_CELLS", 100)
+    reply = ask(q0=0, q1=11, k0=0, k1=10)
+    assert reply["type"] == wire.REPLY_ERROR and "smaller window" in reply["message"] and reply["id"] is None
+    assert ask(q0=0, q1=10, k0=0, k1=10)["type"] == wire.REPLY_BLOCK
+    assert wire.answer(trace, {"type": "something else"}) is None
+
+
+def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
+    monkeypatch.setattr(wire, "MAX_LAYER_BYTES", 1000)
+    trace = softmax_trace(1, 2, 30)  # 7.2 KB as float32
+    reply = wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0})[0]
+    assert reply["type"] == wire.REPLY_ERROR and "ask for pool 4" in reply["message"]
+    assert wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0, "pool": 4})[0]["pool"] == 4
+
+
+# -- a streamed capture -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def streamed_pair(minilm):
+    """The same text captured in full and streamed (overview tiles of 4 tokens)."""
+    from conftest import tiny_llama
+    from tx_magic import memory
+
+    tok = minilm.tokenizer
+    model = tiny_llama(tok.vocab_size)
+    full = tx_magic.capture(model, tok, TEXT)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(memory, "FULL_LIMIT", 1)
+    mp.setattr(memory, "OVERVIEW_TILES", 12)
+    try:
+        reduced = tx_magic.capture(model, tok, TEXT)
+    finally:
+        mp.undo()
+    assert reduced.is_streamed() and reduced.attentions["self"].tile == 4
+    return full, reduced
+
+
+def test_streamed_kind_meta_has_pool_thumbnails_stats_and_head_types(streamed_pair):
+    full, reduced = streamed_pair
+    assert streamed.THUMBNAIL_SIZE == wire.THUMBNAIL_SIZE
+    (kind,) = wire.encode_meta(reduced)["kinds"]
+    assert kind["streamed"] is True and kind["pool"] == 4
+    np.testing.assert_allclose(wire.thumbnails(reduced, "self"), wire.thumbnails(full, "self"), atol=3e-6)
+    assert np.abs(wire.decode_thumbnails(kind).astype(int)
+                  - wire.decode_thumbnails(wire.encode_meta(full)["kinds"][0]).astype(int)).max() <= 1
+    stats, labels = streamed_stats(reduced.attentions["self"])
+    decoded = wire.decode_stats(kind)
+    assert list(decoded) == list(STAT_NAMES)
+    for name in STAT_NAMES:
+        np.testing.assert_array_equal(decoded[name], stats[name].astype(np.float32))
+    assert kind["head_types"] == labels.tolist()
+
+
+def test_streamed_layers_come_pooled_and_exact_blocks_and_topk_match_the_full_capture(streamed_pair):
+    full, reduced = streamed_pair
+    exact = full.layer("self", 1)
+    n = exact.shape[-1]
+    ask = lambda **r: wire.answer(reduced, {"kind": "self", "layer": 1, **r})  # noqa: E731
+    content, buffers = ask(type=wire.REQUEST_LAYER, dtype="float32", pool=1)
+    assert content["pool"] == 4  # raised to what the kind keeps
+    np.testing.assert_allclose(wire.decode_block(content, buffers), pooled_reference(exact, 4), atol=3e-6)
+    content, buffers = ask(type=wire.REQUEST_LAYER, dtype="float32", pool=6)
+    assert content["pool"] == 8
+    np.testing.assert_allclose(wire.decode_block(content, buffers), pooled_reference(exact, 8), atol=3e-6)
+    content, buffers = ask(type=wire.REQUEST_BLOCK, q0=n - 9, q1=n, k0=0, k1=n, id="tip")
+    assert content["id"] == "tip" and content["pool"] == 1
+    np.testing.assert_allclose(wire.decode_block(content, buffers), exact[:, n - 9:], atol=3e-6)
+    content, buffers = ask(type=wire.REQUEST_TOPK)
+    index, values = wire.decode_topk(content, buffers)
+    np.testing.assert_allclose(values, -np.sort(-exact, -1)[..., :values.shape[-1]], atol=3e-6)
+    np.testing.assert_allclose(np.take_along_axis(exact, index.astype(int), -1), values, atol=3e-6)
+
+
+def test_streamed_widget_sends_the_pooled_initial_layer_and_its_top_keys(streamed_pair):
+    _, reduced = streamed_pair
+    w = tx_magic.show(reduced, layer=1)
+    blocks = {(b["dtype"], b["layer"]) for b in w._layers}
+    assert blocks == {(wire.DTYPE_TOPK, 1), (wire.DTYPE_UINT8, 1)}  # a streamed kind has no exact whole layers
+    small = tx_magic.AttentionWidget(reduced, layer=1, eager_budget=wire.meta_nbytes(reduced) + 2000)
+    assert [(b["dtype"], b["layer"]) for b in small._layers][0] == (wire.DTYPE_TOPK, 1)
+    assert small._layers[-1]["pool"] >= 4
