@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
+from .checks import checked_attention, value_warnings
+from .errors import ShapeError
+
 if TYPE_CHECKING:
+    from .analysis.hidden import HiddenStats
+    from .analysis.lens import LogitLens
+    from .analysis.nexttoken import NextTokenLogits
+    from .generate import Generation
+    from .images import PatchImage
     from .streamed import ReducedAttention
 
 #: Largest attention `Trace.attention` materialises from a streamed capture.
@@ -49,7 +57,7 @@ class Tokens(Sequence[str]):
         object.__setattr__(self, "special", tuple(bool(s) for s in self.special) or (False,) * n)
         object.__setattr__(self, "segment", tuple(int(s) for s in self.segment) or (0,) * n)
         if not (len(self.ids) == len(self.raw) == len(self.special) == len(self.segment) == n):
-            raise ValueError("Tokens: text, ids, raw, special and segment must have the same length")
+            raise ShapeError("Tokens: text, ids, raw, special and segment must have the same length")
 
     def __len__(self) -> int:
         return len(self.text)
@@ -76,23 +84,34 @@ class Trace:
     #: True where a query may attend to a key, per kind; absent means all allowed.
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: Model internals (causal LMs, self-attention models), None when not captured:
+    #: per layer and token hidden-state norms and cosines (`tx_magic.analysis.hidden.HiddenStats`);
+    hidden: "HiddenStats | None" = None
+    #: each layer's top tokens through the final norm and unembedding, computed when asked:
+    #: ``trace.lens.top([positions])`` (`analysis.lens.LogitLens`; keeps the hidden states, float32);
+    lens: "LogitLens | None" = None
+    #: full-vocabulary next-token logits, last position eager (`analysis.nexttoken.NextTokenLogits`);
+    logits: "NextTokenLogits | None" = None
+    #: display string of every token id, for `lens` and `logits`;
+    vocab: "tuple[str, ...] | None" = None
+    #: which tokens were generated, when the trace comes from generation (`tx_magic.generate.Generation`).
+    generation: "Generation | None" = None
+    #: the picture a vision model saw (ViT-style: patches as tokens), `tx_magic.images.PatchImage`.
+    image: "PatchImage | None" = None
 
     def __post_init__(self) -> None:
         for kind, att in self.attentions.items():
             if kind not in KIND_SEQUENCES:
-                raise ValueError(f"unknown attention kind {kind!r}; expected one of {list(KIND_SEQUENCES)}")
+                raise ShapeError(f"unknown attention kind {kind!r}; expected one of {list(KIND_SEQUENCES)}")
             if not isinstance(att, np.ndarray) and hasattr(att, "block"):  # streamed: checked when made
                 continue
-            att = np.ascontiguousarray(att, dtype=np.float32)
-            if att.ndim != 4:
-                raise ValueError(f"attention {kind!r} must be (layers, heads, queries, keys), got shape {att.shape}")
+            missing = [s for s in KIND_SEQUENCES[kind] if s not in self.sequences]
+            if missing:
+                raise ShapeError(f"attention {kind!r} needs the {missing[0]!r} tokens; the trace has "
+                                 f"{list(self.sequences)}")
             q, k = (self.sequences[s] for s in KIND_SEQUENCES[kind])
-            if att.shape[2:] != (len(q), len(k)):
-                raise ValueError(
-                    f"attention {kind!r} has {att.shape[2]} x {att.shape[3]} query x key positions "
-                    f"but the tokens are {len(q)} x {len(k)}"
-                )
-            self.attentions[kind] = att
+            self.attentions[kind] = checked_attention(kind, att, q, k)
+        self.warnings.extend(value_warnings(self.attentions, already=self.warnings))
 
     @property
     def kinds(self) -> tuple[str, ...]:
