@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import nbformat
@@ -10,13 +11,45 @@ from nbclient import NotebookClient
 
 EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.ipynb"))
 
+#: Code the tests append to a notebook: it reads the notebook's own variables after it ran.
+PROBES = {
+    "copy_task.ipynb": '''
+import json, random
+rng = random.Random(1)
+found, expected = [], []
+for _ in range(20):
+    digits = " ".join(str(rng.randrange(10)) for _ in range(LENGTH))
+    t = tx_magic.capture(model, tokenizer, digits, target=digits)
+    found += t.attention("cross")[-1].mean(axis=0).argmax(axis=-1).tolist()
+    expected += list(range(LENGTH))
+shown = w.trace.attention("cross")[-1].mean(axis=0).argmax(axis=-1).tolist()
+print("TXM-PROBE " + json.dumps({"found": found, "expected": expected, "shown": shown,
+                                 "kinds": list(w.trace.kinds)}))
+''',
+}
+_EXECUTED: dict[pathlib.Path, nbformat.NotebookNode] = {}
+
+
+def executed(path: pathlib.Path, folder: pathlib.Path) -> nbformat.NotebookNode:
+    """The notebook after running it (once per test session), with its probe cell if it has one."""
+    if path not in _EXECUTED:
+        nb = nbformat.read(path, as_version=4)
+        if path.name in PROBES:
+            nb.cells.append(nbformat.v4.new_code_cell(PROBES[path.name]))
+        NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(folder)}},
+                       store_widget_state=True).execute()
+        _EXECUTED[path] = nb
+    return _EXECUTED[path]
+
+
+def outputs_of(nb: nbformat.NotebookNode) -> list:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_notebook_runs_and_shows_widgets(path, tmp_path):
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
-                   store_widget_state=True).execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    nb = executed(path, tmp_path)
+    outputs = outputs_of(nb)
     assert not [o for o in outputs if o.output_type == "error"]
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert views, f"{path.name} displayed no widget"
@@ -25,4 +58,27 @@ def test_example_notebook_runs_and_shows_widgets(path, tmp_path):
 
 
 def test_there_are_examples():
-    assert any(p.name == "quickstart.ipynb" for p in EXAMPLES)
+    names = {p.name for p in EXAMPLES}
+    assert {"quickstart.ipynb", "copy_task.ipynb", "custom_module.ipynb"} <= names
+
+
+def test_copy_task_trains_a_diagonal_cross_attention(tmp_path):
+    """The notebook's encoder-decoder, trained in the notebook, copies: the argmax of each cross-attention
+    row (last layer, mean of heads) is the source position it copies, for >= 90% of rows of 20 new sequences."""
+    path = next(p for p in EXAMPLES if p.name == "copy_task.ipynb")
+    nb = executed(path, tmp_path)
+    probe = [o for o in outputs_of(nb) if o.output_type == "stream" and "TXM-PROBE " in o.text]
+    assert probe, "the probe cell printed nothing"
+    result = json.loads(probe[-1].text.split("TXM-PROBE ", 1)[1])
+    assert result["kinds"] == ["encoder", "decoder", "cross"]
+    found, expected = result["found"], result["expected"]
+    assert len(found) == len(expected) == 200
+    hits = sum(f == e for f, e in zip(found, expected))
+    assert hits / len(expected) >= 0.9, f"only {hits} of {len(expected)} cross-attention rows on the diagonal"
+    shown = result["shown"]  # the widget the notebook displays shows the diagonal too
+    assert sum(s == i for i, s in enumerate(shown)) >= 0.9 * len(shown)
+
+
+def test_generation_example_is_executed():
+    """A causal LM with generation (SmolLM2): examples/generation.ipynb runs in the test above."""
+    assert any(p.name == "generation.ipynb" for p in EXAMPLES)

@@ -10,12 +10,13 @@ from .trace import Trace
 from .widget import AttentionWidget
 
 
-def resolve_model(model: Any = None, tokenizer: Any = None) -> tuple[Any, Any, str | None]:
+def resolve_model(model: Any = None, tokenizer: Any = None, *,
+                  need_tokenizer: bool = True) -> tuple[Any, Any, str | None]:
     """(model, tokenizer, display name) from a name/folder/None (loaded, cached) or live objects."""
     if model is None or isinstance(model, str):
         loaded = load_model(model)
         return loaded.model, tokenizer or loaded.tokenizer, loaded.name
-    if tokenizer is None:
+    if tokenizer is None and need_tokenizer:
         from .errors import ModelLoadError
 
         raise ModelLoadError(
@@ -26,25 +27,64 @@ def resolve_model(model: Any = None, tokenizer: Any = None) -> tuple[Any, Any, s
 
 def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target: str | None = None,
             pair: str | None = None, layer: int = 0, head: int | None = None,
-            max_tokens: int | None = None) -> AttentionWidget:
+            max_tokens: int | None = None, generate: int | None = None, sample: bool = False,
+            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+            seed: int | None = None, ids: Any = None, image: Any = None) -> AttentionWidget:
     """Run `model` on `text` and return the interactive attention widget.
 
     `model` is a hub id, a local folder, a loaded model object (with its `tokenizer`), or
     None for the embedded default (all-MiniLM-L6-v2). `target` is the decoder text of an
     encoder-decoder model; `pair` a second text encoded with `text` as a sentence pair.
     Works in any notebook front end and outside IPython.
+
+    `generate=N` (causal LMs) first continues `text` by up to N tokens, greedily, or sampled
+    with `sample=True` (`temperature`, `top_k`, `top_p`, `seed`); the widget then replays the steps.
+
+    `model` may be any torch.nn.Module, with any callable `tokenizer` giving token ids (see
+    `tx_magic.hooks`); `ids` runs these token ids instead of a text (the tokenizer may then be None);
+    `image` (or a PIL image / array / path in place of `text`, with an image processor as
+    `tokenizer`) runs a ViT-style model on it.
     """
-    trace = capture_text(model, tokenizer, text, target=target, pair=pair, max_tokens=max_tokens)
+    if generate is not None:
+        from .generate import capture_generation
+
+        mod, tok, name = resolve_model(model, tokenizer)
+        trace = capture_generation(mod, tok, text, generate, name=name, sample=sample, temperature=temperature,
+                                   top_k=top_k, top_p=top_p, seed=seed)
+    else:
+        trace = capture_text(model, tokenizer, text, target=target, pair=pair, max_tokens=max_tokens, ids=ids,
+                             image=image)
     return show(trace, layer=layer, head=head)
 
 
 def capture_text(model: Any = None, tokenizer: Any = None, text: str = "", *, target: str | None = None,
-                 pair: str | None = None, max_tokens: int | None = None) -> Trace:
+                 pair: str | None = None, max_tokens: int | None = None, ids: Any = None,
+                 image: Any = None) -> Trace:
     """`capture` that also accepts a model name or None (the default model)."""
-    mod, tok, name = resolve_model(model, tokenizer)
-    return capture(mod, tok, text, target=target, pair=pair, max_tokens=max_tokens, name=name)
+    mod, tok, name = resolve_model(model, tokenizer, need_tokenizer=ids is None)
+    if ids is not None:
+        from .hooks import token_ids
+
+        ids = token_ids(ids, "ids")
+    return capture(mod, tok, text, target=target, pair=pair, max_tokens=max_tokens, name=name, ids=ids, image=image)
 
 
-def show(trace: Trace, *, kind: str | None = None, layer: int = 0, head: int | None = None) -> AttentionWidget:
-    """The widget for an existing `Trace`."""
+def show(trace: Any, tokens: Any = None, *, kind: str | None = None, layer: int = 0,
+         head: int | None = None, name: str = "attention arrays") -> AttentionWidget:
+    """The widget for an existing `Trace`, or for attention arrays from any framework.
+
+    Arrays (numpy, torch, JAX, TensorFlow...) are (layers, heads, q, k), (heads, q, k), (q, k), a
+    list per layer, or a dict per kind with `tokens` per sequence: see `tx_magic.arrays`. Weights
+    that are not probabilities (NaN, negative, rows not summing to 1) are shown with a warning.
+    """
+    if not isinstance(trace, Trace):
+        from .arrays import trace_from_arrays
+
+        trace = trace_from_arrays(trace, tokens, name=name)
+        import warnings
+
+        for warning in trace.warnings:
+            warnings.warn(f"tx_magic: {warning}", stacklevel=2)
+    elif tokens is not None:
+        raise TypeError("show(trace) takes no tokens: a Trace carries its own.")
     return AttentionWidget(trace, kind=kind, layer=layer, head=head)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import shlex
 from typing import Any
 
@@ -15,6 +16,8 @@ from .errors import ModelLoadError, TxMagicError
 from .report import ReportText, render_report
 from .report.budget import size_text
 
+#: What an option looks like (-x, --word, --word=value): an unknown one is an error, not text.
+_OPTION_LIKE = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
 #: A line of its own that splits a %%explain body into source and target.
 TARGET_SEPARATOR = "---"
 
@@ -37,6 +40,17 @@ class ExplainMagics(Magics):
               help="A second text, encoded with the first as a sentence pair (in %%%%explain: a line --- "
                    "between the two, or exactly two lines, for models that are not encoder-decoders).")
     @argument("--max-tokens", type=int, default=None, help="Truncate the text to this many tokens.")
+    @argument("--ids", default=None, metavar="IDS",
+              help="Token ids to run instead of a text, comma-separated: --ids 101,2023,102.")
+    @argument("--image", default=None, metavar="PATH",
+              help="An image file for a ViT-style model (-t: its image processor): patches become the tokens.")
+    @argument("--generate", type=int, default=None, metavar="N",
+              help="Causal LMs: continue the text by up to N tokens (greedy), then show every step.")
+    @argument("--sample", action="store_true", help="With --generate: sample instead of greedy.")
+    @argument("--temperature", type=float, default=1.0, help="With --generate --sample: the temperature.")
+    @argument("--top-k", type=int, default=None, help="With --generate --sample: draw from the k likeliest tokens.")
+    @argument("--top-p", type=float, default=None, help="With --generate --sample: nucleus sampling threshold.")
+    @argument("--seed", type=int, default=None, help="With --generate --sample: random seed, for repeatable samples.")
     @argument("--save", default=None, metavar="PATH",
               help="Also write a self-contained HTML report of this run to PATH (opens offline, anywhere).")
     @argument("text", nargs="*", help="The text to explain (in %%%%explain: the cell body).")
@@ -48,6 +62,9 @@ class ExplainMagics(Magics):
             %explain -m gpt2 -l 5 The cat sat on the mat.
             w = %explain -m my_model -t my_tokenizer Some text
             %explain --save report.html The cat sat on the mat.
+            %explain -m gpt2 --generate 20 The capital of France is
+            %explain --ids 101,2023,2003,102
+            %explain -m vit -t processor --image cat.png
 
             %%explain -m t5-small
             The source sentence.
@@ -62,7 +79,9 @@ class ExplainMagics(Magics):
         if cell is not None:
             text, second = split_target(cell)
         try:
-            model, tokenizer = self._resolve(args.model, args.tokenizer)
+            ids = parse_ids(args.ids) if args.ids is not None else None
+            model, tokenizer = self._resolve(args.model, args.tokenizer, need_tokenizer=ids is None,
+                                             image=args.image is not None)
             encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False)) \
                 if model is not None and not isinstance(model, str) else None
             target, pair = args.target, args.pair
@@ -74,8 +93,14 @@ class ExplainMagics(Magics):
                     target = target if target is not None else second
                 else:
                     pair = pair if pair is not None else second
+            if (args.sample or args.seed is not None or args.top_k is not None or args.top_p is not None) \
+                    and args.generate is None:
+                raise UsageError("--sample, --top-k, --top-p and --seed go with --generate N.")
+            sampling = {"generate": args.generate, "sample": args.sample, "temperature": args.temperature,
+                        "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed} \
+                if args.generate is not None else {}
             widget = explain(model, tokenizer, text, target=target, pair=pair, layer=args.layer, head=args.head,
-                             max_tokens=args.max_tokens)
+                             max_tokens=args.max_tokens, ids=ids, image=args.image, **sampling)
         except (TxMagicError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         for warning in widget.trace.warnings:
@@ -84,7 +109,8 @@ class ExplainMagics(Magics):
             _save(ReportText(widget.trace, text, pair=pair, target=target), args.save)
         return widget
 
-    def _resolve(self, model: str | None, tokenizer: str | None) -> tuple[Any, Any]:
+    def _resolve(self, model: str | None, tokenizer: str | None, *, need_tokenizer: bool = True,
+                 image: bool = False) -> tuple[Any, Any]:
         """Names of notebook variables become the objects; anything else is left for `explain` to load."""
         namespace = self.shell.user_ns if self.shell is not None else {}
         model_obj = namespace.get(model, model) if model else None
@@ -93,9 +119,12 @@ class ExplainMagics(Magics):
             tok_obj = _load_tokenizer(tok_obj)
         if model_obj is not None and not isinstance(model_obj, str) and tok_obj is None:
             source = getattr(getattr(model_obj, "config", None), "_name_or_path", "")
+            if not source and not need_tokenizer:
+                return model_obj, None  # token ids given: they show as ids
             if not source:
-                raise ModelLoadError(f"Give the tokenizer of {model!r} with -t NAME_OF_VARIABLE.")
-            tok_obj = _load_tokenizer(source)
+                what = "image processor" if image else "tokenizer"
+                raise ModelLoadError(f"Give the {what} of {model!r} with -t NAME_OF_VARIABLE.")
+            tok_obj = _load_image_processor(source) if image else _load_tokenizer(source)
         return model_obj, tok_obj
 
 
@@ -125,6 +154,9 @@ def split_options(line: str, magic: Any) -> tuple[list[str], str]:
                 return argv, line[end:].strip()
             elif token.split("=", 1)[0] in flags:
                 expect_value = token in takes_value
+            elif _OPTION_LIKE.fullmatch(token):
+                raise UsageError(f"Unknown option {token.split('=', 1)[0]} (see %explain?); "
+                                 "for a text that starts with a dash, put -- before it.")
             else:
                 return argv, line[start:].strip()
             argv.append(token)
@@ -180,6 +212,29 @@ def _skip_space(line: str, pos: int) -> int:
     while pos < len(line) and line[pos].isspace():
         pos += 1
     return pos
+
+
+def parse_ids(text: str) -> list[int]:
+    """Token ids from `--ids`: whole numbers separated by commas (or spaces)."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        ids = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--ids takes whole numbers separated by commas, e.g. --ids 101,2023,102; got {text!r}.") \
+            from None
+    if not ids:
+        raise UsageError("--ids is empty: give at least one token id, e.g. --ids 101,2023,102.")
+    return ids
+
+
+def _load_image_processor(name: str) -> Any:
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(name)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"Could not load the image processor {name!r}: pass one with -t NAME_OF_VARIABLE. "
+                             f"({exc})") from None
 
 
 def _load_tokenizer(name: str) -> Any:

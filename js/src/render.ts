@@ -24,10 +24,17 @@ import { LayersView } from "./views/layers";
 import { MatrixView, type MatrixOptions } from "./views/matrix";
 import { StatsView } from "./views/stats";
 import { Tabs } from "./views/tabs";
-import type { Changes, Theme, ViewContext } from "./views/view";
+import type { Internals } from "./internals";
+import { GenerationView, stepFrame } from "./views/generation";
+import { shownTokens } from "./internals";
+import { HiddenView } from "./views/hidden";
+import { ImageView } from "./views/image";
+import { LensView } from "./views/lens";
+import { NextTokenView } from "./views/next";
+import type { Changes, PanelView, Theme, ViewContext } from "./views/view";
 
 /** The secondary views, in tab order. */
-export const TABS = ["grid", "heads", "layers", "stats"] as const;
+export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -47,6 +54,8 @@ export interface ExplorerOptions {
   onError?: (err: unknown) => void;
   /** Called once with the explorer's API. */
   onApi?: (api: ExplorerApi) => void;
+  /** Hidden states, logit lens, next-token logits, generation: their tabs appear when present. */
+  internals?: Internals | null;
 }
 
 const MAX_ERRORS = 3;
@@ -71,6 +80,7 @@ export function renderExplorer(
   let requested: string | null = null;
   const failed = new Set<string>();
   const failedAll = new Set<string>();
+  const failedTopK = new Set<string>();
 
   /** Load every layer of `kind` (rollout, or a tab that shows all layers); redraw when they are here. */
   const ensureAll = (kind: string): void => {
@@ -127,9 +137,18 @@ export function renderExplorer(
   const views = h("div", "txm-views");
   const placeholder = h("div", "txm-placeholder");
   views.append(arc.element, matrix.element, placeholder);
-  const initialTab = opts.tab === "none" ? -1 : TABS.indexOf(opts.tab ?? "grid");
-  const tabs = new Tabs([new GridView(ctx), new HeadsView(ctx), new LayersView(ctx), new StatsView(ctx)], initialTab,
-    () => guarded("all"));
+  const inside = opts.internals;
+  const panels: [TabName, PanelView | null][] = [
+    ["grid", new GridView(ctx)], ["heads", new HeadsView(ctx)], ["layers", new LayersView(ctx)], ["stats", new StatsView(ctx)],
+    ["hidden", inside?.hidden ? new HiddenView(ctx, inside) : null],
+    ["lens", inside?.lens ? new LensView(ctx, inside) : null],
+    ["next", inside?.logits ? new NextTokenView(ctx, inside) : null],
+    ["generation", inside?.generation ? new GenerationView(ctx, inside) : null],
+    ["image", source.meta.image ? new ImageView(ctx) : null],
+  ];
+  const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
+  const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
+  const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => guarded("all"));
   const setStatus = (text: string) => {
     controls.setStatus(text);
     placeholder.textContent = text;
@@ -148,39 +167,54 @@ export function renderExplorer(
     controls.update(s, changes);
     if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer"))) failed.clear();
     if (typeof changes !== "string" && changes.has("kind")) failedAll.clear();
-    const layer = source.peekLayer(s.kind, s.layer);
+    const info = kindInfo(source.meta, s.kind);
+    const full = source.peekLayer(s.kind, s.layer);
+    const layer = full ?? source.peekOverview(s.kind, s.layer);
+    const key = layerKey(s.kind, s.layer);
+    const finest = info.streamed ? layer : full;
+    if (!finest && !failed.has(key) && requested !== key) {
+      // Streamed kinds: the pooled overview is the finest whole layer. Others: the full layer
+      // (uint8, 4x smaller than float32), drawn over the overview when one was sent.
+      requested = key;
+      const load = info.streamed ? source.getOverview(s.kind, s.layer) : source.getLayer(s.kind, s.layer);
+      load.then(
+        () => {
+          if (requested === key) requested = null;
+          const now = store.get();
+          if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
+        },
+        (err: unknown) => {
+          if (requested === key) requested = null;
+          failed.add(key);
+          if (destroyed) return;
+          const now = store.get();
+          if (layerKey(now.kind, now.layer) === key && !source.peekOverview(s.kind, s.layer)) setStatus(`layer ${s.layer} unavailable`);
+          report(err, `tx_magic could not load ${s.kind} layer ${s.layer}`);
+        },
+      );
+    }
+    if (layer && (layer.pool ?? 1) > 1 && !source.peekTopK(s.kind, s.layer) && !failedTopK.has(key)) {
+      source.getTopK(s.kind, s.layer).then(
+        () => {
+          const now = store.get();
+          if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
+        },
+        () => failedTopK.add(key), // the arcs then say they have no top weights
+      );
+    }
     if (!layer) {
-      const key = layerKey(s.kind, s.layer);
       views.classList.add("txm-stale");
-      if (failed.has(key)) {
-        setStatus(`layer ${s.layer} unavailable`);
-        return;
-      }
-      setStatus(`loading layer ${s.layer}…`);
-      if (requested !== key) {
-        requested = key;
-        source.getLayer(s.kind, s.layer).then(
-          () => {
-            if (requested === key) requested = null;
-            const now = store.get();
-            if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
-          },
-          (err: unknown) => {
-            if (requested === key) requested = null;
-            failed.add(key);
-            if (destroyed) return;
-            const now = store.get();
-            if (layerKey(now.kind, now.layer) === key) setStatus(`layer ${s.layer} unavailable`);
-            report(err, `tx_magic could not load ${s.kind} layer ${s.layer}`);
-          },
-        );
-      }
+      setStatus(failed.has(key) ? `layer ${s.layer} unavailable` : `loading layer ${s.layer}…`);
       return;
     }
-    setStatus("");
+    const pool = layer.pool ?? 1;
+    setStatus(pool > 1 ? `overview: each cell the max over ${pool}×${pool} tokens${info.streamed || failed.has(key) ? "" : " · loading full layer…"}` : "");
     views.classList.remove("txm-stale");
-    if (showsRollout(s) || tabs.needsAllLayers(s)) ensureAll(s.kind);
-    const frame = frames.frame(kindInfo(source.meta, s.kind), layer, s.pair);
+    if (info.streamed) {
+      if (showsRollout(s)) setStatus("rollout needs every full layer: this long input was captured reduced, pick one head or the mean");
+    } else if (showsRollout(s) || tabs.needsAllLayers(s)) ensureAll(s.kind);
+    const whole = frames.frame(info, layer, s.pair);
+    const frame = inside?.generation ? stepFrame(whole, shownTokens(inside, whole.layer.shape[1])) : whole;
     arc.update(s, frame, changes);
     matrix.update(s, frame, changes);
     tabs.update(s, changes);
@@ -191,10 +225,17 @@ export function renderExplorer(
     if (e.ctrlKey || e.metaKey || e.altKey) return; // Ctrl+S, Shift+Enter... stay the host's
     const target = e.target as Element | null;
     const s = store.get();
-    const layer = source.peekLayer(s.kind, s.layer);
+    const layer = source.peekLayer(s.kind, s.layer) ?? source.peekOverview(s.kind, s.layer);
     const crop = layer ? frames.frame(kindInfo(source.meta, s.kind), layer, s.pair).crop : null;
     const order = crop ? { query: crop.rows, key: crop.cols } : { query: [], key: [] };
-    const result = target?.closest?.("select, input, textarea") ? null : keyAction(e.key, s, source.meta, order);
+    const inForm = Boolean(target?.closest?.("select, input, textarea"));
+    if (!inForm && (e.key === "+" || e.key === "=" || e.key === "-")) {
+      e.preventDefault();
+      e.stopPropagation();
+      matrix.zoomStep(e.key !== "-");
+      return;
+    }
+    const result = inForm ? null : keyAction(e.key, s, source.meta, order);
     if (result) {
       e.preventDefault();
       e.stopPropagation(); // JupyterLab's command-mode shortcuts (digits, arrows) must not fire too
