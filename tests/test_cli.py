@@ -90,7 +90,7 @@ def test_batch_one_file_with_a_text_selector(capsys, tmp_path, minilm):
 
 def test_max_bytes_leaves_layers_out_and_says_so(capsys, tmp_path, minilm):
     out = tmp_path / "small.html"
-    code, stdout, err = run(capsys, "report", "--text", TEXT * 8, "-o", str(out), "--max-bytes", "0.6MB")
+    code, stdout, err = run(capsys, "report", "--text", TEXT * 30, "-o", str(out), "--max-bytes", "0.6MB")
     assert code == 0, err
     assert "some layers left out" in stdout
     assert len(out.read_bytes()) <= 600_000

@@ -34,7 +34,8 @@ CELLS = [
     "import numpy as np\nimport tx_magic\nfrom tx_magic.trace import Tokens, Trace\n"
     f"tokens = {TOKENS!r}\n"
     "v = tx_magic.show(Trace('<img src=x onerror=alert(2)>', {'input': Tokens(tokens)},\n"
-    "                        {'self': np.full((2, 2, 5, 5), 0.2, np.float32)}))\nv",
+    "                        {'self': np.full((2, 2, 5, 5), 0.2, np.float32)},\n"
+    "                        warnings=['<img src=x onerror=alert(3)> in a warning']))\nv",
 ]
 ROOTS = ".jp-OutputArea-output .txm-root"
 
@@ -76,6 +77,8 @@ def test_hostile_text_shows_as_text(page):
     for text in TOKENS[1:4]:
         assert root.locator('[data-view="arc"] .txm-token[data-side="query"]').filter(has_text=text).first.is_visible()
     assert dialogs == [] and errors == []
+    warning = root.locator(".txm-warnings")
+    assert "<img src=x onerror=alert(3)> in a warning" in warning.inner_text()
 
 
 def test_hovering_hostile_tokens_runs_nothing(page):

@@ -216,7 +216,17 @@ def test_bad_arguments_fail_at_once(fake_front_end, tmp_path):
         fake_front_end.save_svg(tmp_path / "x.svg")
 
 
-def test_a_trace_too_big_for_a_browser_is_refused_with_what_fits(trace, monkeypatch):
-    monkeypatch.setattr(wire, "MAX_LAYER_BYTES", 1024)  # the layer is 12 x 8 x 8 x 4 = 3 KB
-    with pytest.raises(tx_magic.TxMagicError, match=r"max_tokens=4\b"):
-        tx_magic.show(trace)
+def test_a_trace_too_big_to_send_whole_is_shown_pooled_and_served_in_blocks(trace):
+    rows = -(-trace.shape()[2] // 2)  # at pool 2
+    w = tx_magic.AttentionWidget(trace, layer=2, eager_budget=wire.meta_nbytes(trace) + 12 * rows * (rows + 4))
+    (block,) = w._layers
+    assert (block["layer"], block["dtype"], block["pool"], block["shape"]) == (2, wire.DTYPE_UINT8, 2, [12, rows, rows])
+    sent = []
+    w.send = lambda content, buffers=None: sent.append((content, buffers))
+    w._on_custom_msg(w, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 2, "q0": 1, "q1": 3, "k0": 0,
+                         "k1": 8, "id": "tooltip"}, [])
+    content, buffers = sent[-1]
+    assert content["type"] == wire.REPLY_BLOCK and content["id"] == "tooltip"
+    np.testing.assert_array_equal(wire.decode_block(content, buffers), trace.attention()[2, :, 1:3, :8])
+    w._on_custom_msg(w, {"type": wire.REQUEST_TOPK, "kind": "self", "layer": 9, "id": "arcs"}, [])
+    assert sent[-1][0]["type"] == wire.REPLY_ERROR and sent[-1][0]["id"] == "arcs"

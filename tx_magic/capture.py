@@ -12,7 +12,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import EmptyTextError, MissingTargetError, NoAttentionError
+from .errors import (BadTextError, EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, OptionError,
+                     model_failures)
 from . import memory
 from .tokens import display_tokens
 from .trace import Tokens, Trace
@@ -22,14 +23,30 @@ _NO_LIMIT = 1_000_000
 
 
 def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None, pair: str | None = None,
-            max_tokens: int | None = None, name: str | None = None) -> Trace:
+            max_tokens: int | None = None, name: str | None = None, ids: list[int] | None = None,
+            image: Any = None) -> Trace:
     """Run `model` once on `text` (and `target` for encoder-decoder models) and return its `Trace`.
 
     `pair` is a second text encoded with the first as a sentence pair (``tokenizer(text, pair)``);
     each token's ``segment`` says which text it came from. Texts longer than the model takes
     (or than `max_tokens`) are truncated, with a warning kept in ``trace.warnings``.
+    `ids` runs these token ids instead of encoding `text` (generation uses it).
+    `image` (a PIL image, array or path) runs a ViT-style model with `tokenizer` its image processor.
+    Any other torch module (or a transformers model that gives no attentions) is captured with
+    forward hooks: see `tx_magic.hooks` for how a custom model reports its attention.
     """
-    if text is None or not str(text).strip():
+    from . import hooks, images
+
+    _check_inputs(model, max_tokens, text, pair, target)
+    if image is not None or images.is_image_input(text, tokenizer):
+        return images.capture_image(model, tokenizer, text if image is None else image, name=name)
+    plain_tokenizer = not hasattr(tokenizer, "convert_ids_to_tokens")  # any callable (or None with ids)
+    if not hooks.is_transformers_model(model) or plain_tokenizer:
+        if pair is not None:
+            raise hooks.TxMagicError("Sentence pairs need a transformers model and tokenizer; with this model, "
+                                     "put both texts in one string.")
+        return hooks.capture_module(model, tokenizer, text, target=target, ids=ids, max_tokens=max_tokens, name=name)
+    if ids is None and (text is None or not str(text).strip()):
         raise EmptyTextError("Nothing to explain: the text is empty. Give some text, e.g. `%explain The cat sat.`")
     config = getattr(model, "config", None)
     encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
@@ -44,7 +61,8 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
 
     if pair is not None and not str(pair).strip():
         raise EmptyTextError("The second text of the pair is empty: give some text, or leave the pair out.")
-    source = _encode(tokenizer, str(text), limit, "text", name, warnings, pair=pair)
+    source = _encode(tokenizer, str(text), limit, "text", name, warnings, pair=pair) if ids is None \
+        else _from_ids(tokenizer, ids)
     texts = (str(text), str(pair)) if pair is not None else str(text)
     inputs: dict[str, Any] = {"input_ids": source.ids, "attention_mask": source.attention_mask}
     if source.token_type_ids is not None and any(source.token_type_ids):
@@ -66,8 +84,8 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
                                             special=source.special, segment=source.segment)
 
     n = len(source.ids)
-    plan = memory.plan_capture(model, max(n, len(inputs.get("decoder_input_ids", ()))),
-                               streamable=not encoder_decoder)
+    plan = memory.plan_capture(model, n, streamable=not encoder_decoder,
+                               target=len(inputs["decoder_input_ids"]) if encoder_decoder else None)
     if plan.mode == memory.STREAMED:
         reduced = _capture_streamed(model, inputs, name)
         warnings.append(
@@ -77,7 +95,10 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
         masks = {"self": _causal_mask(n)} if reduced.causal else {}
         return Trace(model_name=name, sequences=sequences, attentions={"self": reduced}, masks=masks,
                      warnings=warnings)
-    outputs = _forward(model, inputs)
+    outputs = _forward(model, inputs, hidden=not encoder_decoder)
+    if not hooks.has_attentions(outputs, encoder_decoder):  # no output_attentions: find them with hooks
+        return hooks.capture_module(model, tokenizer, text, target=target, ids=source.ids,
+                                    target_ids=inputs.get("decoder_input_ids"), name=name)
     if encoder_decoder:
         attentions = {
             "encoder": _stack(outputs, "encoder_attentions", model),
@@ -92,7 +113,11 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
         bad = ~np.isfinite(att)
         if bad.any():
             warnings.append(f"{int(bad.sum())} {kind} attention weights were NaN or infinite (shown as masked).")
-    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=masks, warnings=warnings)
+    from .analysis.internals import internals_of
+
+    internals = {} if encoder_decoder else internals_of(model, tokenizer, outputs)
+    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=masks, warnings=warnings,
+                 **internals)
 
 
 class _Encoded:
@@ -148,6 +173,24 @@ def _encode(tokenizer: Any, text: str, limit: int | None, what: str, name: str,
     return enc
 
 
+def _check_inputs(model: Any, max_tokens: Any, *texts: Any) -> None:
+    """Refuse what is not a model, a max_tokens below 1, and text that is not valid Unicode."""
+    if not callable(model):
+        raise ModelLoadError(f"Expected a model (a torch.nn.Module), got {type(model).__name__}: pass a model object, "
+                             "a hub id or a folder.")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise OptionError(f"max_tokens must be a whole number of at least 1, got {max_tokens!r}.")
+    for text in texts:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadTextError(
+                    f"The text has a character that is not valid Unicode (U+{ord(text[exc.start]):04X}, a lone "
+                    f"surrogate, at position {exc.start}): remove it, or decode the text with errors='replace'."
+                ) from None
+
+
 def _position_limit(model: Any, tokenizer: Any, max_tokens: int | None) -> int | None:
     config = getattr(model, "config", None)
     limits = [getattr(config, a, None) for a in ("max_position_embeddings", "n_positions", "max_target_positions")]
@@ -169,13 +212,42 @@ def _decoder_inputs(model: Any, target_ids: list[int]) -> list[int]:
     return [int(start)] + target_ids[:-1]
 
 
-def _forward(model: Any, inputs: dict[str, Any]) -> Any:
+def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False) -> Any:
     import torch
 
     device = _device(model)
     batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
-    with _eager_attention(model), torch.inference_mode():
-        return model(**batch, output_attentions=True, return_dict=True)
+    extra = _hidden_options(model) if hidden else {}
+    with model_failures(_model_name(model), len(inputs["input_ids"])), _eager_attention(model), \
+            torch.inference_mode():
+        return model(**batch, output_attentions=True, return_dict=True, **extra)
+
+
+def _hidden_options(model: Any) -> dict[str, Any]:
+    """Ask for hidden states where the model takes the option, and only the last position's
+    logits where it can (the logit lens computes the others in bounded chunks)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return {}
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out: dict[str, Any] = {}
+    if "output_hidden_states" in params or takes_kwargs:
+        out["output_hidden_states"] = True
+    if "logits_to_keep" in params:
+        out["logits_to_keep"] = 1
+    return out
+
+
+def _from_ids(tokenizer: Any, ids: list[int]) -> "_Encoded":
+    """Given token ids as an encoding: no offsets, special where the tokenizer says so."""
+    if not ids:
+        raise EmptyTextError("No token ids given: give at least one.")
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    ids = [int(i) for i in ids]
+    return _Encoded({"input_ids": ids, "special_tokens_mask": [int(i in special_ids) for i in ids]})
 
 
 def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
@@ -190,18 +262,31 @@ def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
     device = _device(model)
     batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
     try:
-        with streamed.recording(model, len(ids), tile=streamed.tile_for(len(ids), memory.OVERVIEW_TILES),
-                                top_k=memory.TOP_K, token_ids=list(ids), on_layer=bar.update) as rec, \
-                torch.inference_mode():
-            model(**batch)
-    except NotImplementedError as exc:
-        raise NoAttentionError(
-            f"{type(model).__name__} uses {exc}, which tx_magic cannot follow at this length; "
-            "pass max_tokens to capture a shorter text in full."
-        ) from None
+        with model_failures(name, len(ids)):
+            try:
+                with streamed.recording(model, len(ids), tile=streamed.tile_for(len(ids), memory.OVERVIEW_TILES),
+                                        top_k=memory.TOP_K, token_ids=list(ids), on_layer=bar.update) as rec, \
+                        torch.inference_mode():
+                    model(**batch, **_last_logits_only(model))
+            except NotImplementedError as exc:
+                raise NoAttentionError(
+                    f"{type(model).__name__} uses {exc}, which tx_magic cannot follow at this length; "
+                    "pass max_tokens to capture a shorter text in full."
+                ) from None
     finally:
         bar.close()
     return rec.result()
+
+
+def _last_logits_only(model: Any) -> dict[str, Any]:
+    """`logits_to_keep=1` where the model takes it: a streamed pass needs no vocabulary-wide logits per token
+    (at 8192 tokens on SmolLM2 they would be 1.6 GB and a fifth of the pass's work)."""
+    import inspect
+
+    try:
+        return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    except (TypeError, ValueError, AttributeError):
+        return {}
 
 
 def _progress(total: int | None, desc: str) -> Any:
@@ -260,8 +345,11 @@ def _causal_mask(n: int) -> np.ndarray:
 
 
 def _device(model: Any) -> Any:
+    """Where inputs go: the input embedding's device, also for models spread with device_map."""
+    from .hooks import input_device
+
     try:
-        return next(model.parameters()).device
+        return input_device(model)
     except (StopIteration, AttributeError, TypeError):
         return "cpu"
 

@@ -188,8 +188,10 @@ def _write(texts: list[ReportText], path: pathlib.Path, args: argparse.Namespace
                            if args.one_file else None)
     rendered = render_report(texts, title=title, max_bytes=args.max_bytes)
     path.write_text(rendered.html, encoding="utf-8")
-    left_out = [n for n in rendered.notices if n]
-    note = f"; some layers left out to stay under {size_text(args.max_bytes)} (the report says which)" if left_out else ""
+    left_out, reduced = any(rendered.left_out), any(rendered.notices)
+    note = (f"; some layers left out to stay under {size_text(args.max_bytes)} (the report says which)" if left_out
+            else f"; weights stored 8-bit or pooled to stay under {size_text(args.max_bytes)} (the report says how)"
+            if reduced else "")
     _out(f"wrote {path} ({size_text(len(rendered.html.encode()))}, {len(texts)} text{'s' * (len(texts) > 1)}{note})")
     return path
 

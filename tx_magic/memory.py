@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TxMagicError
+from .errors import MemoryBudgetError
 
 FULL = "full"
 STREAMED = "streamed"
@@ -23,10 +23,6 @@ FULL_LIMIT = 2 * GIB
 STREAMED_LIMIT = 4 * GIB
 OVERVIEW_TILES = 512
 TOP_K = 8
-
-
-class MemoryBudgetError(TxMagicError, MemoryError):
-    """The capture would not fit in memory."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,19 @@ def full_bytes(shape: Shape, n: int) -> int:
     """Float32 weights of every layer, held twice (the model's outputs and the trace) plus one layer's work."""
     per_layer = shape.heads * n * n * 4
     return 2 * shape.layers * per_layer + 3 * per_layer
+
+
+def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
+    """`full_bytes` of an encoder-decoder: encoder (n x n), decoder (t x t) and cross (t x n) weights."""
+    config = getattr(model, "config", None)
+    get = lambda *names: next((getattr(config, a) for a in names if isinstance(getattr(config, a, None), int)), 0)  # noqa: E731
+    enc_layers, dec_layers = get("encoder_layers", "num_layers", "num_hidden_layers"), \
+        get("decoder_layers", "num_decoder_layers", "num_layers", "num_hidden_layers")
+    enc_heads = get("encoder_attention_heads", "num_heads", "num_attention_heads")
+    dec_heads = get("decoder_attention_heads", "num_heads", "num_attention_heads")
+    cells = [(enc_layers, enc_heads * n * n), (dec_layers, dec_heads * target * target),
+             (dec_layers, dec_heads * target * n)]
+    return sum(2 * layers * per * 4 + 3 * per * 4 for layers, per in cells)
 
 
 def streamed_bytes(shape: Shape, n: int) -> int:
@@ -88,12 +97,18 @@ class Plan:
     estimate: int
 
 
-def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None = None) -> Plan:
-    """Full while it fits, else streamed (if the model allows), else a MemoryBudgetError."""
+def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None = None,
+                 target: int | None = None) -> Plan:
+    """Full while it fits, else streamed (if the model allows), else a MemoryBudgetError.
+
+    `target` is the decoder length of an encoder-decoder (its three kinds are counted; never streamed).
+    """
+    free = available_bytes() if available is None else available
+    if target is not None:
+        return _plan_encoder_decoder(model, n, target, free)
     shape = Shape.of(model)
     if shape is None:
         return Plan(FULL, 0)  # unknown layout: nothing to estimate from
-    free = available_bytes() if available is None else available
     full = full_bytes(shape, n)
     if full <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT):
         return Plan(FULL, full)
@@ -110,6 +125,20 @@ def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None 
         f"Capturing {n} tokens would take about {need / GIB:.1f} GB"
         + (f" ({free / GIB:.1f} GB free)" if free else "")
         + f"; about {fits} tokens fit. Pass max_tokens={fits} (in the magic: --max-tokens {fits}), "
+        "or free memory and try again."
+    )
+
+
+def _plan_encoder_decoder(model: Any, n: int, target: int, free: int | None) -> Plan:
+    limit = min(FULL_LIMIT, free / 2 if free else FULL_LIMIT)
+    need = encoder_decoder_bytes(model, n, target)
+    if need <= limit:
+        return Plan(FULL, need)
+    fits = _largest_n(lambda m: encoder_decoder_bytes(model, min(n, m), min(target, m)) <= limit)
+    raise MemoryBudgetError(
+        f"Capturing {n} source and {target} target tokens would take about {need / GIB:.1f} GB"
+        + (f" ({free / GIB:.1f} GB free)" if free else "")
+        + f"; about {fits} tokens each fit. Pass max_tokens={fits} (in the magic: --max-tokens {fits}), "
         "or free memory and try again."
     )
 

@@ -9,6 +9,7 @@ blocks (see `tx_magic.wire`); layers not sent eagerly are served on request. `sa
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import os
 import pathlib
 import sys
@@ -20,7 +21,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from . import wire
+from . import lifecycle, wire
+from .errors import OptionError
 from .trace import Trace
 
 _STATIC = pathlib.Path(__file__).parent / "static"
@@ -34,14 +36,54 @@ if not _ESM.exists():  # pragma: no cover - a broken build must fail loudly, not
     )
 
 
+_BUNDLE = _ESM.read_text(encoding="utf-8")
+#: The widget's `_esm`: a small module that imports the renderer bundle (sent as `_bundle`) once
+#: per page and keeps it. Hosts import `_esm` afresh for every widget, and a browser never frees
+#: an imported module, so a cell re-run 50 times would otherwise hold 50 copies of the renderer.
+_LOADER = """const bundles = (globalThis.__tx_magic_bundles ??= new Map());
+function renderer(model) {
+  const id = model.get("_bundle_id");
+  if (!bundles.has(id)) {
+    const url = URL.createObjectURL(new Blob([model.get("_bundle")], { type: "text/javascript" }));
+    bundles.set(id, import(url).finally(() => URL.revokeObjectURL(url)));
+  }
+  return bundles.get(id);
+}
+export default {
+  async render(context) {
+    try {
+      const cleanup = (await renderer(context.model)).default.render(context);
+      return () => {
+        cleanup();
+        // A removed view's model may outlive it (JupyterLab keeps closed models reachable):
+        // let it drop its copy of the renderer, which this page has loaded already.
+        // (Twice: Backbone keeps the value before the last set in _previousAttributes.)
+        try { context.model.set("_bundle", ""); context.model.set("_bundle", ""); } catch (err) { /* gone */ }
+      };
+    } catch (err) {
+      const box = document.createElement("div");
+      box.className = "txm-error";
+      box.textContent = "tx_magic could not load its renderer: " + (err && err.message ? err.message : err);
+      context.el.append(box);
+      return () => box.remove();
+    }
+  },
+};
+"""
+
+
 class AttentionWidget(anywidget.AnyWidget):
     """Linked arc and matrix views of every layer's and head's attention in a trace."""
 
-    _esm = _ESM
+    _esm = _LOADER
     _css = _CSS
+    _bundle = traitlets.Unicode(_BUNDLE).tag(sync=True)
+    _bundle_id = traitlets.Unicode(hashlib.sha256(_BUNDLE.encode()).hexdigest()[:16]).tag(sync=True)
 
     _meta = traitlets.Dict().tag(sync=True)
     _layers = traitlets.List().tag(sync=True)
+    #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
+    _internals = traitlets.Dict().tag(sync=True)
 
     #: Attention kind shown: "self", or "encoder" / "decoder" / "cross".
     kind = traitlets.Unicode("self").tag(sync=True)
@@ -60,21 +102,24 @@ class AttentionWidget(anywidget.AnyWidget):
     def __init__(self, trace: Trace, *, kind: str | None = None, layer: int = 0,
                  head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, **kwargs: Any) -> None:
         kind = kind or trace.kinds[0]
+        if kind not in trace.kinds:
+            raise OptionError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
         layers, n_heads, _, _ = trace.shape(kind)
         if not 0 <= layer < layers:
-            raise ValueError(f"layer must be in 0..{layers - 1}, got {layer}")
+            raise OptionError(f"layer must be in 0..{layers - 1}, got {layer}")
         if head is not None and not -1 <= head < n_heads:
-            raise ValueError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
-        wire.check_sendable(trace)
+            raise OptionError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
         self.trace = trace  # before the traits, whose validators read it
         self._exports = _PendingExports()
         super().__init__(
             _meta=wire.encode_meta(trace),
-            _layers=wire.eager_layers(trace, eager_budget),
+            _layers=wire.eager_layers(trace, eager_budget, layer=layer),
             kind=kind, layer=layer, heads=list(range(n_heads)),
-            head=-1 if head is None else head, **kwargs,
+            head=-1 if head is None else head, _internals=wire.encode_internals(trace), **kwargs,
         )
         self.on_msg(self._on_custom_msg)
+        lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
+        self.on_msg(self._on_internals_request)
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
@@ -89,6 +134,7 @@ class AttentionWidget(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, plus a small static preview (text/html) for viewers without a widget
         manager: GitHub, nbviewer, a notebook reopened without its widget state."""
+        lifecycle.displayed(self)
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
             from .report import fallback_html
@@ -132,16 +178,32 @@ class AttentionWidget(anywidget.AnyWidget):
         if content.get("type") in (wire.REPLY_EXPORT, wire.REPLY_EXPORT_ERROR):
             self._exports.answer(content, list(buffers or []))
             return
-        if content.get("type") != wire.REQUEST_LAYER:
+        reply = wire.answer(self.trace, content)  # get_layer, get_block, get_topk; None for others
+        if reply is not None:
+            self.send(reply[0], buffers=reply[1])
+
+    def _on_internals_request(self, _widget: Any, content: Any, buffers: Any) -> None:
+        """Answer the next-token view's request for another position's full-vocabulary logits,
+        and the lens tab's request for the logit lens at the positions it shows."""
+        if isinstance(content, dict) and content.get("type") == wire.REQUEST_LENS:
+            reply, data = wire.answer_lens(self.trace, content)
+            self.send(reply, buffers=data)
             return
-        kind, layer = content.get("kind"), content.get("layer")
+        if not isinstance(content, dict) or content.get("type") != wire.REQUEST_LOGITS:
+            return
+        position = content.get("position")
         try:
-            block = wire.encode_layer(self.trace, str(kind), int(layer))
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            self.send({"type": wire.REPLY_ERROR, "kind": kind, "layer": layer, "message": str(exc)})
+            reply = wire.encode_logits(self.trace, int(position))
+        except (IndexError, TypeError, ValueError) as exc:
+            self.send({"type": wire.REPLY_LOGITS_ERROR, "position": position, "message": str(exc)})
             return
-        data = block.pop("data")
-        self.send({"type": wire.REPLY_LAYER, **block}, buffers=[data])
+        data = reply.pop("data")
+        self.send({"type": wire.REPLY_LOGITS, **reply}, buffers=[data])
+
+    @traitlets.validate("_bundle")
+    def _keep_bundle(self, proposal: dict[str, Any]) -> str:
+        # A view that let go of its copy may send "" back: the kernel keeps the renderer for new pages.
+        return proposal["value"] or _BUNDLE
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:

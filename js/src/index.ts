@@ -6,83 +6,111 @@
  */
 
 import "./style.css";
+import "./views/internals.css";
+import { watchConnection } from "./connection";
 import { errorBox, errorMessage, clear } from "./dom";
 import { renderExplorer, type ExplorerApi } from "./render";
-import { LayerStore, layerKey, type LayerData } from "./source";
+import { internalsFromModel } from "./internals";
+import { LayerStore, type Fetchers, type LayerData, type LayerWant } from "./source";
 import { SelectionStore } from "./state";
 import { bindModel, selectionFromModel, type WidgetModel } from "./sync";
 import {
-  decodeBlock, EXPORT_FORMATS, EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER,
-  REQUEST_EXPORT, REQUEST_LAYER, type ExportFormat,
+  decodeBlock, decodeTopK, EXPORT_FORMATS, EXPORT_MAX_BYTES, REPLY_BLOCK, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR,
+  REPLY_LAYER, REPLY_TOPK, REQUEST_BLOCK, REQUEST_EXPORT, REQUEST_LAYER, REQUEST_TOPK, type ExportFormat,
 } from "./wire";
 
 export const FETCH_TIMEOUT_MS = 30_000;
 
 interface Pending {
-  resolve: (block: LayerData) => void;
+  /** The reply type that answers this request. */
+  reply: string;
+  kind: string;
+  layer: number;
+  resolve: (reply: { msg: Record<string, unknown>; buffers: unknown[] }) => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
 /**
- * A fetcher that asks Python for a layer over custom messages. Returns it with `dispose`, which
- * stops listening and fails whatever is still waiting.
+ * Fetchers that ask Python over custom messages (REQUEST_LAYER, REQUEST_BLOCK, REQUEST_TOPK),
+ * each request with an "id" that the reply echoes. Returns them with `dispose`, which stops
+ * listening and fails whatever is still waiting. `fetch` is the whole-layer fetcher.
  */
 export function messageFetcher(model: WidgetModel, timeoutMs = FETCH_TIMEOUT_MS) {
   const pending = new Map<string, Pending>();
+  let counter = 0;
+
+  /** The request a reply answers: by its echoed id, else (older kernels) the oldest of its kind and layer. */
+  const find = (m: Record<string, unknown>): [string, Pending] | undefined => {
+    if (typeof m.id === "string" && pending.has(m.id)) return [m.id, pending.get(m.id)!];
+    for (const entry of pending) {
+      const p = entry[1];
+      if (p.kind === String(m.kind) && p.layer === Number(m.layer) && (m.type === REPLY_ERROR || m.type === p.reply)) return entry;
+    }
+    return undefined;
+  };
 
   const onMessage = (msg: unknown, buffers?: unknown[]) => {
     if (typeof msg !== "object" || msg === null) return;
     const m = msg as Record<string, unknown>;
-    const key = layerKey(String(m.kind), Number(m.layer));
-    const waiting = pending.get(key);
-    if (!waiting) return;
-    if (m.type === REPLY_LAYER) {
-      pending.delete(key);
-      clearTimeout(waiting.timer);
-      try {
-        const data = buffers?.[0] ?? m.data;
-        waiting.resolve(decodeBlock({ ...m, data }));
-      } catch (err) {
-        waiting.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    } else if (m.type === REPLY_ERROR) {
-      pending.delete(key);
-      clearTimeout(waiting.timer);
+    if (m.type !== REPLY_LAYER && m.type !== REPLY_BLOCK && m.type !== REPLY_TOPK && m.type !== REPLY_ERROR) return;
+    const found = find(m);
+    if (!found) return;
+    const [id, waiting] = found;
+    pending.delete(id);
+    clearTimeout(waiting.timer);
+    if (m.type === REPLY_ERROR) {
       waiting.reject(new Error(`Python could not send ${m.kind} layer ${m.layer}: ${String(m.message ?? "unknown error")}`));
+    } else {
+      waiting.resolve({ msg: m, buffers: buffers ?? [] });
     }
   };
   model.on("msg:custom", onMessage);
 
-  const fetch = (kind: string, layer: number): Promise<LayerData> =>
-    new Promise<LayerData>((resolve, reject) => {
-      const key = layerKey(kind, layer);
+  const ask = (request: Record<string, unknown>, reply: string, what: string) =>
+    new Promise<{ msg: Record<string, unknown>; buffers: unknown[] }>((resolve, reject) => {
+      const id = `txm-${++counter}`;
+      const kind = String(request.kind), layer = Number(request.layer);
       const timer = setTimeout(() => {
-        pending.delete(key);
+        pending.delete(id);
         reject(new Error(
-          `no reply from Python for ${kind} layer ${layer} after ${Math.round(timeoutMs / 1000)} s: ` +
+          `no reply from Python for ${what} after ${Math.round(timeoutMs / 1000)} s: ` +
             "is the kernel busy, restarted or gone? Re-run the cell to show the widget again.",
         ));
       }, timeoutMs);
-      pending.set(key, { resolve, reject, timer });
+      pending.set(id, { reply, kind, layer, resolve, reject, timer });
       try {
-        model.send({ type: REQUEST_LAYER, kind, layer });
+        model.send({ ...request, id });
       } catch (err) {
         clearTimeout(timer);
-        pending.delete(key);
+        pending.delete(id);
         reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
 
+  const fetch = (kind: string, layer: number, want?: LayerWant): Promise<LayerData> =>
+    ask({ type: REQUEST_LAYER, kind, layer, ...(want ?? {}) }, REPLY_LAYER, `${kind} layer ${layer}`)
+      .then(({ msg, buffers }) => decodeBlock(msg, buffers.length > 0 ? buffers : undefined));
+
+  const fetchers: Fetchers = {
+    layer: fetch,
+    block: (kind, layer, w) =>
+      ask({ type: REQUEST_BLOCK, kind, layer, ...w }, REPLY_BLOCK, `${kind} layer ${layer} cells ${w.q0}..${w.q1} x ${w.k0}..${w.k1}`)
+        .then(({ msg, buffers }) => decodeBlock(msg, buffers.length > 0 ? buffers : undefined)),
+    topk: (kind, layer) =>
+      ask({ type: REQUEST_TOPK, kind, layer }, REPLY_TOPK, `${kind} top weights of layer ${layer}`)
+        .then(({ msg, buffers }) => decodeTopK(msg, buffers.length > 0 ? buffers : undefined)),
+  };
+
   const dispose = () => {
     model.off("msg:custom", onMessage);
-    for (const [key, p] of pending) {
+    for (const p of pending.values()) {
       clearTimeout(p.timer);
-      p.reject(new Error(`request for ${key} cancelled: the view was closed`));
+      p.reject(new Error(`request for ${p.kind} layer ${p.layer} cancelled: the view was closed`));
     }
     pending.clear();
   };
-  return { fetch, dispose };
+  return { fetch, fetchers, dispose };
 }
 
 /**
@@ -142,9 +170,13 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
     try {
       const fetcher = messageFetcher(model);
       disposers.push(fetcher.dispose);
-      const source = LayerStore.fromWire(model.get("_meta"), model.get("_layers"), fetcher.fetch);
+      const source = LayerStore.fromWire(model.get("_meta"), model.get("_layers"), fetcher.fetchers);
       const store = new SelectionStore(selectionFromModel(model, source.meta));
-      disposers.push(renderExplorer(el, source, store, { onApi: (api) => disposers.push(exportResponder(model, api)) }));
+      const inside = internalsFromModel(model);
+      disposers.push(inside.dispose);
+      disposers.push(renderExplorer(el, source, store, {
+        onApi: (api) => disposers.push(exportResponder(model, api)), internals: inside.internals,
+      }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {
       console.error("tx_magic:", err);
@@ -167,8 +199,10 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
   model.on("change:_meta", remount);
   model.on("change:_layers", remount);
   mount();
+  const unwatch = watchConnection(model, el);
   return () => {
     closed = true;
+    unwatch();
     model.off("change:_meta", remount);
     model.off("change:_layers", remount);
     teardown();

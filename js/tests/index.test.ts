@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget, { exportResponder, messageFetcher } from "../src/index";
 import type { ExplorerApi } from "../src/render";
-import { EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER, REQUEST_EXPORT, REQUEST_LAYER } from "../src/wire";
+import { EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER, REQUEST_EXPORT, REQUEST_LAYER, WIRE_VERSION, REQUEST_BLOCK, REQUEST_TOPK, REPLY_BLOCK, REPLY_TOPK } from "../src/wire";
 import { FakeModel, flush, installFakeCanvas, randomLayer } from "./helpers";
 
 const TOKENS = ["[CLS]", "a", "b", "[SEP]"];
@@ -19,7 +19,7 @@ function wireLayer(layer: number, offset = 1) {
 function makeModel(overrides: Record<string, unknown> = {}) {
   return new FakeModel({
     _meta: {
-      version: 1, model: "fake/bert", warnings: [],
+      version: WIRE_VERSION, model: "fake/bert", warnings: [],
       sequences: { input: { text: TOKENS, special: [true, false, false, true] } },
       kinds: [{ name: "self", layers: L, heads: H, queries: "input", keys: "input", mask: "none" }],
     },
@@ -67,7 +67,7 @@ describe("the anywidget entry", () => {
     const model = makeModel();
     cleanup = widget.render({ model, el });
     model.pythonSets({ layer: 2 });
-    expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2 }]); // the grid does not ask for more
+    expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2, dtype: "uint8", pool: 1, id: "txm-1" }]); // the grid does not ask for more
     expect(el.querySelector(".txm-status")!.textContent).toContain("loading layer 2");
     const { raw } = wireLayer(2, 3);
     const { data, ...content } = raw;
@@ -86,6 +86,29 @@ describe("the anywidget entry", () => {
     await flush();
     expect(el.querySelector(".txm-error")!.textContent).toContain("no such layer");
     logged.mockRestore();
+  });
+
+  it("routes block and top-k replies to their requests by id, whatever the order", async () => {
+    const model = makeModel();
+    const { fetchers, dispose } = messageFetcher(model, 30_000);
+    const block = fetchers.block!("self", 0, { q0: 1, q1: 2, k0: 0, k1: 2 });
+    const topk = fetchers.topk!("self", 0);
+    const [askBlock, askTopK] = model.sent as Record<string, unknown>[];
+    expect(askBlock).toMatchObject({ type: REQUEST_BLOCK, kind: "self", layer: 0, q0: 1, q1: 2, k0: 0, k1: 2 });
+    expect(askTopK).toMatchObject({ type: REQUEST_TOPK, kind: "self", layer: 0 });
+    const index = new Int32Array(H * TOKENS.length).fill(1), weights = new Float32Array(H * TOKENS.length).fill(0.5);
+    model.emit("msg:custom", { type: REPLY_TOPK, id: askTopK.id, kind: "self", layer: 0, dtype: "topk", shape: [H, TOKENS.length, 1] },
+      [new DataView(index.buffer), new DataView(weights.buffer)]);
+    const values = new Float32Array(H * 2).fill(0.25);
+    model.emit("msg:custom", { type: REPLY_BLOCK, id: askBlock.id, kind: "self", layer: 0, dtype: "float32", shape: [H, 1, 2], pool: 1, q0: 1, k0: 0 },
+      [new DataView(values.buffer)]);
+    expect((await topk).index[0]).toBe(1);
+    const b = await block;
+    expect([b.q0, b.shape[1], b.data[0]]).toEqual([1, 1, 0.25]);
+    const failing = fetchers.block!("self", 0, { q0: 0, q1: 1, k0: 0, k1: 2 });
+    model.emit("msg:custom", { type: REPLY_ERROR, id: (model.sent[2] as Record<string, unknown>).id, kind: "self", layer: 0, message: "too many cells" });
+    await expect(failing).rejects.toThrow(/too many cells/);
+    dispose();
   });
 
   it("times out a request that gets no reply", async () => {

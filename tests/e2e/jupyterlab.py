@@ -145,18 +145,7 @@ class JupyterLabServer:
         env.update(self.extra_env)
 
         self.port = free_port()
-        cmd = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            "--IdentityProvider.token=", "--ServerApp.password=",
-            "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={self.root_dir}",
-            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-            f"--LabApp.user_settings_dir={dirs['settings']}",
-            f"--LabApp.workspaces_dir={dirs['workspaces']}",
-            "--LabApp.extension_manager=readonly",
-        ]
+        cmd = self.command(dirs)
         self.log_path = self.base / "jupyterlab.log"
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=self._log,
@@ -179,6 +168,32 @@ class JupyterLabServer:
                 raise E2ETimeout(f"JupyterLab did not answer {self.url}api/status within "
                                  f"{self.startup_timeout:.0f} s. Server log:\n{log}")
             time.sleep(0.25)
+
+    #: The ``jupyter`` subcommand and the class its lab options are set on (Notebook 7 overrides).
+    APP = ("lab", "LabApp")
+
+    def command(self, dirs: dict[str, pathlib.Path]) -> list[str]:
+        """The server's command line: loopback, no token, isolated settings, the app exposed to the page."""
+        sub, app = self.APP
+        return [
+            sys.executable, "-m", "jupyter", sub, "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=", "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True",
+            f"--ServerApp.root_dir={self.root_dir}",
+            f"--{app}.expose_app_in_browser=True",
+            f"--{app}.user_settings_dir={dirs['settings']}",
+            f"--{app}.workspaces_dir={dirs['workspaces']}",
+            *self.app_options(),
+        ]
+
+    def app_options(self) -> list[str]:
+        """Options only JupyterLab has: no news, no update check, no extension manager."""
+        return [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+        ]
 
     def stop(self) -> None:
         """Shut the kernels down, then stop the server's whole process group and remove its files."""
