@@ -146,3 +146,13 @@ def test_image_fixture_decoded_by_the_typescript_tests_is_what_python_writes_now
 if __name__ == "__main__":
     FIXTURE.write_text(json.dumps(write_fixture()) + "\n")
     print(f"wrote {FIXTURE}")
+
+
+def test_a_vit_folder_loads_by_name_with_its_image_processor(tmp_path):
+    folder = tmp_path / "vit"
+    tiny_vit().save_pretrained(folder)
+    processor().save_pretrained(folder)
+    w = tx_magic.explain(str(folder), image=picture())
+    tokens = w.trace.tokens()[0]
+    assert list(tokens[:2]) == ["[CLS]", "patch 0,0"] and len(tokens) == 1 + (32 // 8) ** 2
+    assert w.trace.image is not None and (w.trace.image.rows, w.trace.image.cols) == (4, 4)

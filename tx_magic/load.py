@@ -110,7 +110,9 @@ def _load_uncached(path: str, display: str) -> LoadedModel:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"Found model {display!r} but could not load its tokenizer: {_first_line(exc)}") from None
+        tokenizer = _image_processor(path)  # a vision model (ViT) has an image processor instead
+        if tokenizer is None:
+            raise ModelLoadError(f"Found model {display!r} but could not load its tokenizer: {_first_line(exc)}") from None
     model = None
     errors = []
     for auto_class in _candidate_classes(config):
@@ -123,6 +125,16 @@ def _load_uncached(path: str, display: str) -> LoadedModel:
         raise ModelLoadError(f"Could not load model {display!r}. " + "; ".join(errors))
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=display)
+
+
+def _image_processor(path: str) -> Any:
+    """The folder's image processor (ViT-style models), or None when it has none."""
+    try:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(path)
+    except Exception:  # noqa: BLE001 - no processor: the caller reports the tokenizer's error
+        return None
 
 
 def _candidate_classes(config: Any) -> list[Any]:

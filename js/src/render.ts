@@ -172,7 +172,8 @@ export function renderExplorer(
     const layer = full ?? source.peekOverview(s.kind, s.layer);
     const key = layerKey(s.kind, s.layer);
     const finest = info.streamed ? layer : full;
-    if (!finest && !failed.has(key) && requested !== key) {
+    // A static report without the full layer keeps its overview: there is no kernel to ask.
+    if (!finest && !failed.has(key) && requested !== key && (source.live || !layer)) {
       // Streamed kinds: the pooled overview is the finest whole layer. Others: the full layer
       // (uint8, 4x smaller than float32), drawn over the overview when one was sent.
       requested = key;
@@ -208,7 +209,7 @@ export function renderExplorer(
       return;
     }
     const pool = layer.pool ?? 1;
-    setStatus(pool > 1 ? `overview: each cell the max over ${pool}×${pool} tokens${info.streamed || failed.has(key) ? "" : " · loading full layer…"}` : "");
+    setStatus(pool > 1 ? `overview: each cell the max over ${pool}×${pool} tokens${info.streamed || failed.has(key) || !source.live ? "" : " · loading full layer…"}` : "");
     views.classList.remove("txm-stale");
     if (info.streamed) {
       if (showsRollout(s)) setStatus("rollout needs every full layer: this long input was captured reduced, pick one head or the mean");

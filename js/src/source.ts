@@ -60,6 +60,8 @@ export interface AttentionSource {
   /** Each query row's top-k weights, fetched if needed. */
   getTopK(kind: string, layer: number): Promise<TopKBlock>;
   peekTopK(kind: string, layer: number): TopKBlock | undefined;
+  /** Whether layers can be fetched (a live kernel); a static report has only what it inlined. */
+  readonly live: boolean;
 }
 
 export function layerKey(kind: string, layer: number): string {
@@ -119,6 +121,10 @@ export class LayerStore implements AttentionSource {
       if ("index" in block) this.addTopK(block);
       else this.add(block);
     }
+  }
+
+  get live(): boolean {
+    return Boolean(this.fetchers.layer);
   }
 
   /** Build from the raw `_meta` / `_layers` wire values (validating both). */

@@ -182,6 +182,25 @@ describe("a long input captured reduced", () => {
     expect(fetchers.layer).not.toHaveBeenCalled();
     expect(root.querySelectorAll(".txm-error")).toHaveLength(0);
   });
+
+  it("draws the layers tab from the thumbnails, fetching nothing and showing no error", async () => {
+    const { root, fetchers } = mount();
+    root.querySelector<HTMLButtonElement>('.txm-tab[data-tab="layers"]')!.click();
+    await flush();
+    const view = root.querySelector('[data-view="layers"]')!;
+    expect(view.textContent).toContain("Head 0 through every layer");
+    expect(view.textContent).toContain("thumbnail");
+    expect(view.querySelector("canvas")).not.toBeNull();
+    expect(fetchers.layer).not.toHaveBeenCalled();
+    expect(root.querySelectorAll(".txm-error")).toHaveLength(0);
+  });
+
+  it("draws every head of the layer from its pooled overview", () => {
+    const { root, fetchers } = mount();
+    root.querySelector<HTMLButtonElement>('.txm-tab[data-tab="heads"]')!.click();
+    expect(root.querySelector('[data-view="heads"]')!.textContent).toContain("Every head of layer 0");
+    expect(fetchers.layer).not.toHaveBeenCalled();
+  });
 });
 
 describe("zoom by keyboard", () => {
@@ -226,5 +245,25 @@ describe("a long input that is not streamed", () => {
     expect(value.textContent!.startsWith("≈ ")).toBe(true);
     await flush();
     expect(value.textContent).toBe(Math.fround(exact[0].data[(1 * N + 30) * N + 3]).toPrecision(4));
+  });
+});
+
+describe("a static report of a long input (no kernel)", () => {
+  it("keeps drawing its inlined overview without asking for the full layer or showing an error", async () => {
+    const tokens = Array.from({ length: N }, (_, i) => `t${i}`);
+    const meta = decodeMeta({
+      version: WIRE_VERSION, model: "m", warnings: [], sequences: { input: { text: tokens } },
+      kinds: [{ name: "self", layers: L, heads: H, queries: "input", keys: "input", mask: "causal", streamed: false, pool: 1 }],
+    });
+    const exact = randomLayer("self", 0, H, N, N, causalMask(N), 5);
+    const source = new LayerStore(meta, [poolLayer(exact)]);
+    expect(source.live).toBe(false);
+    cleanup = renderExplorer(host, source, new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: 0 }), { dark: false });
+    await flush();
+    const root = host.querySelector<HTMLElement>(".txm-root")!;
+    expect(root.querySelector('[data-view="matrix"]')!.getAttribute("data-pool")).toBe(String(P));
+    expect(root.querySelector(".txm-errors")!.childElementCount).toBe(0);
+    expect(root.textContent).not.toContain("loading full layer");
+    expect(root.dataset.ready).toBe("1");
   });
 });

@@ -37,7 +37,7 @@ export class HeadsView implements PanelView {
 
   update(s: Readonly<Selection>, changes: Changes): void {
     if (focusOnly(changes)) return;
-    const layer = this.ctx.source.peekLayer(s.kind, s.layer);
+    const layer = this.layerOf(s);
     if (!layer) return;
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const frame = this.ctx.frames.frame(info, layer, s.pair);
@@ -67,12 +67,17 @@ export class HeadsView implements PanelView {
     }
     const s = this.ctx.store.get();
     const info = kindInfo(this.ctx.source.meta, s.kind);
-    const layer = this.ctx.source.peekLayer(s.kind, s.layer);
+    const layer = this.layerOf(s);
     if (!layer) return;
     const frame = this.ctx.frames.frame(info, layer, s.pair);
     const stats = this.ctx.derived.stats(s.kind)?.[s.layer * info.heads + head];
     this.preview.show(this.element, e, headThumbnail(frame.layer, head, frame.mask, 128),
       [`layer ${s.layer} · head ${head}`, ...statLines(stats)], this.ctx.theme.dark);
+  }
+
+  /** The selected layer at full resolution, else its pooled overview (a long input's). */
+  private layerOf(s: Readonly<Selection>) {
+    return this.ctx.source.peekLayer(s.kind, s.layer) ?? this.ctx.source.peekOverview(s.kind, s.layer);
   }
 
   private onClick(head: number): void {
