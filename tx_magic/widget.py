@@ -119,7 +119,6 @@ class AttentionWidget(anywidget.AnyWidget):
         )
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
-        self.on_msg(self._on_internals_request)
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
@@ -178,13 +177,17 @@ class AttentionWidget(anywidget.AnyWidget):
         if content.get("type") in (wire.REPLY_EXPORT, wire.REPLY_EXPORT_ERROR):
             self._exports.answer(content, list(buffers or []))
             return
+        if content.get("type") in (wire.REQUEST_LENS, wire.REQUEST_LOGITS):
+            self._on_internals_request(_widget, content, buffers)
+            return
         reply = wire.answer(self.trace, content)  # get_layer, get_block, get_topk; None for others
         if reply is not None:
             self.send(reply[0], buffers=reply[1])
 
     def _on_internals_request(self, _widget: Any, content: Any, buffers: Any) -> None:
         """Answer the next-token view's request for another position's full-vocabulary logits,
-        and the lens tab's request for the logit lens at the positions it shows."""
+        and the lens tab's request for the logit lens at the positions it shows (dispatched from
+        `_on_custom_msg`, the widget's one message handler)."""
         if isinstance(content, dict) and content.get("type") == wire.REQUEST_LENS:
             reply, data = wire.answer_lens(self.trace, content)
             self.send(reply, buffers=data)

@@ -73,6 +73,29 @@ class E2ETimeout(AssertionError):
 # JupyterLab server
 # ---------------------------------------------------------------------------------------------
 
+def wait_until_serving(server: Any, name: str, url: str) -> None:
+    """Poll `url` until it answers 200 while `server._proc` runs; on exit or after
+    `server.startup_timeout` seconds stop the server and raise with its log's tail."""
+    deadline = time.monotonic() + server.startup_timeout
+    while True:
+        if server._proc.poll() is not None:
+            log = server.log_tail()
+            code = server._proc.returncode
+            server.stop()
+            raise RuntimeError(f"{name} exited with code {code} while starting:\n{log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            log = server.log_tail()
+            server.stop()
+            raise E2ETimeout(f"{name} did not answer {url} within {server.startup_timeout:.0f} s. Server log:\n{log}")
+        time.sleep(0.25)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -150,24 +173,7 @@ class JupyterLabServer:
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=self._log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self._proc.poll() is not None:
-                log = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"JupyterLab exited with code {self._proc.returncode} while starting:\n{log}")
-            try:
-                with urllib.request.urlopen(self.url + "api/status", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                log = self.log_tail()
-                self.stop()
-                raise E2ETimeout(f"JupyterLab did not answer {self.url}api/status within "
-                                 f"{self.startup_timeout:.0f} s. Server log:\n{log}")
-            time.sleep(0.25)
+        wait_until_serving(self, "JupyterLab", self.url + "api/status")
 
     #: The ``jupyter`` subcommand and the class its lab options are set on (Notebook 7 overrides).
     APP = ("lab", "LabApp")

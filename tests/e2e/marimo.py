@@ -18,11 +18,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.error
-import urllib.request
 
-from .jupyterlab import E2ETimeout, free_port
+from .jupyterlab import free_port, wait_until_serving
 
 
 def marimo_notebook(*cells: str) -> str:
@@ -84,23 +81,8 @@ class MarimoServer:
             [sys.executable, "-m", "marimo", "-y", "run", str(notebook), "--headless", "--host", "127.0.0.1",
              "--port", str(self.port), "--no-token"],
             cwd=self.base, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self._proc.poll() is not None:
-                log = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"marimo exited with code {self._proc.returncode if self._proc else '?'}:\n{log}")
-            try:
-                with urllib.request.urlopen(self.url + "health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                log = self.log_tail()
-                self.stop()
-                raise E2ETimeout(f"marimo did not answer {self.url}health within {self.startup_timeout:.0f} s:\n{log}")
-            time.sleep(0.25)
+        wait_until_serving(self, "marimo", self.url + "health")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
