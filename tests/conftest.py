@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def minilm():
     """The embedded default: all-MiniLM-L6-v2, real trained weights."""
-    from tx_magic.load import load_model
+    from tx_magic.capturing.load import load_model
 
     return load_model()
 

@@ -46,7 +46,7 @@ def _patterns() -> np.ndarray:
         local[i, max(0, i - 2): i + 1] = 1
     induction = causal.copy() * 0.02
     _modules()
-    targets = importlib.import_module("tx_magic.analysis.head_types").induction_targets(IDS)
+    targets = importlib.import_module("tx_magic.core.tokens").induction_targets(IDS)
     for i, k in targets:
         induction[i, k] = 1.0
     pure = [

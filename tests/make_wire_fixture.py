@@ -38,14 +38,14 @@ FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
 def _modules() -> tuple[Any, Any]:
     """tx_magic.wire and tx_magic.trace, without needing the package's __init__ (or its bundle)."""
     try:
-        return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.trace")
+        return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.core.trace")
     except Exception:  # noqa: BLE001 - e.g. the renderer bundle is not built yet
         for name in [m for m in sys.modules if m == "tx_magic" or m.startswith("tx_magic.")]:
             del sys.modules[name]
         package = types.ModuleType("tx_magic")
         package.__path__ = [str(ROOT / "tx_magic")]  # type: ignore[attr-defined]
         sys.modules["tx_magic"] = package
-        return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.trace")
+        return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.core.trace")
 
 
 def _attention(rng: np.random.Generator, layers: int, heads: int, mask: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ def _floats(values: Any) -> list[float]:
 def build_streamed_trace() -> Any:
     """A small streamed trace (random reductions, 2 layers x 2 heads, 9 tokens, tiles of 4)."""
     _, trace_mod = _modules()
-    streamed = importlib.import_module("tx_magic.streamed")
+    streamed = importlib.import_module("tx_magic.core.attention")
     rng = np.random.default_rng(7)
     layers, heads, n, tile = 2, 2, 9, 4
     r = lambda *shape: rng.random(shape).astype(np.float32)  # noqa: E731

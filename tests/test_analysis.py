@@ -7,7 +7,7 @@ import pytest
 
 import tx_magic
 from tx_magic.analysis import attention_rollout, head_stats, head_types, rollout, stats_records
-from tx_magic.analysis.head_types import induction_targets
+from tx_magic.core.tokens import induction_targets
 
 N = 12
 

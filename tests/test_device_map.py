@@ -9,7 +9,7 @@ import torch
 import transformers as tf
 
 import tx_magic
-from tx_magic.hooks import input_device
+from tx_magic.capturing.models import input_device
 
 from conftest import tiny_gpt2
 

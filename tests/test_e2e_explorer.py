@@ -150,7 +150,7 @@ def test_save_png_and_save_svg_from_python(page: Any) -> None:
 
 
 def test_saving_a_widget_that_is_not_displayed_fails_clearly(page: Any) -> None:
-    execute_in_kernel(page, "import tx_magic.widget\ntx_magic.widget.EXPORT_TIMEOUT = 1.5\n"
+    execute_in_kernel(page, "import tx_magic.widget.exports\ntx_magic.widget.exports.EXPORT_TIMEOUT = 1.5\n"
                             "hidden = tx_magic.show(w.trace)\nf_hidden = hidden.save_png('hidden.png')")
     poll_kernel(page, "print(f_hidden.done())", "True", "the export of an undisplayed widget to fail", timeout=15)
     message = execute_in_kernel(page, "print(type(f_hidden.exception()).__name__, f_hidden.exception())")

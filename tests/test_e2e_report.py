@@ -22,7 +22,7 @@ from e2e.jupyterlab import OUTPUT_DIR, BrowserUnavailable, browser, save_screens
 
 from tx_magic.cli import main
 from tx_magic.report import ReportText, save_html
-from tx_magic.trace import Tokens, Trace
+from tx_magic import Tokens, Trace
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

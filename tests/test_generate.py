@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import tx_magic
 from conftest import tiny_gpt2, tiny_llama
 from tx_magic import wire
-from tx_magic.generate import GenerationError, capture_generation
+from tx_magic.capturing.generate import GenerationError, capture_generation
 
 PROMPT = "The cat sat on the"
 

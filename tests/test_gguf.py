@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tx_magic
-from tx_magic import load
+from tx_magic.capturing import load
 
 
 def smollm2_file() -> pathlib.Path:

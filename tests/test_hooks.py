@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import tx_magic
-from tx_magic import hooks, memory
-from tx_magic.errors import NoAttentionError, TxMagicError
+from tx_magic.capturing import hooks, memory, modules
+from tx_magic.core.errors import NoAttentionError, TxMagicError
 
 
 # --- an annotated-transformer style encoder-decoder (keeps `self.attn` after forward) --------------
@@ -271,9 +271,9 @@ def test_tokenizer_that_decodes_shows_text_and_any_id_container_works():
     assert list(trace.sequences["source"]) == ["the", "cat", "sat"]
     assert trace.sequences["source"].ids == (1, 2, 3)
     for given in ([1, 2, 3], [[1, 2, 3]], torch.tensor([1, 2, 3]), np.array([[1, 2, 3]])):
-        assert hooks.token_ids(given) == [1, 2, 3]
+        assert modules.token_ids(given) == [1, 2, 3]
     with pytest.raises(TxMagicError, match="token ids"):
-        hooks.token_ids("the cat")
+        modules.token_ids("the cat")
 
 
 def test_explain_with_a_lambda_tokenizer_returns_the_widget_and_ids_need_no_tokenizer():

@@ -21,10 +21,11 @@ from IPython.utils.capture import capture_output
 
 import tx_magic
 from conftest import tiny_bart, tiny_gpt2, tiny_llama
-from tx_magic import cli, memory
-from tx_magic.errors import TxMagicError
+from tx_magic import cli
+from tx_magic.capturing import memory
+from tx_magic.core.errors import TxMagicError
 from tx_magic.report import fallback_html, render_html
-from tx_magic.trace import Tokens, Trace
+from tx_magic import Tokens, Trace
 
 HOSTILE_TAGS = ("<script>alert(1)</script>", "</script>", "<img src=x onerror=alert(1)>",
                 "<svg onload=alert(1)>", "\"'><iframe src=javascript:alert(1)>")
@@ -249,7 +250,7 @@ def test_not_a_model_object_is_a_clear_message(minilm):
 @pytest.fixture
 def minilm_copy(tmp_path, minilm):
     """A copy of the default model's folder (tokenizer files linked, weights copied on demand)."""
-    source = tx_magic.load.default_model_path()
+    source = tx_magic.capturing.load.default_model_path()
     folder = tmp_path / "model"
     folder.mkdir()
     for f in source.iterdir():
@@ -556,7 +557,7 @@ def test_show_of_a_huge_array_is_refused_before_it_is_copied(monkeypatch):
 # -- widgets of a re-run cell are closed (memory stays flat; tests/test_e2e_reliability.py) --------
 
 def test_rerun_cell_closes_its_previous_widgets_but_not_ones_shown_elsewhere(monkeypatch):
-    from tx_magic import lifecycle
+    from tx_magic.widget import lifecycle
 
     where = {"cell": ("cell-a", 1)}
     monkeypatch.setattr(lifecycle, "_running_cell", lambda: where["cell"])

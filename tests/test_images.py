@@ -17,7 +17,7 @@ from PIL import Image
 
 import tx_magic
 from tx_magic import wire
-from tx_magic.images import ImageInputError
+from tx_magic.capturing.images import ImageInputError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "js" / "tests" / "fixtures" / "image-fixture.json"

@@ -11,7 +11,8 @@ import tx_magic
 from conftest import tiny_gpt2, tiny_llama
 from tx_magic import wire
 from tx_magic.analysis.hidden import hidden_stats
-from tx_magic.analysis.lens import find_unembedding, logit_lens
+from tx_magic.analysis.lens import logit_lens
+from tx_magic.capturing.readout import find_unembedding
 
 TEXT = "The cat sat on the mat because it was tired"
 
@@ -126,7 +127,7 @@ def test_vocab_strings_show_spaces_as_spaces(causal):
 
 
 def test_byte_level_vocab_strings_equal_decoding_every_token(gpt2_tokenizer):
-    from tx_magic.analysis import lens
+    from tx_magic.capturing import vocab as lens
 
     assert lens._is_byte_level(gpt2_tokenizer)
     size = len(gpt2_tokenizer)
@@ -142,7 +143,7 @@ def test_byte_level_vocab_strings_equal_decoding_every_token(gpt2_tokenizer):
 
 
 def test_vocab_strings_fall_back_to_decoding_when_the_sample_disagrees(gpt2_tokenizer, monkeypatch):
-    from tx_magic.analysis import lens
+    from tx_magic.capturing import vocab as lens
 
     monkeypatch.setattr(lens, "_bytes_to_unicode", lambda: {b: chr(0x100 + b) for b in range(256)})  # a wrong map
     strings = lens._vocab_strings(gpt2_tokenizer, len(gpt2_tokenizer))
@@ -179,15 +180,14 @@ def test_widget_answers_a_logits_request_and_refuses_a_bad_position(causal):
     assert w._internals["logits"]["position"] == len(trace.sequences["input"]) - 1
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_internals_request(w, {"type": wire.REQUEST_LOGITS, "position": 3}, [])
+    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "position": 3}, [])
     content, buffers = sent[-1]
     assert content == {"type": wire.REPLY_LOGITS, "position": 3}
     np.testing.assert_array_equal(np.frombuffer(buffers[0], "<f4"), trace.logits.at(3))
-    w._on_internals_request(w, {"type": wire.REQUEST_LOGITS, "position": 500}, [])
+    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "position": 500}, [])
     assert sent[-1][0]["type"] == wire.REPLY_LOGITS_ERROR and "position must be in" in sent[-1][0]["message"]
-    count = len(sent)
-    w._on_internals_request(w, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0}, [])
-    assert len(sent) == count  # not this handler's message
+    w._on_custom_msg(w, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0}, [])
+    assert sent[-1][0]["type"] == wire.REPLY_LAYER  # the same one handler answers every request
 
 
 def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
@@ -195,7 +195,7 @@ def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
     w = tx_magic.show(trace)
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_internals_request(w, {"type": wire.REQUEST_LENS, "id": "r1", "positions": [4, 1]}, [])
+    w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "r1", "positions": [4, 1]}, [])
     content, buffers = sent[-1]
     assert content == {"type": wire.REPLY_LENS, "id": "r1", "positions": [4, 1], "k": 5}
     assert tuple(content) == wire.LENS_REPLY_KEYS
@@ -209,7 +209,7 @@ def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
     for bad, message in [([n], "position must be in"), ([], "positions must be a list"),
                          (list(range(wire.MAX_LENS_POSITIONS + 1)), "positions must be a list"),
                          (["a"], "whole numbers"), ("3", "positions must be a list")]:
-        w._on_internals_request(w, {"type": wire.REQUEST_LENS, "id": "bad", "positions": bad}, [])
+        w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "bad", "positions": bad}, [])
         assert sent[-1][0]["type"] == wire.REPLY_LENS_ERROR and sent[-1][0]["id"] == "bad"
         assert message in sent[-1][0]["message"] and sent[-1][1] == []
 
@@ -228,7 +228,7 @@ def test_hidden_stats_refuses_a_wrong_shape():
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory):
     from test_gguf import smollm2_file
-    from tx_magic import load
+    from tx_magic.capturing import load
 
     mp = pytest.MonkeyPatch()
     mp.setenv("TX_MAGIC_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -248,7 +248,7 @@ def test_smollm2_logit_lens_final_layer_says_paris(smollm2):
 
 
 def test_smollm2_vocab_strings_equal_decoding_every_token(smollm2):
-    from tx_magic.analysis import lens
+    from tx_magic.capturing import vocab as lens
 
     tok = smollm2.tokenizer
     size = len(tok)

@@ -37,7 +37,7 @@ def test_second_call_reuses_the_loaded_model(shell):
     a = shell.run_line_magic("explain", "one")
     b = shell.run_line_magic("explain", "two")
     assert a.trace is not b.trace
-    from tx_magic.load import load_model
+    from tx_magic.capturing.load import load_model
 
     assert load_model() is load_model()
 

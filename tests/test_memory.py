@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import transformers as tf
 
-from tx_magic import memory
+from tx_magic.capturing import memory
 
 GIB = 1024 ** 3
 

@@ -21,7 +21,7 @@ from tx_magic import wire
 from tx_magic.report.budget import Encoding, ranges
 from tx_magic.report.html import HEADER_ID, _block_cost, script_json, script_text
 from tx_magic.report.png import encode_png
-from tx_magic.trace import Tokens, Trace
+from tx_magic import Tokens, Trace
 
 EVIL = ["</script><img src=x onerror=alert(1)>", "<script>alert(1)</script>", "a\u2028b & <!-- c"]
 
@@ -203,7 +203,7 @@ def test_a_long_trace_keeps_every_layer_as_a_pooled_overview():
 
 def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkeypatch):
     from conftest import tiny_llama
-    from tx_magic import memory
+    from tx_magic.capturing import memory
 
     monkeypatch.setattr(memory, "FULL_LIMIT", 1)
     monkeypatch.setattr(memory, "OVERVIEW_TILES", 12)

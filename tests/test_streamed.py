@@ -8,7 +8,7 @@ import torch
 
 import tx_magic
 from conftest import tiny_gpt2, tiny_llama
-from tx_magic import streamed
+from tx_magic.capturing import streamed
 from tx_magic.analysis import head_stats
 
 TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
@@ -86,7 +86,7 @@ def test_unsupported_attention_is_refused():
 
 
 def test_capture_streams_long_inputs_and_keeps_exact_values_reachable(minilm, monkeypatch):
-    from tx_magic import memory
+    from tx_magic.capturing import memory
 
     monkeypatch.setattr(memory, "FULL_LIMIT", 1)  # everything is "long"
     tok = minilm.tokenizer
@@ -105,7 +105,8 @@ def test_capture_streams_long_inputs_and_keeps_exact_values_reachable(minilm, mo
 
 
 def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch):
-    from tx_magic import memory, trace as trace_module
+    from tx_magic.capturing import memory
+    from tx_magic.core import attention as trace_module
 
     monkeypatch.setattr(memory, "FULL_LIMIT", 1)
     monkeypatch.setattr(trace_module, "MATERIALIZE_LIMIT", 1)
@@ -117,7 +118,7 @@ def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch
 
 
 def test_stats_of_a_streamed_trace_equal_those_of_the_full_one(minilm, monkeypatch):
-    from tx_magic import memory
+    from tx_magic.capturing import memory
 
     tok = minilm.tokenizer
     model = tiny_llama(tok.vocab_size)

@@ -10,7 +10,7 @@ import pytest
 import traitlets
 
 import tx_magic
-from tx_magic import widget as widget_module
+from tx_magic.widget import exports as widget_module
 from tx_magic import wire
 from tx_magic.widget import ExportError
 

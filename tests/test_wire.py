@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import tx_magic
-from tx_magic import streamed, wire
+from tx_magic import wire
+from tx_magic.capturing import streamed
 from tx_magic.analysis import STAT_NAMES, streamed_stats
-from tx_magic.trace import Tokens, Trace
+from tx_magic import Tokens, Trace
 
 TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
 
@@ -123,7 +124,7 @@ def zeros_reduced(layers: int, heads: int, q: int, k: int, tile: int, top_k: int
 def synthetic(layout: str, n: int) -> Trace:
     """A trace shaped like a real capture at n tokens: full weights while capture keeps them (<= 1024
     tokens), else reduced as a streamed capture keeps them (tile from memory.OVERVIEW_TILES)."""
-    from tx_magic import memory
+    from tx_magic.capturing import memory
 
     def att(layers, heads, q, k):
         if n <= 1024:
@@ -210,7 +211,7 @@ def test_bad_block_requests_get_an_error_reply(monkeypatch):
     assert "empty or negative" in ask(q0=5, q1=5, k0=0, k1=3)["message"]
     assert "empty or negative" in ask(q0=-1, q1=5, k0=0, k1=3)["message"]
     assert "q1 must be an integer" in ask(q0=0, q1=None, k0=0, k1=3)["message"]
-    monkeypatch.setattr(wire, "MAX_BLOCK_CELLS", 100)
+    monkeypatch.setattr(wire.blocks, "MAX_BLOCK_CELLS", 100)
     reply = ask(q0=0, q1=11, k0=0, k1=10)
     assert reply["type"] == wire.REPLY_ERROR and "smaller window" in reply["message"] and reply["id"] is None
     assert ask(q0=0, q1=10, k0=0, k1=10)["type"] == wire.REPLY_BLOCK
@@ -218,7 +219,7 @@ def test_bad_block_requests_get_an_error_reply(monkeypatch):
 
 
 def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
-    monkeypatch.setattr(wire, "MAX_LAYER_BYTES", 1000)
+    monkeypatch.setattr(wire.blocks, "MAX_LAYER_BYTES", 1000)
     trace = softmax_trace(1, 2, 30)  # 7.2 KB as float32
     reply = wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0})[0]
     assert reply["type"] == wire.REPLY_ERROR and "ask for pool 4" in reply["message"]
@@ -231,7 +232,7 @@ def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
 def streamed_pair(minilm):
     """The same text captured in full and streamed (overview tiles of 4 tokens)."""
     from conftest import tiny_llama
-    from tx_magic import memory
+    from tx_magic.capturing import memory
 
     tok = minilm.tokenizer
     model = tiny_llama(tok.vocab_size)

@@ -8,19 +8,19 @@ or, from any Python: ``w = tx_magic.explain(model, tokenizer, text)``.
 
 from __future__ import annotations
 
+from . import analysis  # noqa: F401 - provides the analyses Trace offers (tx_magic.core.extensions)
 from .api import capture_text, explain, show
-from .capture import capture
-from .errors import EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, TxMagicError
-from .load import load_model
-from .trace import Tokens, Trace
+from .capturing import capture, load_model
+from .core.errors import EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, TxMagicError
+from .core.tokens import Tokens
+from .core.trace import Trace
+from .core.version import __version__
 from .report import save_html
 from .widget import AttentionWidget, ExportError
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AttentionWidget", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Tokens", "Trace", "TxMagicError", "capture", "capture_text", "explain", "load_model", "save_html", "show",
+    "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model", "save_html", "show",
 ]
 
 

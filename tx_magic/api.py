@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from .capture import capture
-from .load import load_model
-from .trace import Trace
+from .capturing import capture, load_model, trace_from_arrays
+from .capturing.generate import capture_generation
+from .capturing.modules import token_ids
+from .core.errors import ModelLoadError
+from .core.trace import Trace
 from .widget import AttentionWidget
 
 
@@ -17,8 +20,6 @@ def resolve_model(model: Any = None, tokenizer: Any = None, *,
         loaded = load_model(model)
         return loaded.model, tokenizer or loaded.tokenizer, loaded.name
     if tokenizer is None and need_tokenizer:
-        from .errors import ModelLoadError
-
         raise ModelLoadError(
             f"Got a {type(model).__name__} object but no tokenizer: pass tokenizer=... (in the magic: -t NAME)."
         )
@@ -41,13 +42,11 @@ def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target:
     with `sample=True` (`temperature`, `top_k`, `top_p`, `seed`); the widget then replays the steps.
 
     `model` may be any torch.nn.Module, with any callable `tokenizer` giving token ids (see
-    `tx_magic.hooks`); `ids` runs these token ids instead of a text (the tokenizer may then be None);
+    `tx_magic.capturing.hooks`); `ids` runs these token ids instead of a text (the tokenizer may then be None);
     `image` (or a PIL image / array / path in place of `text`, with an image processor as
     `tokenizer`) runs a ViT-style model on it.
     """
     if generate is not None:
-        from .generate import capture_generation
-
         mod, tok, name = resolve_model(model, tokenizer)
         trace = capture_generation(mod, tok, text, generate, name=name, sample=sample, temperature=temperature,
                                    top_k=top_k, top_p=top_p, seed=seed)
@@ -63,8 +62,6 @@ def capture_text(model: Any = None, tokenizer: Any = None, text: str = "", *, ta
     """`capture` that also accepts a model name or None (the default model)."""
     mod, tok, name = resolve_model(model, tokenizer, need_tokenizer=ids is None)
     if ids is not None:
-        from .hooks import token_ids
-
         ids = token_ids(ids, "ids")
     return capture(mod, tok, text, target=target, pair=pair, max_tokens=max_tokens, name=name, ids=ids, image=image)
 
@@ -74,15 +71,11 @@ def show(trace: Any, tokens: Any = None, *, kind: str | None = None, layer: int 
     """The widget for an existing `Trace`, or for attention arrays from any framework.
 
     Arrays (numpy, torch, JAX, TensorFlow...) are (layers, heads, q, k), (heads, q, k), (q, k), a
-    list per layer, or a dict per kind with `tokens` per sequence: see `tx_magic.arrays`. Weights
+    list per layer, or a dict per kind with `tokens` per sequence: see `tx_magic.capturing.arrays`. Weights
     that are not probabilities (NaN, negative, rows not summing to 1) are shown with a warning.
     """
     if not isinstance(trace, Trace):
-        from .arrays import trace_from_arrays
-
         trace = trace_from_arrays(trace, tokens, name=name)
-        import warnings
-
         for warning in trace.warnings:
             warnings.warn(f"tx_magic: {warning}", stacklevel=2)
     elif tokens is not None:

@@ -18,8 +18,9 @@ import sys
 import tempfile
 from typing import Any, Sequence
 
-from .capture import capture as run_model
-from .errors import TxMagicError
+from .capturing import capture as run_model
+from .capturing.load import load_model
+from .core.errors import TxMagicError
 from .report.batch import BatchItem, EmptyTextsFile, Failure, describe, read_texts, run_each
 from .report.budget import size_text
 from .report.html import DEFAULT_MAX_BYTES, ReportText, render_report
@@ -174,8 +175,6 @@ def _load(name: str | None) -> tuple[Any, Any, str]:
 
     hf_logging.set_verbosity_error()  # tx-magic says what matters (truncation) itself
     hf_logging.disable_progress_bar()
-    from .load import load_model
-
     try:
         loaded = load_model(name)
     except TxMagicError as exc:

@@ -12,7 +12,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .api import explain
-from .errors import ModelLoadError, TxMagicError
+from .capturing.load import load_model
+from .core.errors import ModelLoadError, TxMagicError
 from .report import ReportText, render_report
 from .report.budget import size_text
 
@@ -181,8 +182,6 @@ def split_target(cell: str) -> tuple[str, str | None]:
 
 def _is_encoder_decoder_name(model: str | None) -> bool:
     """Whether the model that `explain` will load for `model` (a name, or None) is an encoder-decoder."""
-    from .load import load_model
-
     loaded = load_model(model)
     return bool(getattr(loaded.model.config, "is_encoder_decoder", False))
 

@@ -9,9 +9,12 @@ barely changed the direction of that token's vector.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from ..core.internals import Internals
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,8 @@ def _as_2d(h: Any) -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"a hidden state must be (1, tokens, dim) or (tokens, dim), got shape {a.shape}")
     return a
+
+
+def hidden_of(internals: Internals) -> HiddenStats:
+    """`HiddenStats` of a capture's hidden states."""
+    return hidden_stats(internals.hidden_states, last_normed=internals.last_normed)

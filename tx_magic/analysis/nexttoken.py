@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+from ..core.internals import Internals
 
 
 class NextTokenLogits:
@@ -54,3 +57,11 @@ def from_hidden(final_hidden: Any, unembed: Any, normed: bool, last: Any = None)
     elif hasattr(last, "detach"):
         last = last.detach().float().cpu().numpy()
     return NextTokenLogits(last, compute, tokens=n)
+
+
+def logits_of(internals: Internals) -> NextTokenLogits | None:
+    """Next-token logits of a capture's internals, or None without a readout (not a causal LM)."""
+    if internals.readout is None:
+        return None
+    return from_hidden(internals.hidden_states[-1], internals.readout, internals.last_normed,
+                       last=internals.last_logits)

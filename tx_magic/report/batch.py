@@ -12,9 +12,10 @@ import json
 import pathlib
 import sys
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from ..errors import TxMagicError
+from ..core.errors import TxMagicError
 
 T = TypeVar("T")
 

@@ -15,11 +15,11 @@ every layer and head. What is left out, pooled or quantized is said in a notice 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .. import wire
-from ..errors import TxMagicError
-from ..trace import Trace
+from ..core.errors import TxMagicError
+from ..core.trace import Trace
 
 #: Pooling stops coarsening (and layers are left out instead) at this many tiles a side.
 MIN_TILES = 256

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..trace import Trace
+from ..core.trace import Trace
 from .png import encode_png
 
 #: Heat maps show at most this many cells per side; longer texts are averaged in blocks.

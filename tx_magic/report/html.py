@@ -15,14 +15,13 @@ import json
 import pathlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Protocol, Union
 
 from .. import wire
-from ..trace import Trace
+from ..core.trace import Trace
+from ..core.version import __version__
 from .budget import Encoding, LayerPlan, notice, plan_report
-
-if TYPE_CHECKING:
-    from ..widget import AttentionWidget
 
 #: Default size limit of a report file, in bytes.
 DEFAULT_MAX_BYTES = 20_000_000
@@ -71,8 +70,15 @@ class ReportText:
     label: str | None = None
 
 
+class ShowsTrace(Protocol):
+    """Anything that shows a trace (the widget)."""
+
+    @property
+    def trace(self) -> Trace: ...
+
+
 #: What `render_html` and `save_html` accept for each text.
-Reportable = Union[Trace, ReportText, "AttentionWidget"]
+Reportable = Union[Trace, ReportText, ShowsTrace]
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,6 @@ def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
 
 def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
             plans: Sequence[LayerPlan | None]) -> dict[str, Any]:
-    from .. import __version__
-
     return {
         "title": title,
         "generator": f"tx_magic {__version__} · {texts[0].trace.model_name} · "

@@ -25,10 +25,11 @@ then most of every row, whatever the head does.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from ..core.tokens import induction_targets
 from .stats import head_stats
 
 LABELS = ("induction", "previous", "first", "self", "local", "broad")
@@ -93,17 +94,6 @@ def local_share(p: np.ndarray) -> np.ndarray:
     q = np.arange(p.shape[-1])
     near = np.abs(q[:, None] - q[None, :]) <= LOCAL_WINDOW
     return (p * near).sum(-1).mean(-1)
-
-
-def induction_targets(token_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """(query, key) pairs where the key follows the query token's latest earlier occurrence."""
-    last: dict[int, int] = {}
-    pairs = []
-    for i, tok in enumerate(token_ids):
-        if tok in last and last[tok] + 1 < i:
-            pairs.append((i, last[tok] + 1))
-        last[tok] = i
-    return pairs
 
 
 def induction_score(p: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:

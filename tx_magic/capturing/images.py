@@ -12,13 +12,19 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import NoAttentionError, TxMagicError
-from .trace import Tokens, Trace
+from ..core.errors import NoAttentionError, TxMagicError
+from ..core.image import PatchImage
+from ..core.tokens import Tokens
+from ..core.trace import Trace
+from . import memory
+from .arrays import to_numpy
+from .hooks import PROTOCOL_HELP, record_attention, stack_kinds
+from .model_state import eager_attention
+from .models import input_device, is_transformers_model, model_name
 
 #: File endings read as images when a path is given.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -26,23 +32,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 
 class ImageInputError(TxMagicError, ValueError):
     """An image that cannot be read, or a model that does not take images as patches."""
-
-
-@dataclass(frozen=True)
-class PatchImage:
-    """The picture a vision model saw and how its tokens cover it.
-
-    ``png``: the image as resized for the model, PNG bytes; ``width`` x ``height`` its pixels;
-    the patch tokens form a ``rows`` x ``cols`` grid, row by row, starting at token ``first``
-    (the tokens before it are [CLS] and the like).
-    """
-
-    png: bytes
-    width: int
-    height: int
-    rows: int
-    cols: int
-    first: int
 
 
 def looks_like_image_processor(processor: Any) -> bool:
@@ -92,8 +81,6 @@ def load_image(value: Any) -> Any:
                 return img.convert("RGB")
         except OSError as exc:
             raise ImageInputError(f"Could not read {path.name} as an image: {exc}") from None
-    from .arrays import to_numpy
-
     try:
         arr = to_numpy(value, "the image")
     except TypeError as exc:
@@ -113,9 +100,6 @@ def load_image(value: Any) -> Any:
 
 def capture_image(model: Any, processor: Any, image: Any, *, name: str | None = None) -> Trace:
     """Run a ViT-style model once on `image` (prepared by `processor`) and return its `Trace`."""
-    from .capture import _eager_attention, _model_name
-    from .hooks import input_device, is_transformers_model, record_attention, stack_kinds
-
     import torch
 
     picture = load_image(image)
@@ -126,15 +110,13 @@ def capture_image(model: Any, processor: Any, image: Any, *, name: str | None = 
         pixels = processor(images=picture, return_tensors="pt")["pixel_values"]
     except Exception as exc:  # noqa: BLE001 - any processor: one clear line
         raise ImageInputError(f"The image processor could not prepare the image: {exc}") from None
-    name = name or _model_name(model)
+    name = name or model_name(model)
     pixels = pixels.to(input_device(model))
     patch = getattr(getattr(model, "config", None), "patch_size", None)
     if isinstance(patch, int) and patch > 0:  # the memory guard, from the number of patches
-        from . import memory
-
         memory.plan_capture(model, (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch) + 1, streamable=False)
     if is_transformers_model(model):
-        with _eager_attention(model), torch.inference_mode():
+        with eager_attention(model), torch.inference_mode():
             outputs = model(pixel_values=pixels, output_attentions=True, return_dict=True)
         layers = [a for a in (getattr(outputs, "attentions", None) or ()) if a is not None]
         if not layers:
@@ -143,8 +125,6 @@ def capture_image(model: Any, processor: Any, image: Any, *, name: str | None = 
     else:
         records = record_attention(model, lambda: model(pixels))
         if not records:
-            from .hooks import PROTOCOL_HELP
-
             raise NoAttentionError(f"tx_magic found no attention weights in {name}. {PROTOCOL_HELP}")
         n = records[0].weights.shape[-1]
         att = stack_kinds(records, {"input": Tokens(text=tuple(str(i) for i in range(n)))}, name)["self"]
@@ -155,12 +135,8 @@ def capture_image(model: Any, processor: Any, image: Any, *, name: str | None = 
                     special=tuple([True] * first + [False] * (rows * cols)))
     seen = PatchImage(png=_png(seen_pixels(pixels[0].detach().float().cpu().numpy(), processor)), width=width,
                       height=height, rows=rows, cols=cols, first=first)
-    warnings = []
-    bad = ~np.isfinite(att)
-    if bad.any():
-        warnings.append(f"{int(bad.sum())} attention weights were NaN or infinite (shown as masked).")
     return Trace(model_name=name, sequences={"input": tokens}, attentions={"self": att.astype(np.float32)},
-                 warnings=warnings, image=seen)
+                 image=seen)
 
 
 def _grid(model: Any, height: int, width: int, n: int) -> tuple[int, int]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .trace import Tokens
+from ..core.tokens import Tokens
 
 #: Whitespace made visible, so a token that is only a space or a newline still shows.
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}

