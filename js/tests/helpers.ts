@@ -1,7 +1,7 @@
 /** Test helpers: fake traces, sources and float bytes. */
 
 import { LayerStore, type LayerData } from "../src/source";
-import type { WidgetModel } from "../src/sync";
+import type { ModelListener, WidgetModel } from "../src/sync";
 import { decodeMeta, WIRE_VERSION, type Meta } from "../src/wire";
 
 /** Deterministic pseudo-random numbers (mulberry32). */
@@ -77,7 +77,9 @@ export function causalMask(n: number): Uint8Array {
 export function floatBytesAt(values: number[], offset: number): DataView {
   const buf = new ArrayBuffer(offset + values.length * 4 + 3);
   const view = new DataView(buf, offset, values.length * 4);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  values.forEach((v, i) => {
+    view.setFloat32(i * 4, v, true);
+  });
   return view;
 }
 
@@ -86,7 +88,8 @@ export class FakeModel implements WidgetModel {
   values: Record<string, unknown>;
   saves = 0;
   sent: unknown[] = [];
-  private handlers = new Map<string, Set<(...args: any[]) => void>>();
+  /** Handlers get whatever a test emits, as the host's model hands over whatever its event carries. */
+  private handlers = new Map<string, Set<(...args: unknown[]) => void>>();
   constructor(values: Record<string, unknown>) {
     this.values = { ...values };
   }
@@ -99,12 +102,12 @@ export class FakeModel implements WidgetModel {
   save_changes() {
     this.saves++;
   }
-  on(event: string, cb: (...args: any[]) => void) {
+  on(event: string, cb: ModelListener) {
     if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
+    this.handlers.get(event)!.add(cb as (...args: unknown[]) => void);
   }
-  off(event?: string | null, cb?: ((...args: any[]) => void) | null) {
-    if (event && cb) this.handlers.get(event)?.delete(cb);
+  off(event?: string | null, cb?: ModelListener | null) {
+    if (event && cb) this.handlers.get(event)?.delete(cb as (...args: unknown[]) => void);
   }
   sentBuffers: unknown[][] = [];
   send(content: unknown, _callbacks?: unknown, buffers?: unknown[]) {

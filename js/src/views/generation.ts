@@ -8,7 +8,7 @@
 
 import { cssColor, weightColor, weightScale } from "../colors";
 import { clear, h } from "../dom";
-import { visibleToken, type Internals } from "../internals";
+import { visibleToken, type GenerationInfo, type Internals } from "../internals";
 import type { Frame } from "../frame";
 import type { LayerData } from "../source";
 import type { SequenceInfo } from "../wire";
@@ -40,8 +40,7 @@ export class GenerationView implements PanelView {
   private readonly strip: HTMLElement;
   private destroyed = false;
 
-  constructor(private readonly ctx: ViewContext, private readonly internals: Internals) {
-    const gen = internals.generation!;
+  constructor(private readonly ctx: ViewContext, private readonly internals: Internals, private readonly gen: GenerationInfo) {
     this.element = h("div", "txm-panel txm-inside txm-generation");
     this.element.dataset.view = "generation";
     const bar = h("div", "txm-inside-bar");
@@ -73,7 +72,7 @@ export class GenerationView implements PanelView {
 
   /** Move to `step` (clamped): pin its newest token, so every view focuses it. */
   setStep(step: number): void {
-    const gen = this.internals.generation!;
+    const gen = this.gen;
     const s = Math.max(0, Math.min(gen.steps, Math.trunc(step)));
     this.internals.step = s;
     this.slider.value = String(s);
@@ -84,7 +83,7 @@ export class GenerationView implements PanelView {
   }
 
   update(s: Readonly<Selection>, _changes: Changes): void {
-    const gen = this.internals.generation!;
+    const gen = this.gen;
     const step = this.internals.step;
     const focus = stepToken(gen.prompt, step);
     const tokens = this.ctx.source.meta.sequences.input?.text ?? [];

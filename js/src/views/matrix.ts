@@ -209,13 +209,14 @@ export class MatrixView implements View {
   private onMove(e: MouseEvent): void {
     const cell = this.cellFromEvent(e);
     this.hoverCell = cell;
-    if (!cell) {
+    const frame = this.frame;
+    if (!cell || !frame) {
       this.onLeave();
       return;
     }
     this.showTooltip(cell, e);
     const before = this.ctx.store.get();
-    this.ctx.store.set({ hover: this.frame!.crop.rows[this.window.q0 + cell.query], hoverSide: "query" });
+    this.ctx.store.set({ hover: frame.crop.rows[this.window.q0 + cell.query], hoverSide: "query" });
     // Same row, other column: the store did not change, so redraw the cell outline here.
     if (before === this.ctx.store.get()) this.drawOverlay();
   }
@@ -264,7 +265,7 @@ export class MatrixView implements View {
     const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[row]} → key ${crop.cols[col]} · layer ${s.layer} · ${what}`);
     this.tooltip.append(line, sub);
     this.tooltip.hidden = false;
-    if (approx && !showsRollout(s)) this.exactValue(value, crop.rows[row], crop.cols[col]);
+    if (approx && !showsRollout(s)) this.exactValue(value, s, frame, crop.rows[row], crop.cols[col]);
     let x = e.clientX - host.left + 14;
     const y = e.clientY - host.top + 14;
     const tw = this.tooltip.offsetWidth || 200;
@@ -274,10 +275,9 @@ export class MatrixView implements View {
   }
 
   /** Replace the approximate value in `el` by the exact one of (query, key), fetched if needed. */
-  private exactValue(el: HTMLElement, query: number, key: number): void {
-    const s = this.state!;
+  private exactValue(el: HTMLElement, s: Readonly<Selection>, frame: Frame, query: number, key: number): void {
     const source = this.ctx.source;
-    const K = source.meta.sequences[this.frame!.info.keys].text.length;
+    const K = source.meta.sequences[frame.info.keys].text.length;
     const put = (row: LayerData) => {
       if (!el.isConnected && el.parentNode === null) return;
       el.textContent = formatWeight(shownOfRow(row.data, s.heads, s.head, K, key));
