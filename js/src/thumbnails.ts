@@ -92,7 +92,7 @@ export function paintPooled(
       const base = r * cols;
       for (let x = 0; x < w; x++) {
         const v = data[base + Math.min(cols - 1, Math.floor((x * cols) / w))];
-        rowColors[x] = v !== v ? masked : ramp[(weightScale(v) * 255 + 0.5) | 0];
+        rowColors[x] = Number.isNaN(v) ? masked : ramp[(weightScale(v) * 255 + 0.5) | 0];
       }
       painted = r;
     }

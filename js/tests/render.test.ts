@@ -226,7 +226,7 @@ describe("renderExplorer", () => {
     const layer = source.peekLayer("self", 0)!;
     const mean = [0, 1, 2].reduce((s, h) => s + layer.data[h * n * n + 3 * n + 1], 0) / 3;
     const want = weightColor(weightScale(mean), false);
-    pixel(3, 1).forEach((v, c) => expect(Math.abs(v - want[c])).toBeLessThanOrEqual(2));
+    for (const [c, v] of pixel(3, 1).entries()) expect(Math.abs(v - want[c])).toBeLessThanOrEqual(2);
   });
 
   it("hovering the matrix shows the exact weight and focuses the row", () => {
