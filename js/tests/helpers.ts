@@ -1,24 +1,14 @@
-/** Test helpers: fake traces, sources and float bytes. */
+/** Test helpers: fake traces, sources, models, canvases, a host element per test, and float bytes. */
 
+import { afterEach, beforeEach } from "vitest";
+import { seededRandom } from "../src/sampling";
 import { LayerStore, type LayerData } from "../src/source";
 import type { ModelListener, WidgetModel } from "../src/sync";
 import { decodeMeta, WIRE_VERSION, type Meta } from "../src/wire";
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Rows that sum to 1 over allowed keys, 0 where masked. */
 export function randomLayer(kind: string, layer: number, heads: number, q: number, k: number, mask: Uint8Array | null, seed = 1): LayerData {
-  const next = rng(seed * 7919 + layer * 31 + kind.length);
+  const next = seededRandom(seed * 7919 + layer * 31 + kind.length);
   const data = new Float32Array(heads * q * k);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < q; i++) {
@@ -192,6 +182,41 @@ export function contextOf(canvas: HTMLCanvasElement | null): FakeContext2D {
   const ctx = canvas ? contexts.get(canvas) : undefined;
   if (!ctx) throw new Error("no fake context for this canvas");
   return ctx;
+}
+
+export interface TestHost {
+  /** This test's host element (in the document). */
+  readonly host: HTMLElement;
+  /** What the test mounted in the host: called after the test. */
+  cleanup: (() => void) | null;
+}
+
+/**
+ * For every test of the calling file or describe block: fake canvases and a fresh host element
+ * in the document. After each test, `cleanup` runs (and is reset), the host is removed, then `after`.
+ */
+export function testHost(after?: () => void): TestHost {
+  let el: HTMLElement | null = null;
+  const fixture: TestHost = {
+    get host(): HTMLElement {
+      if (!el) throw new Error("testHost: the host exists only while a test runs");
+      return el;
+    },
+    cleanup: null,
+  };
+  beforeEach(() => {
+    installFakeCanvas(true);
+    el = document.createElement("div");
+    document.body.append(el);
+  });
+  afterEach(() => {
+    fixture.cleanup?.();
+    fixture.cleanup = null;
+    el?.remove();
+    el = null;
+    after?.();
+  });
+  return fixture;
 }
 
 /** A promise with its resolve/reject exposed. */
