@@ -58,6 +58,16 @@ function band(i: number, cell: number): [number, number] {
   return [i * cell - (size - cell) / 2, size];
 }
 
+/** The label of token `index` of `seq`, at tick `tick` of the row (left) or column (top) axis. */
+function axisLabel(seq: SequenceInfo, index: number, tick: number, axis: "row" | "col", cell: number): HTMLElement {
+  const label = h("div", `txm-axis-label txm-axis-${axis}`, truncateLabel(displayToken(seq.text[index]), LABEL_CHARS));
+  label.dir = "auto";
+  label.style[axis === "row" ? "top" : "left"] = `${(tick + 0.5) * cell}px`;
+  if (seq.special[index]) label.classList.add("txm-special");
+  label.dataset.axisIndex = String(tick);
+  return label;
+}
+
 export class MatrixView implements View {
   readonly element: HTMLElement;
   drawn = false;
@@ -437,22 +447,12 @@ export class MatrixView implements View {
     this.yLabels.style.height = `${g.height}px`;
     this.xLabels.style.width = `${g.width}px`;
     for (const r of labelTicks(w.q1 - w.q0, g.cell, 13)) {
-      const i = w.q0 + r;
-      const label = h("div", "txm-axis-label txm-axis-row", truncateLabel(displayToken(queries.text[i]), LABEL_CHARS));
-      label.dir = "auto";
-      label.style.top = `${(r + 0.5) * g.cell}px`;
-      if (queries.special[i]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(r);
+      const label = axisLabel(queries, w.q0 + r, r, "row", g.cell);
       this.rowTicks.push(label);
       this.yLabels.append(label);
     }
     for (const c of labelTicks(w.k1 - w.k0, g.cell, 13)) {
-      const j = w.k0 + c;
-      const label = h("div", "txm-axis-label txm-axis-col", truncateLabel(displayToken(keys.text[j]), LABEL_CHARS));
-      label.dir = "auto";
-      label.style.left = `${(c + 0.5) * g.cell}px`;
-      if (keys.special[j]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(c);
+      const label = axisLabel(keys, w.k0 + c, c, "col", g.cell);
       this.colTicks.push(label);
       this.xLabels.append(label);
     }
