@@ -5,6 +5,7 @@
  * so pooled data made elsewhere (e.g. by Python for long inputs) can be painted the same way.
  */
 
+import { getOrMake } from "./cache";
 import { cachedWeightRamp, maskColors, weightScale } from "./colors";
 
 export interface Pooled {
@@ -104,15 +105,6 @@ const pools = new WeakMap<object, Map<string, Pooled>>();
 
 /** `make()` once per (owner object, id): thumbnails live as long as the data they come from. */
 export function cachedPool(owner: object, id: string, make: () => Pooled): Pooled {
-  let byId = pools.get(owner);
-  if (!byId) {
-    byId = new Map();
-    pools.set(owner, byId);
-  }
-  let pooled = byId.get(id);
-  if (!pooled) {
-    pooled = make();
-    byId.set(id, pooled);
-  }
-  return pooled;
+  const byId = getOrMake(pools, owner, () => new Map<string, Pooled>());
+  return getOrMake(byId, id, make);
 }

@@ -6,6 +6,7 @@
  * shades each earlier token by that attention (the selected layer, head or mean of heads).
  */
 
+import { getOrMake } from "../cache";
 import { cssColor, weightColor, weightScale } from "../colors";
 import { clear, h } from "../dom";
 import { visibleToken, type GenerationInfo, type Internals } from "../internals";
@@ -134,15 +135,15 @@ const stepFrames = new WeakMap<Frame, Map<number, Frame>>();
  * generation step; the frame itself when nothing is cut (all shown, a pair filter, or a pooled layer).
  */
 export function stepFrame(frame: Frame, shown: number): Frame {
-  const [h, q, k] = frame.layer.shape;
+  const [, q, k] = frame.layer.shape;
   if (!(shown < q) || q !== k || !frame.crop.identity || (frame.pool ?? 1) > 1 || shown < 1) return frame;
-  let byShown = stepFrames.get(frame);
-  if (!byShown) {
-    byShown = new Map();
-    stepFrames.set(frame, byShown);
-  }
-  const have = byShown.get(shown);
-  if (have) return have;
+  const byShown = getOrMake(stepFrames, frame, () => new Map<number, Frame>());
+  return getOrMake(byShown, shown, () => cutFrame(frame, shown));
+}
+
+/** `frame` (whole, square) cut to its first `shown` queries and keys. */
+function cutFrame(frame: Frame, shown: number): Frame {
+  const [h, q, k] = frame.layer.shape;
   const rows = Int32Array.from({ length: shown }, (_, i) => i);
   const inverse = Int32Array.from({ length: q }, (_, i) => (i < shown ? i : -1));
   const data = new Float32Array(h * shown * shown);
@@ -157,13 +158,11 @@ export function stepFrame(frame: Frame, shown: number): Frame {
     mask = new Uint8Array(shown * shown);
     for (let i = 0; i < shown; i++) mask.set(frame.mask.subarray(i * k, i * k + shown), i * shown);
   }
-  const out: Frame = {
+  return {
     ...frame,
     layer: { ...frame.layer, shape: [h, shown, shown], data },
     queries: cut(frame.queries), keys: cut(frame.keys),
     crop: { rows, cols: rows, rowOf: inverse, colOf: inverse, identity: false },
     mask,
   };
-  byShown.set(shown, out);
-  return out;
 }
