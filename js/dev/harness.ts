@@ -9,26 +9,16 @@
  */
 
 import { renderExplorer, type ExplorerApi, type TabName } from "../src/render";
+import { seededRandom } from "../src/sampling";
 import { LayerStore, type LayerData } from "../src/source";
 import { SelectionStore, type PairFilter } from "../src/state";
 import { decodeMeta, type Meta } from "../src/wire";
 
 const params = new URLSearchParams(location.search);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Attention with the usual patterns: previous token, self, first token sink, broad, peaky random. */
 function fakeLayer(kind: string, layer: number, heads: number, q: number, k: number, causal: boolean, seed: number): LayerData {
-  const next = rng(seed * 1000 + layer * 37 + kind.length);
+  const next = seededRandom(seed * 1000 + layer * 37 + kind.length);
   const data = new Float32Array(heads * q * k);
   for (let h = 0; h < heads; h++) {
     const pattern = (h + layer) % 5;

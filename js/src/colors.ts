@@ -6,13 +6,13 @@
 export type RGB = [r: number, g: number, b: number];
 
 function srgbEncode(c: number): number {
-  const v = c <= 0.0031308 ? 12.92 * c : 1.055 * Math.pow(c, 1 / 2.4) - 0.055;
+  const v = c <= 0.0031308 ? 12.92 * c : 1.055 * c ** (1 / 2.4) - 0.055;
   return v * 255;
 }
 
 function srgbDecode(c255: number): number {
   const c = c255 / 255;
-  return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
 }
 
 /** OKLab (L 0..1) to linear sRGB (may fall outside 0..1). */

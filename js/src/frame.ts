@@ -5,6 +5,7 @@
  * filter never asks Python for new data.
  */
 
+import { getOrMake } from "./cache";
 import type { LayerData } from "./source";
 import type { PairFilter } from "./state";
 import { decodeMask, kindTokens, type KindInfo, type Meta, type SequenceInfo } from "./wire";
@@ -108,17 +109,8 @@ export class FrameCache {
   }
 
   frame(info: KindInfo, layer: LayerData, pair: PairFilter): Frame {
-    let byPair = this.frames.get(layer);
-    if (!byPair) {
-      byPair = new Map();
-      this.frames.set(layer, byPair);
-    }
-    let frame = byPair.get(pair);
-    if (!frame) {
-      frame = this.build(info, layer, pair);
-      byPair.set(pair, frame);
-    }
-    return frame;
+    const byPair = getOrMake(this.frames, layer, () => new Map<PairFilter, Frame>());
+    return getOrMake(byPair, pair, () => this.build(info, layer, pair));
   }
 
   private build(info: KindInfo, layer: LayerData, pair: PairFilter): Frame {

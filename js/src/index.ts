@@ -42,7 +42,10 @@ export function messageFetcher(model: WidgetModel, timeoutMs = FETCH_TIMEOUT_MS)
 
   /** The request a reply answers: by its echoed id, else (older kernels) the oldest of its kind and layer. */
   const find = (m: Record<string, unknown>): [string, Pending] | undefined => {
-    if (typeof m.id === "string" && pending.has(m.id)) return [m.id, pending.get(m.id)!];
+    if (typeof m.id === "string") {
+      const byId = pending.get(m.id);
+      if (byId) return [m.id, byId];
+    }
     for (const entry of pending) {
       const p = entry[1];
       if (p.kind === String(m.kind) && p.layer === Number(m.layer) && (m.type === REPLY_ERROR || m.type === p.reply)) return entry;

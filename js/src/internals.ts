@@ -91,7 +91,10 @@ export class LensStore {
   private pump(): void {
     if (this.busy || this.queue.length === 0) return;
     const chunk = this.queue.splice(0, Math.min(LENS_CHUNK, MAX_LENS_POSITIONS)).filter((p) => !this.have.has(p));
-    if (chunk.length === 0) return this.pump();
+    if (chunk.length === 0) {
+      this.pump();
+      return;
+    }
     if (!this.fetch) {
       const err = new Error("the logit lens is computed by Python on request, and this view has no kernel to ask");
       for (const p of [...chunk, ...this.queue]) this.failed.set(p, err);

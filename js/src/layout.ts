@@ -12,7 +12,7 @@ export function truncateLabel(text: string, maxChars: number): string {
   const chars = Array.from(text);
   if (chars.length <= maxChars) return text;
   if (maxChars <= 1) return "…";
-  return chars.slice(0, maxChars - 1).join("") + "…";
+  return `${chars.slice(0, maxChars - 1).join("")}…`;
 }
 
 /** Vertical centre of row `i` in a column of rows `rowHeight` tall starting at `top`. */
@@ -111,7 +111,7 @@ export function labelTicks(n: number, cell: number, minSpacing = 12, focus = -1)
 /** Line width and alpha for an arc of attention weight `w` (0..1). */
 export function arcStyle(w: number): { width: number; alpha: number } {
   const v = Math.min(1, Math.max(0, w));
-  return { width: 0.75 + 3.25 * Math.sqrt(v), alpha: Math.min(1, 0.08 + 0.92 * Math.pow(v, 0.75)) };
+  return { width: 0.75 + 3.25 * Math.sqrt(v), alpha: Math.min(1, 0.08 + 0.92 * v ** 0.75) };
 }
 
 /** Number formatting for exact weights: at least 4 significant digits. */

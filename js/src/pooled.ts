@@ -6,7 +6,7 @@
 
 import type { CellWindow } from "./source";
 import type { Pooled } from "./thumbnails";
-import { MASK_CAUSAL, MASK_EXPLICIT, type KindInfo } from "./wire";
+import { MASK_CAUSAL, MASK_EXPLICIT, type KindInfo, type Thumbnails } from "./wire";
 
 /** Tile index of each of `n` shown cells starting at token `start`, for tiles `pool` tokens wide. */
 export function tileIndex(start: number, n: number, pool: number): Int32Array {
@@ -101,8 +101,11 @@ export function splitStarts(n: number, bins: number): Int32Array {
  * from the kind's uint8 (layer, head, T, T) thumbnails of a Q x K matrix.
  */
 export function thumbnailOf(info: KindInfo, layer: number, head: number, q: number, k: number): Pooled | null {
-  const t = info.thumbnails;
-  if (!t) return null;
+  return info.thumbnails ? thumbnailFrom(info, info.thumbnails, layer, head, q, k) : null;
+}
+
+/** `thumbnailOf` for a kind whose thumbnails `t` are known to be there. */
+export function thumbnailFrom(info: KindInfo, t: Thumbnails, layer: number, head: number, q: number, k: number): Pooled {
   const T = t.size, cells = T * T;
   const off = (layer * info.heads + head) * cells;
   const data = new Float32Array(cells);

@@ -143,7 +143,7 @@ export function renderExplorer(
     ["hidden", inside?.hidden ? new HiddenView(ctx, inside) : null],
     ["lens", inside?.lens ? new LensView(ctx, inside) : null],
     ["next", inside?.logits ? new NextTokenView(ctx, inside) : null],
-    ["generation", inside?.generation ? new GenerationView(ctx, inside) : null],
+    ["generation", inside?.generation ? new GenerationView(ctx, inside, inside.generation) : null],
     ["image", source.meta.image ? new ImageView(ctx) : null],
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);

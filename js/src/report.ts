@@ -101,14 +101,13 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
   head.append(h("h1", "txm-report-title", header.title));
   const textLine = h("div", "txm-report-text");
   const shown = h("span", "txm-report-source");
-  let select: HTMLSelectElement | null = null;
-  if (header.texts.length > 1) {
-    select = h("select", "txm-text-select");
+  const select = header.texts.length > 1 ? h("select", "txm-text-select") : null;
+  if (select) {
     select.setAttribute("aria-label", "text");
     header.texts.forEach((t, i) => {
       const option = h("option", "", t.label || `text ${i + 1}`);
       option.value = String(i);
-      select!.append(option);
+      select.append(option);
     });
     textLine.append(h("span", "txm-label", `Text (${header.texts.length})`), select);
   }
@@ -147,7 +146,9 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
     }
   };
 
-  const onSelect = () => show(Number(select!.value));
+  const onSelect = () => {
+    if (select) show(Number(select.value));
+  };
   select?.addEventListener("change", onSelect);
   show(0);
   return () => {

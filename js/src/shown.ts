@@ -5,6 +5,7 @@
  */
 
 import type { MatrixCache } from "./aggregate";
+import { getOrMake } from "./cache";
 import type { Derived } from "./derived";
 import { cropMatrix, type Crop, type Frame } from "./frame";
 import type { Selection } from "./state";
@@ -20,17 +21,8 @@ const cropped = new WeakMap<Float32Array, WeakMap<Crop, Float32Array>>();
 /** `m` (uncropped, keys `k` wide) cut to the frame's crop; the same array for the same inputs. */
 function cropOnce(m: Float32Array, k: number, crop: Crop): Float32Array {
   if (crop.identity) return m;
-  let byCrop = cropped.get(m);
-  if (!byCrop) {
-    byCrop = new WeakMap();
-    cropped.set(m, byCrop);
-  }
-  let out = byCrop.get(crop);
-  if (!out) {
-    out = cropMatrix(m, k, crop);
-    byCrop.set(crop, out);
-  }
-  return out;
+  const byCrop = getOrMake(cropped, m, () => new WeakMap<Crop, Float32Array>());
+  return getOrMake(byCrop, crop, () => cropMatrix(m, k, crop));
 }
 
 /** Whether the selection shows a rollout (which needs every layer of the kind). */

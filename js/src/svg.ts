@@ -43,6 +43,7 @@ const LEGEND_WIDTH = 330;
 /** Text safe inside XML: markup characters escaped, characters XML forbids replaced. */
 export function escapeXml(text: string): string {
   return text
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the control characters XML 1.0 forbids, matched to replace them
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "\ufffd")
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd")
     .replace(/&/g, "&amp;")

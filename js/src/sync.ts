@@ -7,13 +7,16 @@
 import { focusedQuery, type Selection, type SelectionStore } from "./state";
 import type { Meta } from "./wire";
 
+/** A handler the model calls with whatever its event carries (the handler checks what it gets). */
+export type ModelListener = (...args: never[]) => void;
+
 /** The part of anywidget's model this renderer uses. */
 export interface WidgetModel {
-  get(name: string): any;
+  get(name: string): unknown;
   set(name: string, value: unknown): void;
   save_changes(): void;
-  on(event: string, callback: (...args: any[]) => void): void;
-  off(event?: string | null, callback?: ((...args: any[]) => void) | null): void;
+  on(event: string, callback: ModelListener): void;
+  off(event?: string | null, callback?: ModelListener | null): void;
   send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
 }
 
@@ -28,8 +31,8 @@ function sameValue(a: unknown, b: unknown): boolean {
 export function selectionFromModel(model: WidgetModel, meta: Meta): Partial<Selection> {
   const out: Partial<Selection> = {};
   const kind = model.get("kind");
-  out.kind = typeof kind === "string" && meta.kinds.some((k) => k.name === kind) ? kind : meta.kinds[0].name;
-  const info = meta.kinds.find((k) => k.name === out.kind)!;
+  const info = meta.kinds.find((k) => k.name === kind) ?? meta.kinds[0];
+  out.kind = info.name;
   const layer = model.get("layer");
   if (typeof layer === "number") out.layer = layer;
   const heads = model.get("heads");

@@ -5,6 +5,7 @@
  * so pooled data made elsewhere (e.g. by Python for long inputs) can be painted the same way.
  */
 
+import { getOrMake } from "./cache";
 import { cachedWeightRamp, maskColors, weightScale } from "./colors";
 
 export interface Pooled {
@@ -92,7 +93,7 @@ export function paintPooled(
       const base = r * cols;
       for (let x = 0; x < w; x++) {
         const v = data[base + Math.min(cols - 1, Math.floor((x * cols) / w))];
-        rowColors[x] = v !== v ? masked : ramp[(weightScale(v) * 255 + 0.5) | 0];
+        rowColors[x] = Number.isNaN(v) ? masked : ramp[(weightScale(v) * 255 + 0.5) | 0];
       }
       painted = r;
     }
@@ -104,15 +105,6 @@ const pools = new WeakMap<object, Map<string, Pooled>>();
 
 /** `make()` once per (owner object, id): thumbnails live as long as the data they come from. */
 export function cachedPool(owner: object, id: string, make: () => Pooled): Pooled {
-  let byId = pools.get(owner);
-  if (!byId) {
-    byId = new Map();
-    pools.set(owner, byId);
-  }
-  let pooled = byId.get(id);
-  if (!pooled) {
-    pooled = make();
-    byId.set(id, pooled);
-  }
-  return pooled;
+  const byId = getOrMake(pools, owner, () => new Map<string, Pooled>());
+  return getOrMake(byId, id, make);
 }

@@ -165,7 +165,7 @@ export function toBytes(buf: WireBytes): Uint8Array {
   if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
   // Typed arrays from another realm (iframes, test environments) fail instanceof checks.
   const like = buf as { buffer?: ArrayBuffer; byteOffset?: number; byteLength?: number };
-  if (like && like.buffer && typeof like.byteLength === "number") {
+  if (like?.buffer && typeof like.byteLength === "number") {
     return new Uint8Array(like.buffer, like.byteOffset ?? 0, like.byteLength);
   }
   throw new TypeError(`tx_magic: expected binary data, got ${describe(buf)}`);

@@ -1,31 +1,17 @@
 // @vitest-environment jsdom
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { renderExplorer, type ExplorerApi, type ExplorerOptions } from "../src/render";
 import { LayerStore, type LayerData } from "../src/source";
 import { SelectionStore, type Selection } from "../src/state";
 import { gridLayout } from "../src/views/grid";
 import { panelBox, stripLayout } from "../src/views/multiples";
-import { contextOf, deferred, fakeMeta, fakeSource, flush, installFakeCanvas, randomLayer } from "./helpers";
+import { contextOf, deferred, fakeMeta, fakeSource, flush, randomLayer, testHost } from "./helpers";
 
 const TOKENS = ["[CLS]", "the", "cat", "[SEP]", "a", "dog", "[SEP]"];
 const SEGMENTS = [0, 0, 0, 0, 1, 1, 1];
 const L = 4, H = 3;
 
-let host: HTMLElement;
-let cleanup: (() => void) | null = null;
-
-beforeEach(() => {
-  installFakeCanvas(true);
-  host = document.createElement("div");
-  document.body.append(host);
-});
-
-afterEach(() => {
-  cleanup?.();
-  cleanup = null;
-  host.remove();
-  vi.restoreAllMocks();
-});
+const dom = testHost(() => vi.restoreAllMocks());
 
 function mount(opts: {
   segments?: number[]; eager?: number[]; fetch?: (k: string, l: number) => Promise<LayerData>;
@@ -35,8 +21,8 @@ function mount(opts: {
   const source = fakeSource(meta, opts.eager, opts.fetch);
   const store = new SelectionStore({ kind: "self", heads: [0, 1, 2], ...opts.initial });
   let api: ExplorerApi | null = null;
-  cleanup = renderExplorer(host, source, store, { dark: false, onApi: (a) => (api = a), ...opts.options });
-  const root = host.querySelector<HTMLElement>(".txm-root")!;
+  dom.cleanup = renderExplorer(dom.host, source, store, { dark: false, onApi: (a) => (api = a), ...opts.options });
+  const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
   const q = <T extends Element = HTMLElement>(sel: string) => root.querySelector<T>(sel)!;
   return { meta, source, store, root, q, api: () => api! };
 }
@@ -153,7 +139,7 @@ describe("toolbar", () => {
   it("offers the pair filter only for sentence pairs, and crops both views", () => {
     const single = mount();
     expect(single.q(".txm-pairs").hidden).toBe(true);
-    cleanup?.();
+    dom.cleanup?.();
     const { store, q } = mount({ segments: SEGMENTS });
     expect(q(".txm-pairs").hidden).toBe(false);
     q<HTMLButtonElement>('.txm-pair[data-pair="AB"]').click();
@@ -234,7 +220,7 @@ describe("keyboard", () => {
     const { store, root, q } = mount();
     expect(root.tabIndex).toBe(0);
     const outside = vi.fn();
-    host.addEventListener("keydown", outside);
+    dom.host.addEventListener("keydown", outside);
     expect(key(root, "ArrowDown").defaultPrevented).toBe(true);
     expect(store.get()).toMatchObject({ pinned: 0, pinnedSide: "query" });
     key(root, "ArrowDown");
@@ -272,11 +258,11 @@ describe("right-to-left and other scripts", () => {
   it("labels tokens with dir=auto, as text", () => {
     const meta = fakeMeta({ tokens: ["שלום", "مرحبا", "猫", "😀", "<b>x</b>"], layers: 1, heads: 1 });
     const store = new SelectionStore({ kind: "self", heads: [0] });
-    cleanup = renderExplorer(host, new LayerStore(meta, [randomLayer("self", 0, 1, 5, 5, null)]), store, { dark: false });
-    const tokens = Array.from(host.querySelectorAll<HTMLElement>(".txm-token"));
+    dom.cleanup = renderExplorer(dom.host, new LayerStore(meta, [randomLayer("self", 0, 1, 5, 5, null)]), store, { dark: false });
+    const tokens = Array.from(dom.host.querySelectorAll<HTMLElement>(".txm-token"));
     expect(tokens.every((t) => t.dir === "auto")).toBe(true);
     expect(tokens.map((t) => t.textContent).slice(0, 5)).toEqual(["שלום", "مرحبا", "猫", "😀", "<b>x</b>"]);
-    expect(host.querySelectorAll("b")).toHaveLength(0);
-    expect(Array.from(host.querySelectorAll<HTMLElement>(".txm-axis-label")).every((t) => t.dir === "auto")).toBe(true);
+    expect(dom.host.querySelectorAll("b")).toHaveLength(0);
+    expect(Array.from(dom.host.querySelectorAll<HTMLElement>(".txm-axis-label")).every((t) => t.dir === "auto")).toBe(true);
   });
 });

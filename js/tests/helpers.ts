@@ -1,24 +1,14 @@
-/** Test helpers: fake traces, sources and float bytes. */
+/** Test helpers: fake traces, sources, models, canvases, a host element per test, and float bytes. */
 
+import { afterEach, beforeEach } from "vitest";
+import { seededRandom } from "../src/sampling";
 import { LayerStore, type LayerData } from "../src/source";
-import type { WidgetModel } from "../src/sync";
+import type { ModelListener, WidgetModel } from "../src/sync";
 import { decodeMeta, WIRE_VERSION, type Meta } from "../src/wire";
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rows that sum to 1 over allowed keys, 0 where masked. */
 export function randomLayer(kind: string, layer: number, heads: number, q: number, k: number, mask: Uint8Array | null, seed = 1): LayerData {
-  const next = rng(seed * 7919 + layer * 31 + kind.length);
+  const next = seededRandom(seed * 7919 + layer * 31 + kind.length);
   const data = new Float32Array(heads * q * k);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < q; i++) {
@@ -77,7 +67,9 @@ export function causalMask(n: number): Uint8Array {
 export function floatBytesAt(values: number[], offset: number): DataView {
   const buf = new ArrayBuffer(offset + values.length * 4 + 3);
   const view = new DataView(buf, offset, values.length * 4);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  values.forEach((v, i) => {
+    view.setFloat32(i * 4, v, true);
+  });
   return view;
 }
 
@@ -86,7 +78,8 @@ export class FakeModel implements WidgetModel {
   values: Record<string, unknown>;
   saves = 0;
   sent: unknown[] = [];
-  private handlers = new Map<string, Set<(...args: any[]) => void>>();
+  /** Handlers get whatever a test emits, as the host's model hands over whatever its event carries. */
+  private handlers = new Map<string, Set<(...args: unknown[]) => void>>();
   constructor(values: Record<string, unknown>) {
     this.values = { ...values };
   }
@@ -99,12 +92,12 @@ export class FakeModel implements WidgetModel {
   save_changes() {
     this.saves++;
   }
-  on(event: string, cb: (...args: any[]) => void) {
+  on(event: string, cb: ModelListener) {
     if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
+    this.handlers.get(event)!.add(cb as (...args: unknown[]) => void);
   }
-  off(event?: string | null, cb?: ((...args: any[]) => void) | null) {
-    if (event && cb) this.handlers.get(event)?.delete(cb);
+  off(event?: string | null, cb?: ModelListener | null) {
+    if (event && cb) this.handlers.get(event)?.delete(cb as (...args: unknown[]) => void);
   }
   sentBuffers: unknown[][] = [];
   send(content: unknown, _callbacks?: unknown, buffers?: unknown[]) {
@@ -189,6 +182,41 @@ export function contextOf(canvas: HTMLCanvasElement | null): FakeContext2D {
   const ctx = canvas ? contexts.get(canvas) : undefined;
   if (!ctx) throw new Error("no fake context for this canvas");
   return ctx;
+}
+
+export interface TestHost {
+  /** This test's host element (in the document). */
+  readonly host: HTMLElement;
+  /** What the test mounted in the host: called after the test. */
+  cleanup: (() => void) | null;
+}
+
+/**
+ * For every test of the calling file or describe block: fake canvases and a fresh host element
+ * in the document. After each test, `cleanup` runs (and is reset), the host is removed, then `after`.
+ */
+export function testHost(after?: () => void): TestHost {
+  let el: HTMLElement | null = null;
+  const fixture: TestHost = {
+    get host(): HTMLElement {
+      if (!el) throw new Error("testHost: the host exists only while a test runs");
+      return el;
+    },
+    cleanup: null,
+  };
+  beforeEach(() => {
+    installFakeCanvas(true);
+    el = document.createElement("div");
+    document.body.append(el);
+  });
+  afterEach(() => {
+    fixture.cleanup?.();
+    fixture.cleanup = null;
+    el?.remove();
+    el = null;
+    after?.();
+  });
+  return fixture;
 }
 
 /** A promise with its resolve/reject exposed. */

@@ -1,12 +1,12 @@
 // @vitest-environment jsdom
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fixture from "./fixtures/image-fixture.json";
 import { renderExplorer } from "../src/render";
 import { LayerStore, type LayerData } from "../src/source";
 import { SelectionStore, DEFAULT_SELECTION } from "../src/state";
 import { decodeImage, decodeMeta, IMAGE_KEYS, WIRE_VERSION } from "../src/wire";
 import { fitSize, heatPixels, MAX_ALPHA, patchAt, patchWeights, queryToken } from "../src/views/image";
-import { contextOf, installFakeCanvas } from "./helpers";
+import { contextOf, testHost } from "./helpers";
 
 const N = fixture.sequences.input.text.length; // [CLS] + 4 x 4 patches
 
@@ -81,25 +81,15 @@ describe("image math", () => {
 });
 
 describe("the image tab in the explorer", () => {
-  let host: HTMLElement;
-  let cleanup: (() => void) | null = null;
-  beforeEach(() => {
-    installFakeCanvas();
-    host = document.createElement("div");
-    document.body.append(host);
-  });
-  afterEach(() => {
-    cleanup?.();
-    host.remove();
-  });
+  const dom = testHost();
 
   it("opens first for an image trace, follows the focus, and a click pins a patch", () => {
     const meta = imageMeta();
     const store = new SelectionStore({ kind: "self", heads: [0] });
-    cleanup = renderExplorer(host, new LayerStore(meta, [clsLayer()]), store, { dark: false });
-    const tab = host.querySelector<HTMLElement>('.txm-tab[data-tab="image"]')!;
+    dom.cleanup = renderExplorer(dom.host, new LayerStore(meta, [clsLayer()]), store, { dark: false });
+    const tab = dom.host.querySelector<HTMLElement>('.txm-tab[data-tab="image"]')!;
     expect(tab.getAttribute("aria-selected")).toBe("true");
-    const panel = host.querySelector<HTMLElement>('.txm-image')!;
+    const panel = dom.host.querySelector<HTMLElement>('.txm-image')!;
     expect(panel.hidden).toBe(false);
     expect(panel.dataset.query).toBe("0");
     expect(panel.textContent).toContain("from [CLS]");
@@ -124,8 +114,8 @@ describe("the image tab in the explorer", () => {
 
   it("is not there for a text trace", () => {
     const meta = decodeMeta({ ...imageMeta(), image: undefined });
-    cleanup = renderExplorer(host, new LayerStore(meta, [clsLayer()]), new SelectionStore({ kind: "self", heads: [0] }), { dark: false });
-    expect(host.querySelector('.txm-tab[data-tab="image"]')).toBeNull();
-    expect(host.querySelector(".txm-image")).toBeNull();
+    dom.cleanup = renderExplorer(dom.host, new LayerStore(meta, [clsLayer()]), new SelectionStore({ kind: "self", heads: [0] }), { dark: false });
+    expect(dom.host.querySelector('.txm-tab[data-tab="image"]')).toBeNull();
+    expect(dom.host.querySelector(".txm-image")).toBeNull();
   });
 });

@@ -1,9 +1,9 @@
 // @vitest-environment jsdom
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import widget, { exportResponder, messageFetcher } from "../src/index";
 import type { ExplorerApi } from "../src/render";
 import { EXPORT_MAX_BYTES, REPLY_ERROR, REPLY_EXPORT, REPLY_EXPORT_ERROR, REPLY_LAYER, REQUEST_EXPORT, REQUEST_LAYER, WIRE_VERSION, REQUEST_BLOCK, REQUEST_TOPK, REPLY_BLOCK, REPLY_TOPK } from "../src/wire";
-import { FakeModel, flush, installFakeCanvas, randomLayer } from "./helpers";
+import { FakeModel, flush, randomLayer, testHost } from "./helpers";
 
 const TOKENS = ["[CLS]", "a", "b", "[SEP]"];
 const H = 2, L = 3, N = TOKENS.length;
@@ -29,62 +29,48 @@ function makeModel(overrides: Record<string, unknown> = {}) {
   });
 }
 
-let el: HTMLElement;
-let cleanup: (() => void) | undefined;
-
-beforeEach(() => {
-  installFakeCanvas(true);
-  el = document.createElement("div");
-  document.body.append(el);
-});
-
-afterEach(() => {
-  cleanup?.();
-  cleanup = undefined;
-  el.remove();
-  vi.useRealTimers();
-});
+const dom = testHost(() => vi.useRealTimers());
 
 describe("the anywidget entry", () => {
   it("renders the explorer from the model's traits", () => {
     const model = makeModel();
-    cleanup = widget.render({ model, el });
-    expect(el.querySelector(".txm-root")!.getAttribute("data-ready")).toBe("1");
-    expect(el.querySelectorAll('.txm-token[data-side="query"]')).toHaveLength(N);
+    dom.cleanup = widget.render({ model, el: dom.host });
+    expect(dom.host.querySelector(".txm-root")!.getAttribute("data-ready")).toBe("1");
+    expect(dom.host.querySelectorAll('.txm-token[data-side="query"]')).toHaveLength(N);
   });
 
   it("sends hover and chip changes to Python", () => {
     const model = makeModel();
-    cleanup = widget.render({ model, el });
-    el.querySelector<HTMLElement>('.txm-token[data-side="query"][data-index="2"]')!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    dom.cleanup = widget.render({ model, el: dom.host });
+    dom.host.querySelector<HTMLElement>('.txm-token[data-side="query"][data-index="2"]')!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
     expect(model.values.token).toBe(2);
-    el.querySelector<HTMLButtonElement>('button.txm-head[data-head="0"]')!.click();
+    dom.host.querySelector<HTMLButtonElement>('button.txm-head[data-head="0"]')!.click();
     expect(model.values.heads).toEqual([1]);
     expect(model.saves).toBeGreaterThanOrEqual(2);
   });
 
   it("fetches a missing layer over custom messages", async () => {
     const model = makeModel();
-    cleanup = widget.render({ model, el });
+    dom.cleanup = widget.render({ model, el: dom.host });
     model.pythonSets({ layer: 2 });
     expect(model.sent).toEqual([{ type: REQUEST_LAYER, kind: "self", layer: 2, dtype: "uint8", pool: 1, id: "txm-1" }]); // the grid does not ask for more
-    expect(el.querySelector(".txm-status")!.textContent).toContain("loading layer 2");
+    expect(dom.host.querySelector(".txm-status")!.textContent).toContain("loading layer 2");
     const { raw } = wireLayer(2, 3);
     const { data, ...content } = raw;
     model.emit("msg:custom", { type: REPLY_LAYER, ...content }, [data]);
     await flush();
-    expect(el.querySelector<HTMLElement>('[data-view="matrix"]')!.dataset.drawnLayer).toBe("2");
-    expect(el.querySelector<HTMLSelectElement>("select.txm-layer")!.value).toBe("2");
+    expect(dom.host.querySelector<HTMLElement>('[data-view="matrix"]')!.dataset.drawnLayer).toBe("2");
+    expect(dom.host.querySelector<HTMLSelectElement>("select.txm-layer")!.value).toBe("2");
   });
 
   it("shows Python's error reply in the widget", async () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const model = makeModel();
-    cleanup = widget.render({ model, el });
+    dom.cleanup = widget.render({ model, el: dom.host });
     model.pythonSets({ layer: 1 });
     model.emit("msg:custom", { type: REPLY_ERROR, kind: "self", layer: 1, message: "no such layer" });
     await flush();
-    expect(el.querySelector(".txm-error")!.textContent).toContain("no such layer");
+    expect(dom.host.querySelector(".txm-error")!.textContent).toContain("no such layer");
     logged.mockRestore();
   });
 
@@ -125,32 +111,32 @@ describe("the anywidget entry", () => {
   it("shows a version mismatch as an error box, not a blank area", () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const model = makeModel({ _meta: { version: 99 } });
-    cleanup = widget.render({ model, el });
-    const box = el.querySelector(".txm-error");
+    dom.cleanup = widget.render({ model, el: dom.host });
+    const box = dom.host.querySelector(".txm-error");
     expect(box).not.toBeNull();
     expect(box!.textContent).toMatch(/version/);
-    expect(el.querySelector(".txm-root")).toBeNull();
+    expect(dom.host.querySelector(".txm-root")).toBeNull();
     logged.mockRestore();
   });
 
   it("re-renders when the trace changes", async () => {
     const model = makeModel();
-    cleanup = widget.render({ model, el });
+    dom.cleanup = widget.render({ model, el: dom.host });
     model.pythonSets({
       _meta: { ...(model.values._meta as object), sequences: { input: { text: ["x", "y", "z", "w"], special: [false, false, false, false] } } },
       _layers: [wireLayer(0).raw],
     });
     await flush();
-    expect(el.querySelectorAll(".txm-root")).toHaveLength(1);
-    expect(el.querySelector('.txm-token[data-side="query"]')!.textContent).toBe("x");
+    expect(dom.host.querySelectorAll(".txm-root")).toHaveLength(1);
+    expect(dom.host.querySelector('.txm-token[data-side="query"]')!.textContent).toBe("x");
   });
 
   it("cleans up: no listeners, no DOM", () => {
     const model = makeModel();
-    cleanup = widget.render({ model, el });
-    cleanup();
-    cleanup = undefined;
-    expect(el.childElementCount).toBe(0);
+    dom.cleanup = widget.render({ model, el: dom.host });
+    dom.cleanup();
+    dom.cleanup = null;
+    expect(dom.host.childElementCount).toBe(0);
     for (const name of ["change:layer", "msg:custom", "change:_meta"]) expect(model.listeners(name)).toBe(0);
   });
 });
@@ -158,7 +144,7 @@ describe("the anywidget entry", () => {
 describe("answering Python's save_png / save_svg", () => {
   it("answers an export request from the rendered view with the picture's bytes", async () => {
     const model = makeModel({ token: 2 });
-    cleanup = widget.render({ model, el });
+    dom.cleanup = widget.render({ model, el: dom.host });
     model.emit("msg:custom", { type: REQUEST_EXPORT, id: "abc", format: "svg" });
     await flush();
     await flush();

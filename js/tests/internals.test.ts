@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   columnWindow, decodeInternals, LENS_CHUNK, LensStore, lensFetcher, type Internals, type LensReply,
 } from "../src/internals";
@@ -8,7 +8,7 @@ import { SelectionStore } from "../src/state";
 import { attentionRow } from "../src/views/generation";
 import { byDistance, lensTop } from "../src/views/lens";
 import { REPLY_LENS, REPLY_LENS_ERROR, REQUEST_LENS } from "../src/wire";
-import { deferred, FakeModel, fakeMeta, fakeSource, flush, installFakeCanvas } from "./helpers";
+import { deferred, FakeModel, fakeMeta, fakeSource, flush, testHost } from "./helpers";
 
 const EVIL = "<img src=x onerror=alert(1)>";
 const TOKENS = ["The", "cat", EVIL, "sat", "on", "mat"];
@@ -56,28 +56,15 @@ function lensReply(positions: number[]): LensReply {
 
 const answerLens = () => vi.fn(async (positions: number[]) => lensReply(positions));
 
-let host: HTMLElement;
-let cleanup: (() => void) | null = null;
-
-beforeEach(() => {
-  installFakeCanvas(true);
-  host = document.createElement("div");
-  document.body.append(host);
-});
-
-afterEach(() => {
-  cleanup?.();
-  cleanup = null;
-  host.remove();
-});
+const dom = testHost();
 
 function mount(internals: Internals | null) {
   const meta = fakeMeta({ tokens: TOKENS, layers: LAYERS, heads: 2, causal: true });
   meta.sequences.input.ids = [0, 1, 2, 3, 4, 5];
   const source = fakeSource(meta);
   const store = new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: -1 });
-  cleanup = renderExplorer(host, source, store, { dark: false, internals });
-  const root = host.querySelector<HTMLElement>(".txm-root")!;
+  dom.cleanup = renderExplorer(dom.host, source, store, { dark: false, internals });
+  const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
   const open = (name: string) => root.querySelector<HTMLButtonElement>(`.txm-tab[data-tab="${name}"]`)!.click();
   const view = (name: string) => root.querySelector<HTMLElement>(`[data-view="${name}"]`)!;
   return { root, store, source, open, view };
@@ -213,7 +200,7 @@ describe("internals tabs", () => {
   it("appear only when the trace has the data", () => {
     const { root } = mount(null);
     expect(root.querySelector('.txm-tab[data-tab="hidden"]')).toBeNull();
-    cleanup?.();
+    dom.cleanup?.();
     const withData = mount(decodeInternals(rawInternals()));
     const tabs = Array.from(withData.root.querySelectorAll<HTMLElement>(".txm-tab")).map((b) => b.dataset.tab);
     expect(tabs).toEqual(["grid", "heads", "layers", "stats", "hidden", "lens", "next"]);
@@ -394,29 +381,21 @@ describe("internals tabs", () => {
 
 describe("generation steps in the arc and matrix views", () => {
   it("show tokens up to the step only", () => {
-    installFakeCanvas(true);
     const meta = fakeMeta({ tokens: TOKENS, layers: LAYERS, heads: 2, causal: true });
     const source = fakeSource(meta);
     const store = new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: -1 });
-    const el = document.createElement("div");
-    document.body.append(el);
-    const done = renderExplorer(el, source, store, { dark: false, internals: decodeInternals(rawInternals({ generation: true })) });
-    try {
-      const arcTokens = () => el.querySelectorAll('[data-view="arc"] .txm-token[data-side="query"]').length;
-      expect(arcTokens()).toBe(N);
-      const slider = el.querySelector<HTMLInputElement>(".txm-gen-step")!;
-      slider.value = "1";
-      slider.dispatchEvent(new Event("input"));
-      expect(arcTokens()).toBe(4);
-      expect(el.querySelector<HTMLElement>('[data-view="arc"]')!.dataset.focusToken).toBe("3");
-      expect(el.querySelector<HTMLElement>('[data-view="matrix"]')!.dataset.focusRow).toBe("3");
-      slider.value = "3";
-      slider.dispatchEvent(new Event("input"));
-      expect(arcTokens()).toBe(N);
-    } finally {
-      done();
-      el.remove();
-    }
+    dom.cleanup = renderExplorer(dom.host, source, store, { dark: false, internals: decodeInternals(rawInternals({ generation: true })) });
+    const arcTokens = () => dom.host.querySelectorAll('[data-view="arc"] .txm-token[data-side="query"]').length;
+    expect(arcTokens()).toBe(N);
+    const slider = dom.host.querySelector<HTMLInputElement>(".txm-gen-step")!;
+    slider.value = "1";
+    slider.dispatchEvent(new Event("input"));
+    expect(arcTokens()).toBe(4);
+    expect(dom.host.querySelector<HTMLElement>('[data-view="arc"]')!.dataset.focusToken).toBe("3");
+    expect(dom.host.querySelector<HTMLElement>('[data-view="matrix"]')!.dataset.focusRow).toBe("3");
+    slider.value = "3";
+    slider.dispatchEvent(new Event("input"));
+    expect(arcTokens()).toBe(N);
   });
 
   it("stepFrame cuts the layer, tokens and mask to a prefix", async () => {

@@ -3,29 +3,16 @@
  * The explorer on a long input captured reduced (a streamed kind): a pooled overview, exact
  * windows when zoomed, exact tooltips, top-k arcs, thumbnails and statistics from the metadata.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { renderExplorer } from "../src/render";
 import { LayerStore, sliceBlock, type CellWindow, type LayerData } from "../src/source";
 import { SelectionStore } from "../src/state";
 import { decodeMeta, WIRE_VERSION, type TopKBlock } from "../src/wire";
-import { causalMask, contextOf, flush, installFakeCanvas, randomLayer } from "./helpers";
+import { causalMask, contextOf, flush, randomLayer, testHost } from "./helpers";
 
 const N = 40, P = 4, H = 2, L = 2, T = N / P;
 
-let host: HTMLElement;
-let cleanup: (() => void) | null = null;
-
-beforeEach(() => {
-  installFakeCanvas(true);
-  host = document.createElement("div");
-  document.body.append(host);
-});
-
-afterEach(() => {
-  cleanup?.();
-  cleanup = null;
-  host.remove();
-});
+const dom = testHost();
 
 /** Max over each P x P tile of every head. */
 function poolLayer(exact: LayerData): LayerData {
@@ -78,8 +65,8 @@ function mount() {
   };
   const source = new LayerStore(meta, [poolLayer(exact[0]), topkOf(exact[0])], fetchers);
   const store = new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: 0 });
-  cleanup = renderExplorer(host, source, store, { dark: false });
-  const root = host.querySelector<HTMLElement>(".txm-root")!;
+  dom.cleanup = renderExplorer(dom.host, source, store, { dark: false });
+  const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
   const matrix = root.querySelector<HTMLElement>('[data-view="matrix"]')!;
   const arc = root.querySelector<HTMLElement>('[data-view="arc"]')!;
   const overlay = matrix.querySelector<HTMLCanvasElement>("canvas.txm-matrix-overlay")!;
@@ -230,8 +217,8 @@ describe("a long input that is not streamed", () => {
     };
     const source = new LayerStore(meta, [poolLayer(exact[0])], fetchers);
     const store = new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: 1 });
-    cleanup = renderExplorer(host, source, store, { dark: false });
-    const matrix = host.querySelector<HTMLElement>('[data-view="matrix"]')!;
+    dom.cleanup = renderExplorer(dom.host, source, store, { dark: false });
+    const matrix = dom.host.querySelector<HTMLElement>('[data-view="matrix"]')!;
     expect(matrix.dataset.pool).toBe(String(P));
     expect(fetchers.layer).toHaveBeenCalledWith("self", 0, { dtype: "uint8", pool: 1 });
     await flush();
@@ -258,9 +245,9 @@ describe("a static report of a long input (no kernel)", () => {
     const exact = randomLayer("self", 0, H, N, N, causalMask(N), 5);
     const source = new LayerStore(meta, [poolLayer(exact)]);
     expect(source.live).toBe(false);
-    cleanup = renderExplorer(host, source, new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: 0 }), { dark: false });
+    dom.cleanup = renderExplorer(dom.host, source, new SelectionStore({ kind: "self", layer: 0, heads: [0, 1], head: 0 }), { dark: false });
     await flush();
-    const root = host.querySelector<HTMLElement>(".txm-root")!;
+    const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
     expect(root.querySelector('[data-view="matrix"]')!.getAttribute("data-pool")).toBe(String(P));
     expect(root.querySelector(".txm-errors")!.childElementCount).toBe(0);
     expect(root.textContent).not.toContain("loading full layer");

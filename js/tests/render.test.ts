@@ -1,36 +1,23 @@
 // @vitest-environment jsdom
 import { WIRE_VERSION } from "../src/wire";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { renderExplorer } from "../src/render";
 import { LayerStore, type LayerData } from "../src/source";
 import { SelectionStore } from "../src/state";
 import { maskColors, weightColor, weightScale } from "../src/colors";
-import { contextOf, deferred, fakeMeta, fakeSource, flush, installFakeCanvas, randomLayer } from "./helpers";
+import { contextOf, deferred, fakeMeta, fakeSource, flush, installFakeCanvas, randomLayer, testHost } from "./helpers";
 
 const EVIL = "<img src=x onerror=alert(1)>";
 const TOKENS = ["[CLS]", "the", EVIL, "cat", "sat", "[SEP]"];
 
-let host: HTMLElement;
-let cleanup: (() => void) | null = null;
-
-beforeEach(() => {
-  installFakeCanvas(true);
-  host = document.createElement("div");
-  document.body.append(host);
-});
-
-afterEach(() => {
-  cleanup?.();
-  cleanup = null;
-  host.remove();
-});
+const dom = testHost();
 
 function mount(opts: { causal?: boolean; eager?: number[]; fetch?: (k: string, l: number) => Promise<LayerData>; warnings?: string[] } = {}) {
   const meta = fakeMeta({ tokens: TOKENS, layers: 4, heads: 3, causal: opts.causal, warnings: opts.warnings });
   const source = fakeSource(meta, opts.eager, opts.fetch);
   const store = new SelectionStore({ kind: "self", layer: 0, heads: [0, 1, 2], head: -1 });
-  cleanup = renderExplorer(host, source, store, { dark: false });
-  const root = host.querySelector<HTMLElement>(".txm-root")!;
+  dom.cleanup = renderExplorer(dom.host, source, store, { dark: false });
+  const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
   const arc = root.querySelector<HTMLElement>('[data-view="arc"]')!;
   const matrix = root.querySelector<HTMLElement>('[data-view="matrix"]')!;
   const token = (side: "query" | "key", i: number) => arc.querySelector<HTMLElement>(`.txm-token[data-side="${side}"][data-index="${i}"]`)!;
@@ -162,8 +149,8 @@ describe("renderExplorer", () => {
     const everywhere: LayerData = { kind: "self", layer: 0, shape: [3, n, n], data: new Float32Array(3 * n * n).fill(1 / n) };
     const source = new LayerStore(fakeMeta({ tokens: TOKENS, layers: 1, heads: 3, causal: true }), [everywhere]);
     const store = new SelectionStore({ kind: "self", heads: [0, 1, 2] });
-    cleanup = renderExplorer(host, source, store, { dark: false });
-    const arc = host.querySelector<HTMLElement>('[data-view="arc"]')!;
+    dom.cleanup = renderExplorer(dom.host, source, store, { dark: false });
+    const arc = dom.host.querySelector<HTMLElement>('[data-view="arc"]')!;
     const ctx = contextOf(arc.querySelector("canvas"));
     const curves = () => ctx.calls.filter((c) => c.name === "bezierCurveTo").map((c) => c.args as number[]);
     const row = (y: number) => Math.floor(y / 20); // row height 20, heads fan out by < 7 px
@@ -226,7 +213,7 @@ describe("renderExplorer", () => {
     const layer = source.peekLayer("self", 0)!;
     const mean = [0, 1, 2].reduce((s, h) => s + layer.data[h * n * n + 3 * n + 1], 0) / 3;
     const want = weightColor(weightScale(mean), false);
-    pixel(3, 1).forEach((v, c) => expect(Math.abs(v - want[c])).toBeLessThanOrEqual(2));
+    for (const [c, v] of pixel(3, 1).entries()) expect(Math.abs(v - want[c])).toBeLessThanOrEqual(2);
   });
 
   it("hovering the matrix shows the exact weight and focuses the row", () => {
@@ -310,8 +297,8 @@ describe("renderExplorer", () => {
       [randomLayer("encoder", 0, 2, 3, 3, null), randomLayer("encoder", 1, 2, 3, 3, null), randomLayer("cross", 0, 4, 2, 3, null), randomLayer("cross", 1, 4, 2, 3, null)],
     );
     const store = new SelectionStore({ kind: "encoder", heads: [0, 1] });
-    cleanup = renderExplorer(host, source, store, { dark: true });
-    const root = host.querySelector<HTMLElement>(".txm-root")!;
+    dom.cleanup = renderExplorer(dom.host, source, store, { dark: true });
+    const root = dom.host.querySelector<HTMLElement>(".txm-root")!;
     expect(root.classList.contains("txm-dark")).toBe(true);
     const kinds = root.querySelectorAll<HTMLButtonElement>("button.txm-kind");
     expect(kinds).toHaveLength(2);
@@ -329,9 +316,9 @@ describe("renderExplorer", () => {
 
   it("cleans up everything it added", () => {
     const { store } = mount();
-    cleanup!();
-    cleanup = null;
-    expect(host.querySelector(".txm-root")).toBeNull();
+    dom.cleanup!();
+    dom.cleanup = null;
+    expect(dom.host.querySelector(".txm-root")).toBeNull();
     store.set({ layer: 1 }); // no listener left to throw
   });
 });

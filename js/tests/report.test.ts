@@ -48,7 +48,7 @@ function page(texts: { tokens: string[]; layers: number[]; label: string }[]): H
       omitted: [{ kind: "self", layers: [0, 1, 2].filter((l) => !t.layers.includes(l)) }],
     })),
   });
-  texts.forEach((t, i) => addJson(traceId(i), traceJson(t.tokens, t.layers)));
+  for (const [i, t] of texts.entries()) addJson(traceId(i), traceJson(t.tokens, t.layers));
   return root;
 }
 

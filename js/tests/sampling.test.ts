@@ -20,15 +20,15 @@ describe("next-token distribution", () => {
     const d = nextTokenDistribution(LOGITS, { temperature: 1, topK: 0, topP: 1 });
     const p = expected([1, 3, 0, 2, -1], 1);
     expect(Array.from(d.ids)).toEqual([1, 3, 0, 2, 4]);
-    d.ids.forEach((id, i) => expect(d.probs[i]).toBeCloseTo(p[id], 12));
-    softmax(LOGITS).forEach((v, i) => expect(v).toBeCloseTo(p[i], 12));
+    for (const [i, id] of d.ids.entries()) expect(d.probs[i]).toBeCloseTo(p[id], 12);
+    for (const [i, v] of softmax(LOGITS).entries()) expect(v).toBeCloseTo(p[i], 12);
   });
 
   it("divides logits by the temperature", () => {
     for (const t of [0.25, 0.7, 2]) {
       const d = nextTokenDistribution(LOGITS, { temperature: t, topK: 0, topP: 1 });
       const p = expected([1, 3, 0, 2, -1], t);
-      d.ids.forEach((id, i) => expect(d.probs[i]).toBeCloseTo(p[id], 12));
+      for (const [i, id] of d.ids.entries()) expect(d.probs[i]).toBeCloseTo(p[id], 12);
     }
     const sharp = nextTokenDistribution(LOGITS, { temperature: 0.1, topK: 0, topP: 1 });
     const flat = nextTokenDistribution(LOGITS, { temperature: 2, topK: 0, topP: 1 });
@@ -88,7 +88,7 @@ describe("sampling", () => {
       const id = drawToken(d, r());
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
-    d.ids.forEach((id, i) => expect((counts.get(id) ?? 0) / n).toBeCloseTo(d.probs[i], 1));
+    for (const [i, id] of d.ids.entries()) expect((counts.get(id) ?? 0) / n).toBeCloseTo(d.probs[i], 1);
   });
 });
 
@@ -98,7 +98,7 @@ describe("same as transformers' logits warpers (fixture from tests/make_sampling
     it(`temperature ${c.temperature}, top-k ${c.topK}, top-p ${c.topP}`, () => {
       const d = nextTokenDistribution(logits, { temperature: c.temperature, topK: c.topK, topP: c.topP });
       expect(Array.from(d.ids)).toEqual(c.ids);
-      c.probs.forEach((p, i) => expect(d.probs[i]).toBeCloseTo(p, 6));
+      for (const [i, p] of c.probs.entries()) expect(d.probs[i]).toBeCloseTo(p, 6);
     });
   }
 });

@@ -45,7 +45,9 @@ describe("statistics and head types agree with Python (fixture)", () => {
         const info = kindInfo(source.meta, kind);
         const layers = Array.from({ length: info.layers }, (_, l) => source.peekLayer(kind, l)!);
         const heads = Array.from({ length: info.heads }, (_, h) => h);
-        rollout(layers, heads).forEach((m, l) => want.rollout![l].forEach((v, i) => close(m[i], v, `${name} ${kind} rollout L${l}[${i}]`)));
+        for (const [l, m] of rollout(layers, heads).entries()) {
+          for (const [i, v] of want.rollout[l].entries()) close(m[i], v, `${name} ${kind} rollout L${l}[${i}]`);
+        }
       }
     });
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { palette, paintPooled, poolMatrix } from "../src/thumbnails";
 import { gridLayout } from "../src/views/grid";
 import { layoutSize, panelAt, panelBox, paintPanels, type Panel } from "../src/views/multiples";
-import { rng } from "./helpers";
+import { seededRandom } from "../src/sampling";
 
 describe("thumbnails", () => {
   it("max-pools to at most size x size, keeping thin patterns", () => {
@@ -49,7 +49,7 @@ describe("thumbnails", () => {
 
 /** Pool every head of `layers` x `heads` random n x n matrices and paint the grid; milliseconds. */
 function gridBench(layers: number, heads: number, n: number): { pool: number; paint: number } {
-  const next = rng(layers * 100 + heads);
+  const next = seededRandom(layers * 100 + heads);
   const matrices = Array.from({ length: 8 }, () => Float32Array.from({ length: n * n }, () => next() / n));
   const layout = gridLayout(layers, heads, 1100);
   const { width, height } = layoutSize(layout);

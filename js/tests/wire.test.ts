@@ -154,7 +154,7 @@ describe("the Python fixture", () => {
     new Uint8Array(buf, 1).set(bytes);
     const b = decodeBlock({ ...raw, data: new DataView(buf, 1, bytes.length) });
     const want = expected[`${raw.kind}/${raw.layer}`];
-    want.forEach((v, i) => expect(Math.abs(b.data[i] - v)).toBeLessThan(1e-7));
+    for (const [i, v] of want.entries()) expect(Math.abs(b.data[i] - v)).toBeLessThan(1e-7);
   });
 
   it("decodes masks as Python defines them", () => {
@@ -217,7 +217,7 @@ describe("the Python fixture, wire v2", () => {
     const t = decodeTopK(v2.topk.block);
     expect(Object.keys(v2.topk.block)).toEqual([...TOPK_KEYS]);
     expect(Array.from(t.index)).toEqual(v2.topk.expected_index);
-    t.data.forEach((w, i) => expect(Math.abs(w - v2.topk.expected_data[i])).toBeLessThan(1e-7));
+    for (const [i, w] of t.data.entries()) expect(Math.abs(w - v2.topk.expected_data[i])).toBeLessThan(1e-7);
   });
 
   it("reads every kind's thumbnails and a streamed kind's statistics and head types", () => {

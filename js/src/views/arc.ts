@@ -72,6 +72,23 @@ function strokeArcs(ctx: CanvasRenderingContext2D, segs: readonly Segment[], wid
   ctx.stroke();
 }
 
+/** Which of the overview's four levels (faintest first) an arc of weight `w` belongs to. */
+function levelOf(w: number): number {
+  return Math.min(3, Math.floor(Math.sqrt(w) * 4));
+}
+
+/** The overview's arcs, one stroke per level, each level a little more opaque than the one before. */
+function strokeLevels(ctx: CanvasRenderingContext2D, levels: readonly Segment[][], width: number, dark: boolean): void {
+  ctx.strokeStyle = dark ? "rgb(190, 196, 210)" : "rgb(80, 92, 112)";
+  ctx.lineWidth = 1;
+  levels.forEach((segs, l) => {
+    if (segs.length === 0) return;
+    ctx.globalAlpha = 0.08 + 0.08 * l;
+    strokeArcs(ctx, segs, width);
+  });
+  ctx.globalAlpha = 1;
+}
+
 export class ArcView implements View {
   readonly element: HTMLElement;
   drawn = false;
@@ -357,18 +374,11 @@ export class ArcView implements View {
         for (let r = 0; r < k; r++) {
           const w = topk.data[base + r];
           if (!(w >= 0.08)) break; // largest first
-          levels[Math.min(3, Math.floor(Math.sqrt(w) * 4))].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(topk.index[base + r], rowH) - top });
+          levels[levelOf(w)].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(topk.index[base + r], rowH) - top });
         }
       }
     }
-    ctx.strokeStyle = this.ctx.theme.dark ? "rgb(190, 196, 210)" : "rgb(80, 92, 112)";
-    ctx.lineWidth = 1;
-    levels.forEach((segs, l) => {
-      if (segs.length === 0) return;
-      ctx.globalAlpha = 0.08 + 0.08 * l;
-      strokeArcs(ctx, segs, width);
-    });
-    ctx.globalAlpha = 1;
+    strokeLevels(ctx, levels, width, this.ctx.theme.dark);
   }
 
   private drawFocus(
@@ -447,17 +457,10 @@ export class ArcView implements View {
         if (mask && !mask[cell]) continue;
         const w = mean[cell];
         if (!(w >= 0.08)) continue;
-        levels[Math.min(3, Math.floor(Math.sqrt(w) * 4))].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(j, rowH) - top });
+        levels[levelOf(w)].push({ y1: rowCenter(i, rowH) - top, y2: rowCenter(j, rowH) - top });
       }
     }
-    ctx.strokeStyle = this.ctx.theme.dark ? "rgb(190, 196, 210)" : "rgb(80, 92, 112)";
-    ctx.lineWidth = 1;
-    levels.forEach((segs, l) => {
-      if (segs.length === 0) return;
-      ctx.globalAlpha = 0.08 + 0.08 * l;
-      strokeArcs(ctx, segs, width);
-    });
-    ctx.globalAlpha = 1;
+    strokeLevels(ctx, levels, width, this.ctx.theme.dark);
   }
 
   destroy(): void {

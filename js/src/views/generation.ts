@@ -6,9 +6,10 @@
  * shades each earlier token by that attention (the selected layer, head or mean of heads).
  */
 
+import { getOrMake } from "../cache";
 import { cssColor, weightColor, weightScale } from "../colors";
 import { clear, h } from "../dom";
-import { visibleToken, type Internals } from "../internals";
+import { visibleToken, type GenerationInfo, type Internals } from "../internals";
 import type { Frame } from "../frame";
 import type { LayerData } from "../source";
 import type { SequenceInfo } from "../wire";
@@ -40,8 +41,7 @@ export class GenerationView implements PanelView {
   private readonly strip: HTMLElement;
   private destroyed = false;
 
-  constructor(private readonly ctx: ViewContext, private readonly internals: Internals) {
-    const gen = internals.generation!;
+  constructor(private readonly ctx: ViewContext, private readonly internals: Internals, private readonly gen: GenerationInfo) {
     this.element = h("div", "txm-panel txm-inside txm-generation");
     this.element.dataset.view = "generation";
     const bar = h("div", "txm-inside-bar");
@@ -73,7 +73,7 @@ export class GenerationView implements PanelView {
 
   /** Move to `step` (clamped): pin its newest token, so every view focuses it. */
   setStep(step: number): void {
-    const gen = this.internals.generation!;
+    const gen = this.gen;
     const s = Math.max(0, Math.min(gen.steps, Math.trunc(step)));
     this.internals.step = s;
     this.slider.value = String(s);
@@ -84,7 +84,7 @@ export class GenerationView implements PanelView {
   }
 
   update(s: Readonly<Selection>, _changes: Changes): void {
-    const gen = this.internals.generation!;
+    const gen = this.gen;
     const step = this.internals.step;
     const focus = stepToken(gen.prompt, step);
     const tokens = this.ctx.source.meta.sequences.input?.text ?? [];
@@ -135,15 +135,15 @@ const stepFrames = new WeakMap<Frame, Map<number, Frame>>();
  * generation step; the frame itself when nothing is cut (all shown, a pair filter, or a pooled layer).
  */
 export function stepFrame(frame: Frame, shown: number): Frame {
-  const [h, q, k] = frame.layer.shape;
+  const [, q, k] = frame.layer.shape;
   if (!(shown < q) || q !== k || !frame.crop.identity || (frame.pool ?? 1) > 1 || shown < 1) return frame;
-  let byShown = stepFrames.get(frame);
-  if (!byShown) {
-    byShown = new Map();
-    stepFrames.set(frame, byShown);
-  }
-  const have = byShown.get(shown);
-  if (have) return have;
+  const byShown = getOrMake(stepFrames, frame, () => new Map<number, Frame>());
+  return getOrMake(byShown, shown, () => cutFrame(frame, shown));
+}
+
+/** `frame` (whole, square) cut to its first `shown` queries and keys. */
+function cutFrame(frame: Frame, shown: number): Frame {
+  const [h, q, k] = frame.layer.shape;
   const rows = Int32Array.from({ length: shown }, (_, i) => i);
   const inverse = Int32Array.from({ length: q }, (_, i) => (i < shown ? i : -1));
   const data = new Float32Array(h * shown * shown);
@@ -158,13 +158,11 @@ export function stepFrame(frame: Frame, shown: number): Frame {
     mask = new Uint8Array(shown * shown);
     for (let i = 0; i < shown; i++) mask.set(frame.mask.subarray(i * k, i * k + shown), i * shown);
   }
-  const out: Frame = {
+  return {
     ...frame,
     layer: { ...frame.layer, shape: [h, shown, shown], data },
     queries: cut(frame.queries), keys: cut(frame.keys),
     crop: { rows, cols: rows, rowOf: inverse, colOf: inverse, identity: false },
     mask,
   };
-  byShown.set(shown, out);
-  return out;
 }

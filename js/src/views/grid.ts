@@ -10,7 +10,7 @@ import { clear, h } from "../dom";
 import type { LayerData } from "../source";
 import type { Selection } from "../state";
 import type { HeadStats } from "../stats";
-import { thumbnailOf } from "../pooled";
+import { thumbnailFrom } from "../pooled";
 import { cachedPool, poolMatrix, type Pooled } from "../thumbnails";
 import { kindInfo, type KindInfo } from "../wire";
 import { badgeOf, statLines, typeLegend } from "./headtypes";
@@ -31,8 +31,9 @@ export function headThumbnail(layer: LayerData, head: number, mask: Uint8Array |
 
 /** One head's thumbnail from the metadata (every layer, no fetch), cached with the kind. */
 export function metaThumbnail(info: KindInfo, layer: number, head: number, q: number, k: number): Pooled | null {
-  if (!info.thumbnails) return null;
-  return cachedPool(info, `meta/${layer}/${head}`, () => thumbnailOf(info, layer, head, q, k)!);
+  const t = info.thumbnails;
+  if (!t) return null;
+  return cachedPool(info, `meta/${layer}/${head}`, () => thumbnailFrom(info, t, layer, head, q, k));
 }
 
 /** Grid geometry for `layers` x `heads` in `width` CSS pixels (layers down, or across when transposed). */

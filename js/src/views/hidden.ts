@@ -104,7 +104,7 @@ export class HiddenView implements PanelView {
         const norm = at(data.norms, r, t), cos = at(data.cosines, r, t);
         const normed = data.lastNormed && r === data.layers ? " after the final norm" : "";
         const where = `${r === 0 ? "embeddings" : `layer ${r}${normed}`} · #${t} ${tokens[t] ?? ""}`;
-        const values = `norm ${norm.toPrecision(4)}` + (r > 0 ? ` · cosine to the row above ${cos.toFixed(4)}` : "");
+        const values = `norm ${norm.toPrecision(4)}${r > 0 ? ` · cosine to the row above ${cos.toFixed(4)}` : ""}`;
         return {
           background: Number.isNaN(v) ? "transparent" : cssColor(weightColor(v, dark)),
           title: `${where}\n${values}`,

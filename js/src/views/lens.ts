@@ -123,7 +123,8 @@ export class LensView implements PanelView {
   }
 
   private draw(s: Readonly<Selection>): void {
-    const lens = this.internals.lens!;
+    const lens = this.internals.lens;
+    if (!lens) return;
     const focus = focusToken(s);
     const [a, b] = this.window;
     const n = shownTokens(this.internals, lens.tokens);

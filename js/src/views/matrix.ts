@@ -58,6 +58,16 @@ function band(i: number, cell: number): [number, number] {
   return [i * cell - (size - cell) / 2, size];
 }
 
+/** The label of token `index` of `seq`, at tick `tick` of the row (left) or column (top) axis. */
+function axisLabel(seq: SequenceInfo, index: number, tick: number, axis: "row" | "col", cell: number): HTMLElement {
+  const label = h("div", `txm-axis-label txm-axis-${axis}`, truncateLabel(displayToken(seq.text[index]), LABEL_CHARS));
+  label.dir = "auto";
+  label.style[axis === "row" ? "top" : "left"] = `${(tick + 0.5) * cell}px`;
+  if (seq.special[index]) label.classList.add("txm-special");
+  label.dataset.axisIndex = String(tick);
+  return label;
+}
+
 export class MatrixView implements View {
   readonly element: HTMLElement;
   drawn = false;
@@ -209,13 +219,14 @@ export class MatrixView implements View {
   private onMove(e: MouseEvent): void {
     const cell = this.cellFromEvent(e);
     this.hoverCell = cell;
-    if (!cell) {
+    const frame = this.frame;
+    if (!cell || !frame) {
       this.onLeave();
       return;
     }
     this.showTooltip(cell, e);
     const before = this.ctx.store.get();
-    this.ctx.store.set({ hover: this.frame!.crop.rows[this.window.q0 + cell.query], hoverSide: "query" });
+    this.ctx.store.set({ hover: frame.crop.rows[this.window.q0 + cell.query], hoverSide: "query" });
     // Same row, other column: the store did not change, so redraw the cell outline here.
     if (before === this.ctx.store.get()) this.drawOverlay();
   }
@@ -264,7 +275,7 @@ export class MatrixView implements View {
     const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[row]} → key ${crop.cols[col]} · layer ${s.layer} · ${what}`);
     this.tooltip.append(line, sub);
     this.tooltip.hidden = false;
-    if (approx && !showsRollout(s)) this.exactValue(value, crop.rows[row], crop.cols[col]);
+    if (approx && !showsRollout(s)) this.exactValue(value, s, frame, crop.rows[row], crop.cols[col]);
     let x = e.clientX - host.left + 14;
     const y = e.clientY - host.top + 14;
     const tw = this.tooltip.offsetWidth || 200;
@@ -274,10 +285,9 @@ export class MatrixView implements View {
   }
 
   /** Replace the approximate value in `el` by the exact one of (query, key), fetched if needed. */
-  private exactValue(el: HTMLElement, query: number, key: number): void {
-    const s = this.state!;
+  private exactValue(el: HTMLElement, s: Readonly<Selection>, frame: Frame, query: number, key: number): void {
     const source = this.ctx.source;
-    const K = source.meta.sequences[this.frame!.info.keys].text.length;
+    const K = source.meta.sequences[frame.info.keys].text.length;
     const put = (row: LayerData) => {
       if (!el.isConnected && el.parentNode === null) return;
       el.textContent = formatWeight(shownOfRow(row.data, s.heads, s.head, K, key));
@@ -437,22 +447,12 @@ export class MatrixView implements View {
     this.yLabels.style.height = `${g.height}px`;
     this.xLabels.style.width = `${g.width}px`;
     for (const r of labelTicks(w.q1 - w.q0, g.cell, 13)) {
-      const i = w.q0 + r;
-      const label = h("div", "txm-axis-label txm-axis-row", truncateLabel(displayToken(queries.text[i]), LABEL_CHARS));
-      label.dir = "auto";
-      label.style.top = `${(r + 0.5) * g.cell}px`;
-      if (queries.special[i]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(r);
+      const label = axisLabel(queries, w.q0 + r, r, "row", g.cell);
       this.rowTicks.push(label);
       this.yLabels.append(label);
     }
     for (const c of labelTicks(w.k1 - w.k0, g.cell, 13)) {
-      const j = w.k0 + c;
-      const label = h("div", "txm-axis-label txm-axis-col", truncateLabel(displayToken(keys.text[j]), LABEL_CHARS));
-      label.dir = "auto";
-      label.style.left = `${(c + 0.5) * g.cell}px`;
-      if (keys.special[j]) label.classList.add("txm-special");
-      label.dataset.axisIndex = String(c);
+      const label = axisLabel(keys, w.k0 + c, c, "col", g.cell);
       this.colTicks.push(label);
       this.xLabels.append(label);
     }

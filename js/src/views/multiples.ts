@@ -188,7 +188,7 @@ export class Multiples {
       }
     }
     // Badges last, in two batched passes (backgrounds, then letters): fast at 1024 heads.
-    const badged = l.cell >= 22 ? panels.filter((p) => p.badge) : [];
+    const badged = l.cell >= 22 ? panels.filter((p): p is Panel & { badge: string } => Boolean(p.badge)) : [];
     if (badged.length === 0) return;
     const size = l.cell >= 40 ? 13 : 11;
     ctx.fillStyle = dark ? "rgba(17, 20, 24, 0.8)" : "rgba(255, 255, 255, 0.85)";
@@ -203,7 +203,7 @@ export class Multiples {
     ctx.font = `600 ${size - 3}px ${FONT}`;
     for (const p of badged) {
       const { x, y } = panelBox(l, p.row, p.col);
-      ctx.fillText(p.badge!, x + l.cell - size / 2, y + size / 2 + 0.5);
+      ctx.fillText(p.badge, x + l.cell - size / 2, y + size / 2 + 0.5);
     }
   }
 

@@ -5,6 +5,7 @@
  * The last position's logits come with the widget; others are fetched from Python on demand.
  */
 
+import { getOrMake } from "../cache";
 import { clear, errorMessage, h } from "../dom";
 import { shownTokens, tokenString, visibleToken, type Internals } from "../internals";
 import {
@@ -120,12 +121,7 @@ export class NextTokenView implements PanelView {
   }
 
   private ranked(logits: Float32Array): Ranked {
-    let r = this.ranks.get(logits);
-    if (!r) {
-      r = { ranked: rankByLogit(logits), plain: softmax(logits) };
-      this.ranks.set(logits, r);
-    }
-    return r;
+    return getOrMake(this.ranks, logits, () => ({ ranked: rankByLogit(logits), plain: softmax(logits) }));
   }
 
   /** Redraw the distribution for the current position and settings (fetching logits if needed). */

@@ -21,7 +21,7 @@ export class Preview {
   /** Show `pooled` with `lines` (first line bold) next to the pointer, inside `host`. */
   show(host: HTMLElement, e: MouseEvent, pooled: Pooled | null, lines: string[], dark: boolean): void {
     clear(this.text);
-    lines.forEach((line, i) => this.text.append(h(i === 0 ? "strong" : "div", "", line)));
+    this.text.append(...lines.map((line, i) => h(i === 0 ? "strong" : "div", "", line)));
     this.canvas.hidden = !pooled;
     if (pooled) {
       const w = pooled.aspect > 1 ? SIZE / pooled.aspect : SIZE, hgt = pooled.aspect > 1 ? SIZE : SIZE * pooled.aspect;

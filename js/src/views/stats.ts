@@ -72,7 +72,7 @@ export class StatsView implements PanelView {
     this.statSelect = h("select", "txm-stat-select");
     this.statSelect.setAttribute("aria-label", "statistic shown over the grid");
     for (const name of STAT_NAMES) {
-      const o = h("option", "", COLUMNS.find((c) => c.key === name)!.label);
+      const o = h("option", "", COLUMNS.find((c) => c.key === name)?.label ?? name);
       o.value = name;
       this.statSelect.append(o);
     }
@@ -187,14 +187,14 @@ export class StatsView implements PanelView {
     this.legendHost.append(typeLegend(stats));
     if (!stats) return;
     const rows = sortStats(stats, this.sortBy, this.descending);
-    const maxOf = new Map(STAT_NAMES.map((name) => [name, Math.max(1e-12, ...stats.map((r) => r[name]).filter(Number.isFinite))]));
+    const maxOf = STAT_NAMES.map((name) => Math.max(1e-12, ...stats.map((r) => r[name]).filter(Number.isFinite)));
     for (const r of rows) {
       const tr = h("tr");
       tr.dataset.key = String(r.layer * heads + r.head);
       tr.append(h("td", "", String(r.layer)), h("td", "", String(r.head)), h("td", "txm-type-cell", r.type ? TYPE_NAME[r.type] : ""));
-      for (const name of STAT_NAMES) {
+      for (const [n, name] of STAT_NAMES.entries()) {
         const td = h("td", "txm-num", fmt(r[name]));
-        if (Number.isFinite(r[name])) td.style.setProperty("--txm-bar", `${Math.round((100 * r[name]) / maxOf.get(name)!)}%`);
+        if (Number.isFinite(r[name])) td.style.setProperty("--txm-bar", `${Math.round((100 * r[name]) / maxOf[n])}%`);
         tr.append(td);
       }
       this.rowEls.set(r.layer * heads + r.head, tr);
