@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     BrowserUnavailable,
     JupyterLabServer,
     browser,
@@ -31,7 +32,7 @@ TOKENS = ("[CLS]", "</script><img src=x onerror=alert(1)>", "<script>alert(1)</s
 CELLS = [
     "%load_ext tx_magic",
     f"w = %explain {TEXT}\nw",
-    "import numpy as np\nimport tx_magic\nfrom tx_magic.trace import Tokens, Trace\n"
+    "import numpy as np\nimport tx_magic\nfrom tx_magic import Tokens, Trace\n"
     f"tokens = {TOKENS!r}\n"
     "v = tx_magic.show(Trace('<img src=x onerror=alert(2)>', {'input': Tokens(tokens)},\n"
     "                        {'self': np.full((2, 2, 5, 5), 0.2, np.float32)},\n"

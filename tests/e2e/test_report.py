@@ -18,11 +18,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e.jupyterlab import OUTPUT_DIR, BrowserUnavailable, browser, save_screenshot, wait_for_attribute, wait_for_js
 
+from tx_magic import Tokens, Trace
 from tx_magic.cli import main
 from tx_magic.report import ReportText, save_html
-from tx_magic.trace import Tokens, Trace
+
+from .jupyterlab import (
+    OUTPUT_DIR,
+    BrowserUnavailable,
+    browser,
+    save_screenshot,
+    wait_for_attribute,
+    wait_for_js,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

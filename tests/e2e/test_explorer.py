@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     OUTPUT_DIR,
     BrowserUnavailable,
     JupyterLabServer,

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e import notebook7
-from e2e.jupyterlab import (
+
+from . import notebook7
+from .jupyterlab import (
     REPO_ROOT,
     BrowserUnavailable,
     JupyterLabServer,
@@ -27,7 +28,7 @@ from e2e.jupyterlab import (
     save_screenshot,
     wait_for_js,
 )
-from e2e.marimo import MarimoServer, marimo_notebook
+from .marimo import MarimoServer, marimo_notebook
 
 TEXT = "The animal didn't cross the street because it was too tired."
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}

@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     OUTPUT_DIR,
     REPO_ROOT,
     BrowserUnavailable,

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     BrowserUnavailable,
     JupyterLabServer,
     browser,
