@@ -113,7 +113,7 @@ def test_notebook7_draws_links_and_stays_offline(context):
     with notebook7.Notebook7Server() as server:
         rec = Recorder(context)
         path = server.write_notebook("nb7.ipynb", ["%load_ext tx_magic", f"w = %explain {TEXT}\nw"])
-        notebook7.open_notebook(rec.page, server, path)
+        open_notebook(rec.page, server, path)
         run_all_and_wait(rec.page)
         wait_drawn(rec.page, 1, "notebook7")
         index = hover_links_views(rec.page)
