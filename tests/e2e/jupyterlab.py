@@ -7,8 +7,11 @@ Built from the recipe in ``/work/shared/notes/browser-testing.md``:
   isolated config/runtime/data/IPython folders, no token, no news, and its own process group.
 * :func:`browser` opens a persistent Chromium context (Debian's ``chromium``, never a
   Playwright download) with the flags that keep it quiet on a closed network.
-* :func:`open_notebook`, :func:`run_all_and_wait` and :func:`execute_in_kernel` drive the
-  notebook through ``window.jupyterapp`` (``expose_app_in_browser``) rather than through menus.
+* :func:`open_notebook`, :func:`run_all_and_wait` (both at once: :func:`run_notebook`) and
+  :func:`execute_in_kernel` drive the notebook through ``window.jupyterapp``
+  (``expose_app_in_browser``) rather than through menus.
+
+The fixtures built on these (one server and one browser for the package) are in ``conftest.py``.
 
 Every wait has a timeout. When one runs out it raises :class:`E2ETimeout`, whose message says
 what was awaited and where a screenshot of the page was saved (``test-output/`` at the
@@ -480,6 +483,19 @@ def run_all_and_wait(page: Page, *, timeout: float = 120.0) -> None:
     if errors:
         shot = save_screenshot(page, "cell-error")
         raise AssertionError(f"A notebook cell raised: {errors} (screenshot: {shot})")
+
+
+def run_notebook(page: Page, server: JupyterLabServer, name: str, cells: list[str], *, collapse: bool = True,
+                 timeout: float = 120.0) -> pathlib.Path:
+    """Write notebook `name` of code `cells` into the server's root, open it in `page`, give it
+    the page's width (the left sidebar collapsed) unless `collapse` is false, and run every cell
+    (:func:`run_all_and_wait`, `timeout` seconds). Returns the notebook's path."""
+    path = server.write_notebook(name, cells)
+    open_notebook(page, server, path)
+    if collapse:
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    run_all_and_wait(page, timeout=timeout)
+    return path
 
 
 def execute_in_kernel(page: Page, code: str, *, timeout: float = 30.0) -> str:
