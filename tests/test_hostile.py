@@ -3,7 +3,7 @@
 
 Each case gets a clear message (a `TxMagicError` with a short text that says what to do) or a
 correct view: never a crash, a traceback wall, a half-made widget or markup run from data.
-The browser side of "token text is data" is tests/test_e2e_security.py.
+The browser side of "token text is data" is tests/e2e/test_security.py.
 """
 
 from __future__ import annotations
@@ -554,7 +554,7 @@ def test_show_of_a_huge_array_is_refused_before_it_is_copied(monkeypatch):
     assert "GB" in short(str(err.value))
 
 
-# -- widgets of a re-run cell are closed (memory stays flat; tests/test_e2e_reliability.py) --------
+# -- widgets of a re-run cell are closed (memory stays flat; tests/e2e/test_reliability.py) --------
 
 def test_rerun_cell_closes_its_previous_widgets_but_not_ones_shown_elsewhere(monkeypatch):
     from tx_magic.widget import lifecycle

@@ -7,8 +7,11 @@ Built from the recipe in ``/work/shared/notes/browser-testing.md``:
   isolated config/runtime/data/IPython folders, no token, no news, and its own process group.
 * :func:`browser` opens a persistent Chromium context (Debian's ``chromium``, never a
   Playwright download) with the flags that keep it quiet on a closed network.
-* :func:`open_notebook`, :func:`run_all_and_wait` and :func:`execute_in_kernel` drive the
-  notebook through ``window.jupyterapp`` (``expose_app_in_browser``) rather than through menus.
+* :func:`open_notebook`, :func:`run_all_and_wait` (both at once: :func:`run_notebook`) and
+  :func:`execute_in_kernel` drive the notebook through ``window.jupyterapp``
+  (``expose_app_in_browser``) rather than through menus.
+
+The fixtures built on these (one server and one browser for the package) are in ``conftest.py``.
 
 Every wait has a timeout. When one runs out it raises :class:`E2ETimeout`, whose message says
 what was awaited and where a screenshot of the page was saved (``test-output/`` at the
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # playwright is imported lazily so a missing install gets a helpful message
     from playwright.sync_api import BrowserContext, Page
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Where failure screenshots and other test artefacts go (gitignored).
@@ -73,9 +77,10 @@ class E2ETimeout(AssertionError):
 # JupyterLab server
 # ---------------------------------------------------------------------------------------------
 
-def wait_until_serving(server: Any, name: str, url: str) -> None:
-    """Poll `url` until it answers 200 while `server._proc` runs; on exit or after
+def wait_until_serving(server: ServerProcess, url: str) -> None:
+    """Poll `url` until it answers 200 while the server's process runs; on exit or after
     `server.startup_timeout` seconds stop the server and raise with its log's tail."""
+    name = server.NAME
     deadline = time.monotonic() + server.startup_timeout
     while True:
         if server._proc.poll() is not None:
@@ -103,7 +108,86 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class JupyterLabServer:
+class ServerProcess:
+    """A throw-away server on a free loopback port, in its own process group and temporary
+    folder, used as a context manager. Subclasses say what to run in :meth:`start`.
+
+    :meth:`stop` ends the whole process group (whatever the server spawned goes with it) and
+    removes the folder, unless ``TX_MAGIC_KEEP_SERVER_DIR=1`` asks to keep it for a post-mortem.
+    """
+
+    #: The server's name in messages.
+    NAME = "server"
+
+    def __init__(self, *, startup_timeout: float = 60.0) -> None:
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.base = pathlib.Path()
+        self.log_path = pathlib.Path()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server, with a trailing slash."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def launch(self, cmd: list[str], *, cwd: pathlib.Path, env: dict[str, str], ready_path: str) -> None:
+        """Run `cmd` in a new session, its output in :attr:`log_path`, and wait until
+        ``GET <url><ready_path>`` answers."""
+        self._log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        wait_until_serving(self, self.url + ready_path)
+
+    def before_stop(self) -> None:
+        """Called while the server still runs, just before it is stopped."""
+
+    def stop(self) -> None:
+        """Stop the server's whole process group and remove its files."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                self.before_stop()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            # Anything left in the group (helpers the server spawned) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        keep = os.environ.get("TX_MAGIC_KEEP_SERVER_DIR") == "1"
+        if self.base != pathlib.Path() and self.base.exists() and not keep:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The last `chars` characters of the server's combined stdout/stderr."""
+        if self._log is not None:
+            self._log.flush()
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return f"(no {self.NAME} log)"
+
+
+class JupyterLabServer(ServerProcess):
     """A throw-away JupyterLab on 127.0.0.1, used as a context manager.
 
     >>> with JupyterLabServer() as server:          # doctest: +SKIP
@@ -117,29 +201,17 @@ class JupyterLabServer:
     leaks in. ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` reach the kernel.
     """
 
+    NAME = "JupyterLab"
+    #: The ``jupyter`` subcommand and the class its lab options are set on (Notebook 7 overrides).
+    APP = ("lab", "LabApp")
+    #: Where a notebook opens (``<url><TREE><path>``), and what :func:`open_notebook` waits for.
+    TREE = "lab/tree/"
+    OPENED = "notebook {path} to open with a connected, idle kernel"
+
     def __init__(self, *, startup_timeout: float = 60.0, env: dict[str, str] | None = None) -> None:
-        self.startup_timeout = startup_timeout
+        super().__init__(startup_timeout=startup_timeout)
         self.extra_env = dict(env or {})
-        self.port = 0
-        self.base = pathlib.Path()
         self.root_dir = pathlib.Path()
-        self.log_path = pathlib.Path()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
-
-    @property
-    def url(self) -> str:
-        """Base URL of the server, with a trailing slash."""
-        return f"http://127.0.0.1:{self.port}/"
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> JupyterLabServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start the server and wait until ``/api/status`` answers."""
@@ -168,15 +240,8 @@ class JupyterLabServer:
         env.update(self.extra_env)
 
         self.port = free_port()
-        cmd = self.command(dirs)
         self.log_path = self.base / "jupyterlab.log"
-        self._log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until_serving(self, "JupyterLab", self.url + "api/status")
-
-    #: The ``jupyter`` subcommand and the class its lab options are set on (Notebook 7 overrides).
-    APP = ("lab", "LabApp")
+        self.launch(self.command(dirs), cwd=self.root_dir, env=env, ready_path="api/status")
 
     def command(self, dirs: dict[str, pathlib.Path]) -> list[str]:
         """The server's command line: loopback, no token, isolated settings, the app exposed to the page."""
@@ -201,33 +266,11 @@ class JupyterLabServer:
             "--LabApp.extension_manager=readonly",
         ]
 
-    def stop(self) -> None:
-        """Shut the kernels down, then stop the server's whole process group and remove its files."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                # Kernels run in their own sessions (jupyter_client starts them so), so ask the
-                # server to shut them down rather than relying on the group kill.
-                with contextlib.suppress(Exception):
-                    for kernel in self.api("GET", "api/kernels", timeout=3):
-                        self.api("DELETE", f"api/kernels/{kernel['id']}", timeout=10)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-            # Anything left in the group (helpers the server spawned) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.base != pathlib.Path() and self.base.exists():
-            if os.environ.get("TX_MAGIC_KEEP_SERVER_DIR") != "1":
-                shutil.rmtree(self.base, ignore_errors=True)
+    def before_stop(self) -> None:
+        # Kernels run in their own sessions (jupyter_client starts them so), so ask the server to
+        # shut them down rather than relying on the group kill.
+        with contextlib.suppress(Exception):
+            self.shut_down_kernels()
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -240,14 +283,27 @@ class JupyterLabServer:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
-    def log_tail(self, chars: int = 4000) -> str:
-        """The last `chars` characters of the server's combined stdout/stderr."""
-        if self._log is not None:
-            self._log.flush()
+    def kernel_ids(self) -> set[str]:
+        """The ids of the kernels running on the server now."""
+        return {kernel["id"] for kernel in self.api("GET", "api/kernels")}
+
+    def shut_down_kernels(self, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        """Shut down every kernel on the server but those in `keep`."""
+        for kernel_id in self.kernel_ids() - keep:
+            self.api("DELETE", f"api/kernels/{kernel_id}", timeout=10)
+
+    def reset_workspace(self) -> None:
+        """Forget the default workspace, so the next page opens only the notebook it asks for.
+
+        JupyterLab saves which documents are open on the server and reopens them (starting
+        their kernels) on every page load; a page that follows another on the same server
+        would find the earlier notebooks open beside its own.
+        """
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no server log)"
+            self.api("DELETE", "lab/api/workspaces/default")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # 404: nothing saved yet
+                raise
 
     def write_notebook(self, name: str, cells: list[str]) -> pathlib.Path:
         """Write a notebook of code `cells` (Python 3 kernel) into the server root; returns its path."""
@@ -373,13 +429,16 @@ _KERNEL_STATE = """() => {
 
 
 def open_notebook(page: Page, server: JupyterLabServer, path: pathlib.Path | str, *, timeout: float = 60.0) -> None:
-    """Open notebook `path` (absolute, or relative to the server root) and wait for an idle kernel."""
+    """Open notebook `path` (absolute, or relative to the server root) and wait for an idle kernel.
+
+    In JupyterLab that is ``lab/tree/<path>``; in Notebook 7 (``server.TREE``) the notebook's
+    own page, ``notebooks/<path>``.
+    """
     rel = pathlib.Path(path)
     if rel.is_absolute():
         rel = rel.relative_to(server.root_dir)
-    page.goto(f"{server.url}lab/tree/{rel.as_posix()}", wait_until="domcontentloaded", timeout=timeout * 1000)
-    wait_for_js(page, _KERNEL_READY, f"notebook {rel} to open with a connected, idle kernel",
-                timeout=timeout, describe=_KERNEL_STATE)
+    page.goto(f"{server.url}{server.TREE}{rel.as_posix()}", wait_until="domcontentloaded", timeout=timeout * 1000)
+    wait_for_js(page, _KERNEL_READY, server.OPENED.format(path=rel), timeout=timeout, describe=_KERNEL_STATE)
 
 
 def run_all_and_wait(page: Page, *, timeout: float = 120.0) -> None:
@@ -424,6 +483,19 @@ def run_all_and_wait(page: Page, *, timeout: float = 120.0) -> None:
     if errors:
         shot = save_screenshot(page, "cell-error")
         raise AssertionError(f"A notebook cell raised: {errors} (screenshot: {shot})")
+
+
+def run_notebook(page: Page, server: JupyterLabServer, name: str, cells: list[str], *, collapse: bool = True,
+                 timeout: float = 120.0) -> pathlib.Path:
+    """Write notebook `name` of code `cells` into the server's root, open it in `page`, give it
+    the page's width (the left sidebar collapsed) unless `collapse` is false, and run every cell
+    (:func:`run_all_and_wait`, `timeout` seconds). Returns the notebook's path."""
+    path = server.write_notebook(name, cells)
+    open_notebook(page, server, path)
+    if collapse:
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    run_all_and_wait(page, timeout=timeout)
+    return path
 
 
 def execute_in_kernel(page: Page, code: str, *, timeout: float = 30.0) -> str:

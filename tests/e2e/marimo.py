@@ -9,17 +9,13 @@ roots), not ``document.querySelector``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
 
-from .jupyterlab import free_port, wait_until_serving
+from .jupyterlab import ServerProcess, free_port
 
 
 def marimo_notebook(*cells: str) -> str:
@@ -52,22 +48,17 @@ def _assigned(body: str) -> list[str]:
     return out
 
 
-class MarimoServer:
+class MarimoServer(ServerProcess):
     """``marimo run NOTEBOOK`` on a free loopback port, as a context manager."""
 
+    NAME = "marimo"
+
     def __init__(self, source: str, *, startup_timeout: float = 60.0) -> None:
+        super().__init__(startup_timeout=startup_timeout)
         self.source = source
-        self.startup_timeout = startup_timeout
-        self.port = 0
-        self.base = pathlib.Path()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def __enter__(self) -> MarimoServer:
+    def start(self) -> None:
+        """Write the notebook into a temporary home and serve it until ``/health`` answers."""
         self.base = pathlib.Path(tempfile.mkdtemp(prefix="txm-marimo-"))
         notebook = self.base / "notebook.py"
         notebook.write_text(self.source)
@@ -76,41 +67,6 @@ class MarimoServer:
                    XDG_CACHE_HOME=str(self.base / "cache"), XDG_STATE_HOME=str(self.base / "state"))
         env.setdefault("TX_MAGIC_CACHE", str(pathlib.Path.home() / ".cache" / "tx_magic"))
         self.port = free_port()
-        self._log = (self.base / "marimo.log").open("wb")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "marimo", "-y", "run", str(notebook), "--headless", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-token"],
-            cwd=self.base, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until_serving(self, "marimo", self.url + "health")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        if self._log is not None:
-            self._log.flush()
-        try:
-            return (self.base / "marimo.log").read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no marimo log)"
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.base != pathlib.Path() and self.base.exists():
-            shutil.rmtree(self.base, ignore_errors=True)
+        self.log_path = self.base / "marimo.log"
+        self.launch([sys.executable, "-m", "marimo", "-y", "run", str(notebook), "--headless", "--host", "127.0.0.1",
+                     "--port", str(self.port), "--no-token"], cwd=self.base, env=env, ready_path="health")

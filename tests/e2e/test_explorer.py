@@ -1,6 +1,7 @@
 """End to end: the explorer's views, export and keyboard in a real JupyterLab and Chromium.
 
-One server, one browser and one notebook serve the module. The notebook shows two widgets: the
+The package's JupyterLab server and browser (conftest.py) and one notebook serve the module.
+The notebook shows two widgets: the
 default model on an English sentence (``w``), and the same model on CJK, emoji, right-to-left
 and markup tokens (``intl``). The tests click a grid cell and check that the arc and matrix
 views and the Python traits follow, export PNG and SVG from the toolbar and from Python
@@ -13,19 +14,16 @@ from __future__ import annotations
 
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     OUTPUT_DIR,
-    BrowserUnavailable,
     JupyterLabServer,
-    browser,
     execute_in_kernel,
-    open_notebook,
     poll_kernel,
-    run_all_and_wait,
+    run_notebook,
     save_screenshot,
     wait_for_js,
 )
@@ -43,29 +41,14 @@ INTL_JS = "document.querySelectorAll('.txm-root')[1]"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[JupyterLabServer]:
-    with JupyterLabServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def page(server: JupyterLabServer) -> Iterator[Any]:
+def page(server: JupyterLabServer, new_page: Any) -> Any:
     """The notebook, run, with both widgets drawn."""
-    try:
-        with browser(viewport=(1400, 1100)) as ctx:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            open_notebook(page, server, server.write_notebook("explorer.ipynb", CELLS))
-            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-            run_all_and_wait(page)
-            wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 2",
-                        "both widgets drawn", timeout=30)
-            page.txm_server = server
-            page.txm_errors = errors
-            yield page
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    page = new_page(viewport=(1400, 1100))
+    run_notebook(page, server, "explorer.ipynb", CELLS)
+    wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 2",
+                "both widgets drawn", timeout=30)
+    page.txm_server = server
+    return page
 
 
 def _click_panel(page: Any, view: str, row: int, col: int) -> None:
@@ -102,8 +85,8 @@ def test_heads_tab_and_statistics_follow_the_selection(page: Any) -> None:
     assert selected.locator("td").nth(0).inner_text() == "2" and selected.locator("td").nth(1).inner_text() == "7"
     # The panel's numbers are Python's (trace.stats()).
     entropy = float(selected.locator("td").nth(3).inner_text())
-    py = execute_in_kernel(page, "import tx_magic.analysis as A\n"
-                                 "r = [x for x in A.stats_records(w.trace) if (x['layer'], x['head']) == (2, 7)][0]\n"
+    py = execute_in_kernel(page, "s = w.trace.stats()\nrows = s.to_dict('records') if hasattr(s, 'to_dict') else s\n"
+                                 "r = [x for x in rows if (x['layer'], x['head']) == (2, 7)][0]\n"
                                  "print(f\"{r['entropy']:.3f}\")")
     assert f"{entropy:.3f}" == py.strip()
     page.locator(f'{W} >> .txm-tab[data-tab="grid"]').click()

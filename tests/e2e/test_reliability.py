@@ -1,7 +1,9 @@
 """Reliability in a real JupyterLab and Chromium: many widgets, many re-runs, a kernel restart
 under a live widget, and a front-end failure. Never a blank area, never an exception wall.
 
-One server and one browser serve the module; each test opens its own notebook.
+The module has a JupyterLab server of its own (``own_server``, not the package's shared one): it
+restarts a kernel, measures a kernel's memory, and shuts every kernel of its server down after each
+test. The package's browser (conftest.py) serves it; each test opens its own notebook in a new page.
 Memory numbers are printed (run with -s to see them).
 """
 
@@ -12,13 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
-    BrowserUnavailable,
+
+from .jupyterlab import (
     JupyterLabServer,
-    browser,
     execute_in_kernel,
-    open_notebook,
-    run_all_and_wait,
+    run_notebook,
     save_screenshot,
     wait_for_js,
 )
@@ -35,43 +35,22 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[JupyterLabServer]:
-    with JupyterLabServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Any]:
-    try:
-        with browser(viewport=(1400, 1000)) as ctx:
-            yield ctx
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 @pytest.fixture
-def page(server: JupyterLabServer, context: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(own_server: JupyterLabServer, new_page: Any) -> Iterator[Any]:
     """A fresh page; its uncaught errors are kept in ``page.txm_errors``. The kernel is shut down after."""
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.txm_errors = errors  # type: ignore[attr-defined]
+    page = new_page()
     yield page
     page.close()
-    for kernel in server.api("GET", "api/kernels"):
-        server.api("DELETE", f"api/kernels/{kernel['id']}")
+    own_server.shut_down_kernels()
 
 
 def count_ready(page: Any) -> int:
     return int(page.evaluate(f"() => document.querySelectorAll('{READY}').length"))
 
 
-def test_ten_widgets_in_one_notebook_all_draw(server, page):
+def test_ten_widgets_in_one_notebook_all_draw(own_server, page):
     cells = ["%load_ext tx_magic"] + [f"%explain {s}" for s in SENTENCES]
-    open_notebook(page, server, server.write_notebook("ten.ipynb", cells))
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-    run_all_and_wait(page)
+    run_notebook(page, own_server, "ten.ipynb", cells)
     wait_for_js(page, f"() => document.querySelectorAll('{READY}').length === 10", "ten widgets drawn",
                 timeout=90, describe=f"() => document.querySelectorAll('{READY}').length")
     # Each drew its own sentence (scrolled into view in turn: JupyterLab may not lay out far cells).
@@ -110,10 +89,9 @@ def js_heap(cdp: Any) -> int:
     return int(cdp.send("Runtime.getHeapUsage")["usedSize"])
 
 
-def test_same_cell_rerun_50_times_keeps_memory_flat(server, page, context):
+def test_same_cell_rerun_50_times_keeps_memory_flat(own_server, page, context):
     cells = ["%load_ext tx_magic", f"w = %explain {SENTENCES[0]}\nw"]
-    open_notebook(page, server, server.write_notebook("rerun.ipynb", cells))
-    run_all_and_wait(page)
+    run_notebook(page, own_server, "rerun.ipynb", cells, collapse=False)
     wait_for_js(page, f"() => !!document.querySelector('{READY}')", "the widget drawn")
     cdp = context.new_cdp_session(page)
     warm = page.evaluate(RERUN_JS, {"index": 1, "times": 10})
@@ -131,10 +109,9 @@ def test_same_cell_rerun_50_times_keeps_memory_flat(server, page, context):
     assert page.txm_errors == []
 
 
-def test_kernel_restart_under_a_live_widget_leaves_a_message(server, page):
+def test_kernel_restart_under_a_live_widget_leaves_a_message(own_server, page):
     cells = ["%load_ext tx_magic", f"w = %explain {SENTENCES[0]}\nw"]
-    open_notebook(page, server, server.write_notebook("restart.ipynb", cells))
-    run_all_and_wait(page)
+    run_notebook(page, own_server, "restart.ipynb", cells, collapse=False)
     wait_for_js(page, f"() => !!document.querySelector('{READY}')", "the widget drawn")
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
     wait_for_js(page, """() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
@@ -162,9 +139,8 @@ c = Corrupt(tx_magic.capture_text(None, None, 'The animal was too tired to cross
 c"""
 
 
-def test_a_corrupt_layer_reply_shows_a_message_in_the_widget(server, page):
-    open_notebook(page, server, server.write_notebook("corrupt.ipynb", [CORRUPT]))
-    run_all_and_wait(page)
+def test_a_corrupt_layer_reply_shows_a_message_in_the_widget(own_server, page):
+    run_notebook(page, own_server, "corrupt.ipynb", [CORRUPT], collapse=False)
     wait_for_js(page, "() => !!document.querySelector('.txm-root')", "the widget's root")
     execute_in_kernel(page, "c.layer = 4")
     wait_for_js(page, """() => /could not|error|failed|corrupt|does not match/i.test(

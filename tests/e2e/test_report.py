@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e.jupyterlab import OUTPUT_DIR, BrowserUnavailable, browser, save_screenshot, wait_for_attribute, wait_for_js
 
+from tx_magic import Tokens, Trace
 from tx_magic.cli import main
 from tx_magic.report import ReportText, save_html
-from tx_magic import Tokens, Trace
+
+from .jupyterlab import OUTPUT_DIR, save_screenshot, wait_for_attribute, wait_for_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -81,15 +82,6 @@ def seq2seq() -> ReportText:
         "cross": probs((3, 2, 3, 4), no_pad),
     }, masks={"decoder": causal, "cross": no_pad})
     return ReportText(trace, "The cat", target="Die Katze")
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Any]:
-    try:
-        with browser() as ctx:
-            yield ctx
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 @contextlib.contextmanager

@@ -5,43 +5,35 @@ For each: the widget draws, hovering a token moves the other view, and no reques
 127.0.0.1. A notebook reopened without its kernel shows the widget (from its saved state) or
 its static preview, never a blank area. VS Code and Colab cannot run here: the last tests check
 the bundle follows anywidget's conventions they rely on.
+
+Notebook 7 and marimo are started by their test (each serves one); the reopened notebook uses the
+package's JupyterLab server. All share the package's browser (conftest.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e import notebook7
-from e2e.jupyterlab import (
+
+from . import notebook7
+from .jupyterlab import (
     REPO_ROOT,
-    BrowserUnavailable,
     JupyterLabServer,
-    browser,
     open_notebook,
     poll_kernel,
     run_all_and_wait,
     save_screenshot,
     wait_for_js,
 )
-from e2e.marimo import MarimoServer, marimo_notebook
+from .marimo import MarimoServer, marimo_notebook
 
 TEXT = "The animal didn't cross the street because it was too tired."
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 READY = '.txm-root[data-ready="1"]'
 ARC, MATRIX = '[data-view="arc"]', '[data-view="matrix"]'
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Any]:
-    try:
-        with browser(viewport=(1400, 1000)) as ctx:
-            yield ctx
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 class Recorder:
@@ -69,6 +61,14 @@ class Recorder:
     def remote(self) -> list[str]:
         return sorted({u for u in self.requests if urlsplit(u).scheme not in ("data", "blob", "about")
                        and urlsplit(u).hostname not in LOCAL_HOSTS})
+
+    def close_and_check(self, frontend: str) -> None:
+        """Save ``test-output/frontend-<frontend>.png`` and close the page; then nothing it asked
+        for may have left 127.0.0.1, and no uncaught error may be ours."""
+        save_screenshot(self.page, f"frontend-{frontend.lower().replace(' ', '')}")
+        self.page.close()
+        assert self.remote() == [], f"{frontend} page reached beyond this machine: {self.remote()}"
+        assert self.our_errors() == [], self.errors
 
 
 def wait_drawn(page: Any, count: int, what: str, timeout: float = 90) -> None:
@@ -112,15 +112,12 @@ def test_notebook7_draws_links_and_stays_offline(context):
     with notebook7.Notebook7Server() as server:
         rec = Recorder(context)
         path = server.write_notebook("nb7.ipynb", ["%load_ext tx_magic", f"w = %explain {TEXT}\nw"])
-        notebook7.open_notebook(rec.page, server, path)
+        open_notebook(rec.page, server, path)
         run_all_and_wait(rec.page)
         wait_drawn(rec.page, 1, "notebook7")
         index = hover_links_views(rec.page)
         poll_kernel(rec.page, "print(w.token)", index, "w.token to follow the hover in Notebook 7")
-        save_screenshot(rec.page, "frontend-notebook7")
-        rec.page.close()
-    assert rec.remote() == [], f"Notebook 7 page reached beyond this machine: {rec.remote()}"
-    assert rec.our_errors() == [], rec.errors
+        rec.close_and_check("Notebook 7")
 
 
 # -- marimo --------------------------------------------------------------------------------------------
@@ -139,43 +136,39 @@ def test_marimo_anywidget_and_plain_output_draw_link_and_stay_offline(context):
         wait_drawn(rec.page, 2, "marimo")
         for nth in (0, 1):
             hover_links_views(rec.page, nth)
-        save_screenshot(rec.page, "frontend-marimo")
-        rec.page.close()
-    assert rec.remote() == [], f"marimo page reached beyond this machine: {rec.remote()}"
-    assert rec.our_errors() == [], rec.errors
+        rec.close_and_check("marimo")
 
 
 # -- executed headless, reopened -----------------------------------------------------------------------
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_notebook_executed_by_nbclient_reopens_with_the_widget_or_its_preview(context):
+def test_notebook_executed_by_nbclient_reopens_with_the_widget_or_its_preview(context, server: JupyterLabServer):
     import nbclient
     import nbformat
 
-    with JupyterLabServer() as server:
-        path = server.write_notebook("headless.ipynb", ["%load_ext tx_magic", f"%explain {TEXT}"])
-        nb = nbformat.read(str(path), as_version=4)
-        nbclient.NotebookClient(nb, timeout=180, store_widget_state=True, kernel_name="python3").execute()
-        nbformat.write(nb, str(path))
-        rec = Recorder(context)
-        open_notebook(rec.page, server, path)
-        page = rec.page
-        # The kernel that made the widget is gone: the saved widget state draws it, or the static
-        # preview stands in. Either way the output area is never blank, and never an error box.
-        wait_for_js(page, """() => {
-              const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[1]?.querySelector('.jp-OutputArea');
-              return !!out && (!!out.querySelector('.txm-root[data-ready="1"]') || !!out.querySelector('.txm-fallback')
-                               || /model not found|Error displaying widget/i.test(out.textContent || ''));
-            }""", "the reopened notebook's output to show the widget or its preview", timeout=60)
-        shown = page.evaluate("""() => {
-              const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelector('.jp-OutputArea');
-              return {widget: !!out.querySelector('.txm-root[data-ready="1"]'),
-                      preview: !!out.querySelector('.txm-fallback img'),
-                      text: (out.textContent || '').slice(0, 5000)};
-            }""")
-        save_screenshot(page, "frontend-reopened")
-        page.close()
+    path = server.write_notebook("headless.ipynb", ["%load_ext tx_magic", f"%explain {TEXT}"])
+    nb = nbformat.read(str(path), as_version=4)
+    nbclient.NotebookClient(nb, timeout=180, store_widget_state=True, kernel_name="python3").execute()
+    nbformat.write(nb, str(path))
+    rec = Recorder(context)
+    open_notebook(rec.page, server, path)
+    page = rec.page
+    # The kernel that made the widget is gone: the saved widget state draws it, or the static
+    # preview stands in. Either way the output area is never blank, and never an error box.
+    wait_for_js(page, """() => {
+          const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[1]?.querySelector('.jp-OutputArea');
+          return !!out && (!!out.querySelector('.txm-root[data-ready="1"]') || !!out.querySelector('.txm-fallback')
+                           || /model not found|Error displaying widget/i.test(out.textContent || ''));
+        }""", "the reopened notebook's output to show the widget or its preview", timeout=60)
+    shown = page.evaluate("""() => {
+          const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelector('.jp-OutputArea');
+          return {widget: !!out.querySelector('.txm-root[data-ready="1"]'),
+                  preview: !!out.querySelector('.txm-fallback img'),
+                  text: (out.textContent || '').slice(0, 5000)};
+        }""")
+    save_screenshot(page, "frontend-reopened")
+    page.close()
     assert shown["widget"] or shown["preview"], f"reopened notebook shows neither widget nor preview: {shown}"
     assert "model not found" not in shown["text"].lower(), shown
     assert "animal" in shown["text"], shown

