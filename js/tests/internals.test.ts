@@ -7,7 +7,8 @@ import { renderExplorer } from "../src/render";
 import { SelectionStore } from "../src/state";
 import { attentionRow } from "../src/views/generation";
 import { byDistance, lensTop } from "../src/views/lens";
-import { REPLY_LENS, REPLY_LENS_ERROR, REQUEST_LENS } from "../src/wire";
+import { openChannel } from "../src/rpc";
+import { REPLY, REPLY_ERROR, REQUEST_LENS, type WireRequest } from "../src/wire";
 import { deferred, FakeModel, fakeMeta, fakeSource, flush, testHost } from "./helpers";
 
 const EVIL = "<img src=x onerror=alert(1)>";
@@ -155,25 +156,27 @@ describe("decodeInternals", () => {
 
   it("asks Python over custom messages and matches the replies by id", async () => {
     const model = new FakeModel({});
-    const { fetch, dispose } = lensFetcher(model, 1000);
+    const channel = openChannel(model);
+    const fetch = lensFetcher(channel, 1000);
     const first = fetch([3, 4]);
     const second = fetch([5]);
-    expect(model.sent).toEqual([{ type: REQUEST_LENS, id: "lens-0", positions: [3, 4] }, { type: REQUEST_LENS, id: "lens-1", positions: [5] }]);
+    const [ask1, ask2] = model.sent as WireRequest[];
+    expect(model.sent).toEqual([{ type: REQUEST_LENS, id: ask1.id, payload: { positions: [3, 4] } }, { type: REQUEST_LENS, id: ask2.id, payload: { positions: [5] } }]);
     const reply = lensReply([5]);
-    model.emit("msg:custom", { type: REPLY_LENS_ERROR, id: "lens-0", message: "position must be in 0..3, got 4" });
-    model.emit("msg:custom", { type: REPLY_LENS, id: "lens-1", positions: [5], k: K },
+    model.emit("msg:custom", { type: REPLY_ERROR, id: ask1.id, message: "position must be in 0..3, got 4" });
+    model.emit("msg:custom", { type: REPLY, id: ask2.id, content: { positions: [5], k: K } },
       [new DataView(reply.ids.buffer), new DataView(reply.probs.buffer)]);
     await expect(first).rejects.toThrow(/could not compute the logit lens: position must be in 0..3, got 4/);
     const got = await second;
     expect(Array.from(got.ids)).toEqual(Array.from(reply.ids));
     expect(got.positions).toEqual([5]);
     const pending = fetch([1]);
-    dispose();
+    channel.dispose();
     await expect(pending).rejects.toThrow(/cancelled/);
     expect(model.listeners("msg:custom")).toBe(0);
     vi.useFakeTimers();
     try {
-      const { fetch: slow } = lensFetcher(model, 1000);
+      const slow = lensFetcher(openChannel(model), 1000);
       const late = slow([0]);
       vi.advanceTimersByTime(1001);
       await expect(late).rejects.toThrow(/no reply from Python for the logit lens/);
