@@ -22,8 +22,9 @@ from .schema import (
 def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 values, float32 scale per row): byte = round(p / scale * 255), scale = the row's max.
 
-    Decoded as byte / 255 * scale, each value is within scale / 510 of `p`. NaN counts as 0; a row of
-    zeros has scale 0.
+    Decoded as byte / 255 * scale, each value is within scale / 510 of `p` (and float32's rounding).
+    NaN counts as 0; a row of zeros has scale 0; a row whose max is tiny (255 / max overflows float32,
+    below ~7.5e-37) is divided rather than multiplied by its inverse, so it keeps its values too.
     """
     v = np.asarray(values, dtype=np.float32)
     if not v.shape[-1]:
@@ -33,8 +34,12 @@ def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = np.fmax.reduce(v, axis=-1)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.float32(0)).astype(np.float32)
     inverse = np.zeros_like(scale)
-    np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
-    q = v * inverse[..., None]          # <= 255 (+ rounding) as no weight exceeds its row's max
+    with np.errstate(over="ignore", invalid="ignore"):  # tiny rows: mended below
+        np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
+        q = v * inverse[..., None]      # <= 255 (+ rounding) as no weight exceeds its row's max
+    tiny = np.isinf(inverse)
+    if tiny.any():  # rare: dividing keeps such a row's ratios finite
+        q[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
     q += np.float32(0.5)                # then truncation rounds to the nearest
     np.fmax(q, np.float32(0.0), out=q)  # NaN and negatives -> 0
     return q.astype(np.uint8), scale
