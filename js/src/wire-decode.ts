@@ -13,56 +13,33 @@ import {
 } from "./wire-schema";
 import { toBytes, toFloat32, toInt32 } from "./wire-bytes";
 
-/** One token sequence ("input", "source", "target"). */
-export interface SequenceInfo {
-  text: string[];
-  special: boolean[];
-  /** 0 for text A, 1 for text B of a sentence pair. */
-  segment: number[];
-  /** Token ids (-1 where unknown); head types use them to find repeats (induction). */
-  ids: number[];
-}
+/** One token sequence ("input", "source", "target"), as it crosses. */
+export type SequenceInfo = WireTokenSequence;
 
-/** One attention kind ("self", "encoder", "decoder", "cross") and where its tokens come from. */
-export interface KindInfo {
-  name: string;
-  layers: number;
-  heads: number;
-  /** Name of the sequence the queries come from. */
-  queries: string;
-  /** Name of the sequence the keys come from. */
-  keys: string;
-  mask: MaskType;
+/**
+ * One attention kind, decoded: its bytes as typed arrays; `streamed`, `pool` and `thumbnails`
+ * may be absent in hand-made data (then: not streamed, pool 1, the views pool the layers).
+ */
+export interface KindInfo extends Omit<WireKind, "streamed" | "pool" | "thumbnails" | "mask_data" | "stats"> {
+  streamed?: boolean;
+  pool?: number;
+  thumbnails?: Thumbnails;
   /** For an explicit mask: Q*K bytes, 1 = allowed. */
   mask_data?: Uint8Array;
-  /** Weights kept reduced in the kernel: whole layers only pooled, exact cells only as windows. */
-  streamed?: boolean;
-  /** The finest pool a whole-layer request can give (1: full resolution). */
-  pool?: number;
-  /** uint8 (layer, head, size, size) tile maxima x 255, or undefined (older data: pool the layers). */
-  thumbnails?: Thumbnails;
   /** Streamed kinds: per-head statistics from Python, name -> float32 (layer, head). */
   stats?: Record<string, Float32Array>;
-  /** Streamed kinds: each head's label from Python, [layer][head] ("" for none). */
-  head_types?: string[][];
 }
 
-/** Every head's overview thumbnail, sent with the metadata. */
-export interface Thumbnails {
-  /** Tiles per side (min(THUMBNAIL_SIZE, Q, K)). */
-  size: number;
-  /** uint8 (layer, head, size, size); a value is round(255 * max over its tile). */
+/** Every head's overview thumbnail: uint8 (layer, head, size, size), round(255 * max over its tile). */
+export interface Thumbnails extends Omit<WireThumbnails, "data"> {
   data: Uint8Array;
 }
 
 /** The decoded `_meta` trait. */
-export interface Meta {
-  version: number;
-  model: string;
-  warnings: string[];
+export interface Meta extends Omit<WireMeta, "sequences" | "kinds" | "image"> {
   sequences: Record<string, SequenceInfo>;
   kinds: KindInfo[];
-  /** The picture a vision model saw (see the "images" section below); absent for text. */
+  /** The picture a vision model saw; absent for text. */
   image?: ImageInfo;
 }
 
@@ -98,19 +75,10 @@ export interface TopKBlock {
   data: Float32Array;
 }
 
-/** The decoded `_meta.image`. */
-export interface ImageInfo {
+/** The decoded `_meta.image`: tokens first .. first + rows * cols - 1 of `sequence` are its patches. */
+export interface ImageInfo extends Omit<WireImage, "png"> {
   png: Uint8Array;
-  width: number;
-  height: number;
-  rows: number;
-  cols: number;
-  /** Name of the sequence whose tokens are the patches. */
-  sequence: string;
-  /** Index of the first patch token (the tokens before it are [CLS] and the like). */
-  first: number;
 }
-
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

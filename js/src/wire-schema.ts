@@ -47,30 +47,40 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 // -- the traits -------------------------------------------------------------------------------
 
+/** One token sequence ("input", "source", "target"). */
 export interface WireTokenSequence {
   text: string[];
   special: boolean[];
+  /** 0 for text A, 1 for text B of a sentence pair. */
   segment: number[];
+  /** Token ids (-1 where unknown); head types use them to find repeats (induction). */
   ids: number[];
 }
 
 export interface WireThumbnails {
+  /** Tiles per side (min(THUMBNAIL_SIZE, Q, K)). */
   size: number;
   data: WireBytes;
 }
 
+/** One attention kind ("self", "encoder", "decoder", "cross") and where its tokens come from. */
 export interface WireKind {
   name: string;
   layers: number;
   heads: number;
+  /** Name of the sequence the queries come from. */
   queries: string;
+  /** Name of the sequence the keys come from. */
   keys: string;
   mask: MaskType;
+  /** Weights kept reduced in the kernel: whole layers only pooled, exact cells only as windows. */
   streamed: boolean;
+  /** The finest pool a whole-layer request can give (1: full resolution). */
   pool: number;
   thumbnails: WireThumbnails;
   mask_data?: WireBytes;
   stats?: Record<string, WireBytes>;
+  /** Streamed kinds: each head's label from Python, [layer][head] ("" for none). */
   head_types?: string[][];
 }
 
@@ -80,7 +90,9 @@ export interface WireImage {
   height: number;
   rows: number;
   cols: number;
+  /** Name of the sequence whose tokens are the patches. */
   sequence: string;
+  /** Index of the first patch token (the tokens before it are [CLS] and the like). */
   first: number;
 }
 
