@@ -136,8 +136,10 @@ describe("the channel", () => {
     const failed = expect(slow).rejects.toThrow(/no reply from Python for self layer 2 after 30 s: is the kernel busy/);
     vi.advanceTimersByTime(REQUESTS[REQUEST_LAYER].timeoutMs + 1);
     await failed;
-    const lens = lensFetcher(channel)([1]);
+    const lens = lensFetcher(channel)([1]), late = lensFetcher(channel, 1000)([2]);
+    const gaveUp = expect(late).rejects.toThrow(/^no reply from Python for the logit lens after 1 s/);
     vi.advanceTimersByTime(REQUESTS.get_lens.timeoutMs - 1); // the lens waits longer: 60 s
+    await gaveUp;
     channel.dispose();
     await expect(lens).rejects.toThrow("request for the logit lens cancelled: the view was closed");
     expect(model.listeners("msg:custom")).toBe(0);
