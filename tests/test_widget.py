@@ -10,9 +10,9 @@ import pytest
 import traitlets
 
 import tx_magic
-from tx_magic.widget import exports as widget_module
 from tx_magic import wire
 from tx_magic.widget import ExportError
+from tx_magic.widget import exports as widget_module
 
 
 def request(type_, request_id, **payload):
@@ -72,7 +72,7 @@ def test_selection_traits_sync_and_validate(trace):
     w.observe(lambda change: seen.append(change["new"]), names="token")
     w.token = 3
     assert seen == [3]
-    with pytest.raises(traitlets.TraitError, match="0..5"):
+    with pytest.raises(traitlets.TraitError, match=r"0\.\.5"):
         w.layer = 6
 
 
@@ -132,7 +132,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
 
 
-@pytest.fixture()
+@pytest.fixture
 def fake_front_end(trace):
     """A widget whose sent messages are recorded instead of reaching a browser."""
     w = tx_magic.show(trace)
@@ -173,7 +173,7 @@ def test_a_views_error_fails_the_future_with_its_message(fake_front_end, tmp_pat
     future = w.save_png(tmp_path / "big.png")
     request, _ = w.sent[-1]
     w._on_custom_msg(w, {"type": wire.REPLY_ERROR, "id": request["id"], "message": "the PNG is 12.0 MB"}, [])
-    with pytest.raises(ExportError, match="12.0 MB"):
+    with pytest.raises(ExportError, match=r"12\.0 MB"):
         future.result(timeout=1)
     assert not (tmp_path / "big.png").exists()
     assert "big.png not written" in capsys.readouterr().err
@@ -190,7 +190,7 @@ def test_bytes_that_are_not_the_format_are_refused(fake_front_end, tmp_path):
 def test_no_view_answering_fails_after_the_idle_timeout(fake_front_end, tmp_path, monkeypatch):
     monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.3)
     future = fake_front_end.save_png(tmp_path / "never.png")
-    with pytest.raises(ExportError, match="no view of this widget answered.*display the widget"):
+    with pytest.raises(ExportError, match=r"no view of this widget answered.*display the widget"):
         future.result(timeout=5)
     _answer(fake_front_end, fake_front_end.sent[-1][0], PNG)  # too late: ignored
     assert not (tmp_path / "never.png").exists()
@@ -198,8 +198,8 @@ def test_no_view_answering_fails_after_the_idle_timeout(fake_front_end, tmp_path
 
 def test_the_timeout_does_not_run_while_a_cell_runs(fake_front_end, tmp_path, monkeypatch):
     monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.2)
-    monkeypatch.setattr(widget_module._KernelActivity, "busy", True)
-    monkeypatch.setattr(widget_module._KernelActivity, "watch", classmethod(lambda cls: None))
+    monkeypatch.setattr(widget_module.KernelActivity, "busy", True)
+    monkeypatch.setattr(widget_module.KernelActivity, "watch", classmethod(lambda cls: None))
     future = fake_front_end.save_png(tmp_path / "later.png")
     time.sleep(0.5)
     assert not future.done()  # the kernel cannot read replies yet: no verdict
@@ -209,7 +209,7 @@ def test_the_timeout_does_not_run_while_a_cell_runs(fake_front_end, tmp_path, mo
 
 def test_waiting_inside_the_cell_that_asked_is_refused(fake_front_end, tmp_path, monkeypatch):
     future = fake_front_end.save_png(tmp_path / "x.png")
-    monkeypatch.setattr(widget_module._KernelActivity, "running_cell", staticmethod(lambda: True))
+    monkeypatch.setattr(widget_module.KernelActivity, "running_cell", staticmethod(lambda: True))
     with pytest.raises(ExportError, match="later cell"):
         future.result()
 

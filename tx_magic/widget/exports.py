@@ -38,14 +38,14 @@ class ExportFuture(concurrent.futures.Future[pathlib.Path]):
         return super().exception(timeout)
 
     def _refuse_deadlock(self) -> None:
-        if not self.done() and _KernelActivity.running_cell():
+        if not self.done() and KernelActivity.running_cell():
             raise ExportError(
                 "the picture is written once the kernel is idle, after this cell (and any queued "
                 "cells) finish: call .result() in a later cell, or check .done()"
             )
 
 
-class _KernelActivity:
+class KernelActivity:
     """Whether IPython is running a cell: a view's reply is only read while it is not."""
 
     busy = False
@@ -102,7 +102,7 @@ class PendingExports:
         future = ExportFuture()
         with self._lock:
             self._pending[request_id] = (future, fmt, target)
-        _KernelActivity.watch()
+        KernelActivity.watch()
         threading.Thread(target=self._watchdog, args=(request_id,), daemon=True, name="tx_magic-export").start()
         return future
 
@@ -139,7 +139,7 @@ class PendingExports:
                 entry = self._pending.get(request_id)
             if entry is None or entry[0].done():
                 return
-            idle = 0.0 if _KernelActivity.busy else idle + step
+            idle = 0.0 if KernelActivity.busy else idle + step
             if idle >= EXPORT_TIMEOUT:
                 entry = self._take(request_id)
                 if entry is not None:
