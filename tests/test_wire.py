@@ -230,6 +230,8 @@ def test_bad_block_requests_get_an_error_reply(monkeypatch):
     assert window(q0=0, q1=10, k0=0, k1=10)["type"] == wire.REPLY
     assert "needs a payload object" in wire.reply_to(trace, {"type": wire.REQUEST_TOPK, "id": "p"})[0]["message"]
     assert wire.reply_to(trace, {"type": "something else", "id": "s"}) is None
+    monkeypatch.setitem(wire.HANDLERS, wire.REQUEST_TOPK, lambda *_: 1 / 0)  # a bug: still an answer
+    assert ask(trace, wire.REQUEST_TOPK, kind="self", layer=0)[0]["message"] == "ZeroDivisionError: division by zero"
     assert wire.reply_to(trace, ["not", "a", "request"]) is None
 
 

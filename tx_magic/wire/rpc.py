@@ -133,9 +133,11 @@ def reply_to(trace: Trace, message: object) -> tuple[Reply | ErrorReply, list[by
         if not isinstance(payload, Mapping):
             raise RequestError(f"a {message['type']} request needs a payload object, got {payload!r}")
         content, buffers = HANDLERS[message["type"]](trace, payload)
-    except (RequestError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (RequestError, KeyError, IndexError, TypeError, ValueError) as exc:  # a request it cannot answer
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         return error(request_id, str(text)), []
+    except Exception as exc:  # noqa: BLE001 - anything else too: the view shows it instead of waiting out its timeout
+        return error(request_id, f"{type(exc).__name__}: {exc}"), []
     return {"type": REPLY, "id": request_id, "content": content}, buffers
 
 
