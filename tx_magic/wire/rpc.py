@@ -20,7 +20,7 @@ this one is shaped like it (an id-keyed request, one reply with buffers):
   envelope, ids and error form (a view over the 10 MiB a browser may send says so in an ErrorReply).
 - ``invoke`` adds a listener per call; one channel per view routes every reply through one.
 - Commands are methods of the widget class; the answers here come from the trace, in this layer
-  below the widget, testable without one, and the same table serves the benchmark's page host.
+  below the widget (the widget's one message handler calls `reply_to`), and are tested without one.
 """
 
 from __future__ import annotations
