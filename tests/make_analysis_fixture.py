@@ -15,11 +15,10 @@ tests/test_wire_in_step.py can check the file is current.
 from __future__ import annotations
 
 import importlib
-import json
 from typing import Any
 
 import numpy as np
-from make_wire_fixture import ROOT, _modules, build_trace, encode_trace
+from make_wire_fixture import ROOT, build_trace, encode_trace, modules, write_fixture
 
 FIXTURE = ROOT / "js" / "tests" / "fixtures" / "analysis-fixture.json"
 N = 12
@@ -45,7 +44,7 @@ def _patterns() -> np.ndarray:
     for i in q:
         local[i, max(0, i - 2): i + 1] = 1
     induction = causal.copy() * 0.02
-    _modules()
+    modules()
     targets = importlib.import_module("tx_magic.core.tokens").induction_targets(IDS)
     for i, k in targets:
         induction[i, k] = 1.0
@@ -66,7 +65,7 @@ def _patterns() -> np.ndarray:
 
 
 def _pattern_trace() -> Any:
-    _, trace_mod = _modules()
+    _, trace_mod = modules()
     tokens = trace_mod.Tokens(text=tuple(f"t{i}" for i in IDS), ids=IDS)
     return trace_mod.Trace("fixture/patterns", {"input": tokens}, {"self": _patterns()},
                            masks={"self": np.tril(np.ones((N, N), dtype=bool))})
@@ -74,7 +73,7 @@ def _pattern_trace() -> Any:
 
 def _odd_trace() -> Any:
     """NaN and inf weights, and a padding query whose mask row is empty (its weights are all 0)."""
-    _, trace_mod = _modules()
+    _, trace_mod = modules()
     n = 6
     mask = np.ones((n, n), dtype=bool)
     mask[:, -1] = False
@@ -83,7 +82,7 @@ def _odd_trace() -> Any:
     att = _rownorm(rng.random((2, 3, n, n)) * mask + 1e-12) * mask
     att[0, 1, 2, 3] = np.nan
     att[1, 2, 1, 0] = np.inf
-    tokens = trace_mod.Tokens(text=tuple("abcde") + ("<pad>",), ids=(1, 2, 3, 1, 2, 0))
+    tokens = trace_mod.Tokens(text=(*"abcde", "<pad>"), ids=(1, 2, 3, 1, 2, 0))
     return trace_mod.Trace("fixture/odd", {"input": tokens}, {"self": att.astype(np.float32)}, masks={"self": mask})
 
 
@@ -92,13 +91,16 @@ def _json_number(x: float) -> float | None:
 
 
 def _expected(trace: Any) -> dict[str, Any]:
-    _modules()
+    modules()
     analysis = importlib.import_module("tx_magic.analysis")
     out: dict[str, Any] = {}
     for kind in trace.kinds:
         layers, heads = trace.shape(kind)[:2]
         records = analysis.stats_records(trace, kind)
-        grid = lambda key: [[records[l * heads + h][key] for h in range(heads)] for l in range(layers)]  # noqa: E731
+
+        def grid(key: str, records: list[dict[str, Any]] = records, layers: int = layers, heads: int = heads) -> list:
+            return [[records[at * heads + h][key] for h in range(heads)] for at in range(layers)]
+
         entry: dict[str, Any] = {
             "stats": {name: [[_json_number(x) for x in row] for row in grid(name)] for name in analysis.STAT_NAMES},
             "types": grid("type"),
@@ -118,11 +120,5 @@ def build_fixture() -> dict[str, Any]:
     return cases
 
 
-def main() -> None:
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_text(json.dumps(build_fixture(), indent=1) + "\n")
-    print(f"wrote {FIXTURE.relative_to(ROOT)}")
-
-
 if __name__ == "__main__":
-    main()
+    write_fixture(FIXTURE, build_fixture())

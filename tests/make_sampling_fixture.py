@@ -4,13 +4,16 @@ match with the browser's recomputation. Run: python tests/make_sampling_fixture.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 import torch
-from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "js" / "tests" / "fixtures" / "sampling-fixture.json"
 CASES = [(1.0, 0, 1.0), (0.5, 0, 1.0), (1.7, 0, 1.0), (1.0, 5, 1.0), (1.0, 0, 0.9), (0.8, 10, 0.75),
@@ -35,5 +38,6 @@ def build_fixture() -> dict:
 
 
 if __name__ == "__main__":
-    FIXTURE.write_text(json.dumps(build_fixture(), indent=1) + "\n")
-    print(f"wrote {FIXTURE}")
+    from make_wire_fixture import write_fixture
+
+    write_fixture(FIXTURE, build_fixture())

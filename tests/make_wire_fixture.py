@@ -1,19 +1,25 @@
-"""Write js/tests/fixtures/wire-fixture.json: what the Python encoder sends, for the TS tests.
+"""Write js/tests/fixtures/wire-fixture.json: every kind of message the Python side sends, for the TS tests.
 
     python tests/make_wire_fixture.py
 
-The fixture holds an encoder-decoder trace encoded by `tx_magic.wire` (``meta``: the ``_meta``
-trait, ``layers``: every layer block as float32, bytes as base64 under the same keys) and the values
-the renderer must decode (``expected``: ``"<kind>/<layer>"`` -> the flat float32 list,
-``expected_masks``: kind -> flat 0/1 list, 1 = allowed, ``expected_thumbnails``: kind -> flat uint8
-list (layer, head, T, T)). Wire v2 adds:
+Bytes are base64 text under the keys that hold them (`tx_magic.wire.as_base64`); reply buffers are
+base64 lists. The fixture holds:
 
-- ``blocks_v2``: [{"block": an encoded value block, "expected": its flat decoded values as Python
-  decodes them (uint8: byte / 255 * scale)}] for a uint8 whole layer, a uint8 block pooled 2 x 2 with a
-  partial last tile, and an exact float32 window with q0, k0 > 0;
-- ``topk``: {"block": an encoded top-k block, "expected_index", "expected_data"} (flat lists);
-- ``streamed``: {"meta": the ``_meta`` of a small streamed trace (stats, head_types), "expected_stats":
-  name -> flat float32 list (layer, head)}.
+- ``schema``: every TypedDict of `tx_magic.wire.schema` by name, its required and optional keys;
+  ``constants``: the constants both sides declare (js/tests/wire-schema.test.ts checks both against
+  js/src/wire-schema.ts);
+- ``meta``, ``layers``: an encoder-decoder trace (causal decoder, explicit padding mask on cross, markup
+  in tokens) as the widget sends it, every layer float32; ``expected`` ("<kind>/<layer>" -> flat
+  float32), ``expected_masks`` (kind -> flat 0/1), ``expected_thumbnails`` (kind -> flat uint8);
+- ``blocks``: [{"block", "expected"}] for a uint8 whole layer, uint8 and float32 pooled layers (a
+  partial last tile), an exact float32 window at q0, k0 > 0; ``topk``: a top-k block and its values;
+- ``streamed``: the ``_meta`` of a streamed trace (stats, head types) and its statistics;
+- ``vision``: the ``_meta`` of a trace with an image, and the PNG's bytes;
+- ``internals``: a causal LM trace's ``_internals`` (hidden states, lens, logits, vocab, generation) and
+  its values (NaN as null);
+- ``messages``: per reply kind (layer, block, topk, logits, lens, error) the request as the renderer
+  sends it, Python's reply (`tx_magic.wire.reply_to`), its buffers and the values they decode to;
+  ``export_request``: the request Python sends a view for a picture.
 
 Deterministic: same output every run, so tests/test_wire_in_step.py can check the file matches what
 the encoder writes now.
@@ -21,12 +27,13 @@ the encoder writes now.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import pathlib
+import struct
 import sys
 import types
+import zlib
 from typing import Any
 
 import numpy as np
@@ -35,7 +42,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
 
 
-def _modules() -> tuple[Any, Any]:
+def modules() -> tuple[Any, Any]:
     """tx_magic.wire and tx_magic.trace, without needing the package's __init__ (or its bundle)."""
     try:
         return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.core.trace")
@@ -46,6 +53,13 @@ def _modules() -> tuple[Any, Any]:
         package.__path__ = [str(ROOT / "tx_magic")]  # type: ignore[attr-defined]
         sys.modules["tx_magic"] = package
         return importlib.import_module("tx_magic.wire"), importlib.import_module("tx_magic.core.trace")
+
+
+def write_fixture(path: pathlib.Path, fixture: Any) -> None:
+    """Write a fixture as the TS tests read it (and the in-step tests compare it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fixture, indent=1) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 def _attention(rng: np.random.Generator, layers: int, heads: int, mask: np.ndarray) -> np.ndarray:
@@ -59,13 +73,9 @@ def _attention(rng: np.random.Generator, layers: int, heads: int, mask: np.ndarr
     return weights.astype(np.float32)
 
 
-def _b64(value: Any) -> str:
-    return base64.b64encode(bytes(value)).decode("ascii")
-
-
 def build_trace() -> Any:
     """The fixture's encoder-decoder trace (padding mask on cross, causal decoder, markup in tokens)."""
-    _, trace_mod = _modules()
+    _, trace_mod = modules()
     rng = np.random.default_rng(20240611)
     source = trace_mod.Tokens(
         text=("<s>", "Le", "<img src=x onerror=alert(1)>", " chat", "<pad>"),
@@ -78,7 +88,7 @@ def build_trace() -> Any:
     cross_mask = np.broadcast_to(padding, (n_tgt, n_src)).copy()
     causal = np.tril(np.ones((n_tgt, n_tgt), dtype=bool))
     everything = np.ones((n_src, n_src), dtype=bool)
-    trace = trace_mod.Trace(
+    return trace_mod.Trace(
         model_name="fixture/encoder-decoder",
         sequences={"source": source, "target": target},
         attentions={
@@ -89,28 +99,26 @@ def build_trace() -> Any:
         masks={"decoder": causal, "cross": cross_mask},
         warnings=["fixture: <b>not bold</b> & truncated"],
     )
-    return trace
 
 
 def encode_trace(trace: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(meta, layers) as the widget sends them, every layer, bytes as base64 (JSON-safe)."""
-    wire, _ = _modules()
-    meta = _b64_meta(wire.encode_meta(trace))
-    layers = [_b64_block(block) for block in wire.eager_layers(trace, budget=1 << 30)]
-    return meta, layers
+    wire, _ = modules()
+    return wire.as_base64(wire.encode_meta(trace)), wire.as_base64(wire.eager_layers(trace, budget=1 << 30))
 
 
-def _b64_block(block: dict[str, Any]) -> dict[str, Any]:
-    return {key: _b64(value) if isinstance(value, bytes) else value for key, value in block.items()}
+def _floats(values: Any) -> list[float | None]:
+    """Flat float32 values as JSON numbers, NaN as null."""
+    return [None if np.isnan(x) else float(x) for x in np.asarray(values, dtype=np.float32).ravel()]
 
 
-def _floats(values: Any) -> list[float]:
-    return [float(x) for x in np.asarray(values, dtype=np.float32).ravel()]
+def _ints(values: Any) -> list[int]:
+    return [int(x) for x in np.asarray(values).ravel()]
 
 
 def build_streamed_trace() -> Any:
     """A small streamed trace (random reductions, 2 layers x 2 heads, 9 tokens, tiles of 4)."""
-    _, trace_mod = _modules()
+    _, trace_mod = modules()
     streamed = importlib.import_module("tx_magic.core.attention")
     rng = np.random.default_rng(7)
     layers, heads, n, tile = 2, 2, 9, 4
@@ -126,54 +134,148 @@ def build_streamed_trace() -> Any:
                            masks={"self": np.tril(np.ones((n, n), dtype=bool))})
 
 
-def _b64_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    for kind in meta["kinds"]:
-        if "mask_data" in kind:
-            kind["mask_data"] = _b64(kind["mask_data"])
-        kind["thumbnails"] = {**kind["thumbnails"], "data": _b64(kind["thumbnails"]["data"])}
-        if "stats" in kind:
-            kind["stats"] = {name: _b64(data) for name, data in kind["stats"].items()}
-    return meta
+def _png(width: int, height: int) -> bytes:
+    """A small grey-ramp PNG, written byte by byte (no image library: the same bytes everywhere)."""
+    rows = b"".join(b"\x00" + bytes((x * 60 + y * 20) % 256 for x in range(width)) for y in range(height))
+    chunk = lambda tag, data: struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))  # noqa: E731
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def build_vision_trace() -> Any:
+    """[CLS] and a 2 x 2 grid of patches over a 4 x 4 picture."""
+    _, trace_mod = modules()
+    image = importlib.import_module("tx_magic.core.image")
+    tokens = trace_mod.Tokens(text=("[CLS]", "p0", "p1", "p2", "p3"), special=(True, False, False, False, False))
+    att = _attention(np.random.default_rng(3), 1, 2, np.ones((5, 5), dtype=bool))
+    return trace_mod.Trace("fixture/vision", {"input": tokens}, {"self": att},
+                           image=image.PatchImage(png=_png(4, 4), width=4, height=4, rows=2, cols=2, first=1))
+
+
+class _Readout:
+    """A causal LM's final norm (none) and unembedding: small integer weights, so every logit is exact."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        import torch
+
+        self.weights = torch.from_numpy(weights.astype(np.float32))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.weights.shape[0])
+
+    def normed(self, hidden: Any) -> Any:
+        return hidden.float()
+
+    def logits(self, hidden: Any, *, normed: bool = False, ids: Any = None) -> Any:
+        weights = self.weights if ids is None else self.weights[ids]
+        return hidden.float() @ weights.T
+
+
+VOCAB = (" the", " cat", "<b>bold</b>", " sat", "\n", " on", " mat")
+
+
+def build_internals_trace() -> Any:
+    """A causal LM's trace of 5 tokens (the last 2 generated) with hidden states, lens and logits."""
+    _, trace_mod = modules()
+    internals = importlib.import_module("tx_magic.core.internals")
+    generation = importlib.import_module("tx_magic.core.generation")
+    rng = np.random.default_rng(11)
+    n, layers, width = 5, 2, 4
+    hidden = rng.integers(-3, 4, (layers + 1, n, width)).astype(np.float32)
+    readout = _Readout(rng.integers(-2, 3, (len(VOCAB), width)))
+    tokens = trace_mod.Tokens(text=tuple(VOCAB[i] for i in (0, 1, 3, 5, 6)), ids=(0, 1, 3, 5, 6))
+    causal = np.tril(np.ones((n, n), dtype=bool))
+    return trace_mod.Trace(
+        "fixture/causal-lm", {"input": tokens}, {"self": _attention(rng, layers, 2, causal)}, masks={"self": causal},
+        internals=internals.Internals(hidden_states=hidden, readout=readout, vocab=VOCAB),
+        generation=generation.Generation(prompt_length=3, new_ids=(5, 6)))
+
+
+def _internals(trace: Any) -> dict[str, Any]:
+    wire, _ = modules()
+    return {"raw": wire.as_base64(wire.encode_internals(trace)),
+            "expected": {"norms": _floats(trace.hidden.norms), "cosines": _floats(trace.hidden.cosines),
+                         "logits": _floats(trace.logits.last)}}
+
+
+def _message(wire: Any, trace: Any, number: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A request as the renderer sends it, Python's reply to it and what its buffers decode to."""
+    request = {"type": type_, "id": f"txm-{number}", "payload": payload}
+    reply, buffers = wire.reply_to(trace, request)
+    expected: dict[str, Any] = {}
+    if reply["type"] == wire.REPLY and type_ in (wire.REQUEST_LAYER, wire.REQUEST_BLOCK):
+        expected["values"] = _floats(wire.decode_block(reply["content"], buffers))
+    elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_TOPK:
+        index, values = wire.decode_topk(reply["content"], buffers)
+        expected["index"], expected["values"] = _ints(index), _floats(values)
+    elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_LOGITS:
+        expected["values"] = _floats(np.frombuffer(buffers[0], "<f4"))
+    elif reply["type"] == wire.REPLY:
+        expected["ids"] = _ints(np.frombuffer(buffers[0], "<i4"))
+        expected["values"] = _floats(np.frombuffer(buffers[1], "<f4"))
+    return {"request": request, "reply": reply, "buffers": wire.as_base64(buffers), "expected": expected}
+
+
+def _messages(wire: Any) -> dict[str, Any]:
+    trace = build_internals_trace()
+    asks = {
+        "layer": (wire.REQUEST_LAYER, {"kind": "self", "layer": 1, "dtype": wire.DTYPE_UINT8, "pool": 2}),
+        "block": (wire.REQUEST_BLOCK, {"kind": "self", "layer": 1, "q0": 1, "q1": 4, "k0": 0, "k1": 3}),
+        "topk": (wire.REQUEST_TOPK, {"kind": "self", "layer": 0}),
+        "logits": (wire.REQUEST_LOGITS, {"position": 2}),
+        "lens": (wire.REQUEST_LENS, {"positions": [3, 0]}),
+        "error": (wire.REQUEST_LAYER, {"kind": "self", "layer": 9}),
+    }
+    return {name: _message(wire, trace, i + 1, *ask) for i, (name, ask) in enumerate(asks.items())}
+
+
+def _schema(wire: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(every TypedDict's keys, the constants both sides declare), read from tx_magic.wire.schema."""
+    schema = importlib.import_module("tx_magic.wire.schema")
+    fields = {name: {"required": sorted(cls.__required_keys__), "optional": sorted(cls.__optional_keys__)}
+              for name, cls in wire.SCHEMA.items()}
+    constants = {name: list(value) if isinstance(value, tuple) else value for name, value in vars(schema).items()
+                 if name.isupper() and isinstance(value, (int, str, tuple)) and not name.endswith("_KEYS")
+                 and name not in wire.PYTHON_ONLY}
+    return fields, constants
 
 
 def build_fixture() -> dict[str, Any]:
-    wire, _ = _modules()
+    wire, _ = modules()
     trace = build_trace()
-    raw_meta = wire.encode_meta(trace)
     meta, layers = encode_trace(trace)
-    expected = {
-        f"{kind}/{layer}": [float(x) for x in trace.attention(kind)[layer].ravel()]
-        for kind in trace.kinds for layer in range(trace.shape(kind)[0])
-    }
-    expected_masks = {kind: [int(x) for x in trace.mask(kind).ravel()] for kind in trace.kinds}
-    expected_thumbnails = {kind["name"]: [int(x) for x in wire.decode_thumbnails(kind).ravel()]
-                           for kind in raw_meta["kinds"]}
-    v2 = [
+    fields, constants = _schema(wire)
+    blocks = [
         wire.encode_layer(trace, "encoder", 1, wire.DTYPE_UINT8),
-        wire.encode_layer(trace, "cross", 0, wire.DTYPE_UINT8, pool=2),   # 4 x 5 -> 2 x 3 tiles, last partial
+        wire.encode_layer(trace, "cross", 0, wire.DTYPE_UINT8, pool=2),  # 4 x 5 -> 2 x 3 tiles, last partial
+        wire.encode_layer(trace, "encoder", 0, wire.DTYPE, pool=2),
         wire.encode_block(trace, "cross", 1, 1, 3, 2, 5),
     ]
     topk = wire.encode_topk(trace, "decoder", 1, 3)
     index, values = wire.decode_topk(topk)
-    streamed_trace = build_streamed_trace()
-    streamed_meta = wire.encode_meta(streamed_trace)
+    streamed_meta = wire.encode_meta(build_streamed_trace())
     stats = wire.decode_stats(streamed_meta["kinds"][0])
+    vision = build_vision_trace()
     return {
-        "meta": meta, "layers": layers, "expected": expected, "expected_masks": expected_masks,
-        "expected_thumbnails": expected_thumbnails,
-        "blocks_v2": [{"block": _b64_block(b), "expected": _floats(wire.decode_block(b))} for b in v2],
-        "topk": {"block": _b64_block(topk), "expected_index": [int(i) for i in index.ravel()],
-                 "expected_data": _floats(values)},
-        "streamed": {"meta": _b64_meta(streamed_meta),
+        "schema": fields, "constants": constants,
+        "meta": meta, "layers": layers,
+        "expected": {f"{kind}/{layer}": _floats(trace.layer(kind, layer))
+                     for kind in trace.kinds for layer in range(trace.shape(kind)[0])},
+        "expected_masks": {kind: _ints(trace.mask(kind)) for kind in trace.kinds},
+        "expected_thumbnails": {kind["name"]: _ints(wire.decode_thumbnails(kind))
+                                for kind in wire.encode_meta(trace)["kinds"]},
+        "blocks": [{"block": wire.as_base64(b), "expected": _floats(wire.decode_block(b))} for b in blocks],
+        "topk": {"block": wire.as_base64(topk), "expected_index": _ints(index), "expected_data": _floats(values)},
+        "streamed": {"meta": wire.as_base64(streamed_meta),
                      "expected_stats": {name: _floats(v) for name, v in stats.items()}},
+        "vision": {"meta": wire.as_base64(wire.encode_meta(vision)),
+                   "expected_png": _ints(np.frombuffer(vision.image.png, np.uint8))},
+        "internals": _internals(build_internals_trace()),
+        "messages": _messages(wire),
+        "export_request": wire.request(wire.REQUEST_EXPORT, {"format": "png", "scale": 2}, request_id="export-1"),
     }
 
 
-def main() -> None:
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_text(json.dumps(build_fixture(), indent=1) + "\n")
-    print(f"wrote {FIXTURE.relative_to(ROOT)}")
-
-
 if __name__ == "__main__":
-    main()
+    write_fixture(FIXTURE, build_fixture())

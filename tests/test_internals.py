@@ -163,7 +163,7 @@ def test_wire_carries_internals_that_decode_back(causal):
     _, _, trace = causal
     enc = wire.encode_internals(trace)
     assert set(enc) == {"hidden", "lens", "logits", "vocab"}
-    assert tuple(enc["hidden"]) == wire.HIDDEN_KEYS and tuple(enc["lens"]) == wire.LENS_KEYS
+    assert tuple(enc["hidden"]) == wire.keys_of(wire.Hidden) and tuple(enc["lens"]) == wire.keys_of(wire.LensInfo)
     assert enc["lens"] == {"layers": trace.lens.layers, "tokens": len(trace.sequences["input"]), "k": 5}
     rows, n = trace.hidden.norms.shape
     norms = np.frombuffer(enc["hidden"]["norms"], "<f4").reshape(rows, n)
@@ -180,14 +180,14 @@ def test_widget_answers_a_logits_request_and_refuses_a_bad_position(causal):
     assert w._internals["logits"]["position"] == len(trace.sequences["input"]) - 1
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "position": 3}, [])
+    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "id": "l3", "payload": {"position": 3}}, [])
     content, buffers = sent[-1]
-    assert content == {"type": wire.REPLY_LOGITS, "position": 3}
+    assert content == {"type": wire.REPLY, "id": "l3", "content": {"position": 3}}
     np.testing.assert_array_equal(np.frombuffer(buffers[0], "<f4"), trace.logits.at(3))
-    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "position": 500}, [])
-    assert sent[-1][0]["type"] == wire.REPLY_LOGITS_ERROR and "position must be in" in sent[-1][0]["message"]
-    w._on_custom_msg(w, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0}, [])
-    assert sent[-1][0]["type"] == wire.REPLY_LAYER  # the same one handler answers every request
+    w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "id": "far", "payload": {"position": 500}}, [])
+    assert sent[-1][0]["type"] == wire.REPLY_ERROR and "position must be in" in sent[-1][0]["message"]
+    w._on_custom_msg(w, {"type": wire.REQUEST_LAYER, "id": "l", "payload": {"kind": "self", "layer": 0}}, [])
+    assert sent[-1][0]["type"] == wire.REPLY and sent[-1][0]["id"] == "l"  # the same one handler answers every request
 
 
 def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
@@ -195,10 +195,10 @@ def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
     w = tx_magic.show(trace)
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "r1", "positions": [4, 1]}, [])
+    w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "r1", "payload": {"positions": [4, 1]}}, [])
     content, buffers = sent[-1]
-    assert content == {"type": wire.REPLY_LENS, "id": "r1", "positions": [4, 1], "k": 5}
-    assert tuple(content) == wire.LENS_REPLY_KEYS
+    assert content == {"type": wire.REPLY, "id": "r1", "content": {"positions": [4, 1], "k": 5}}
+    assert tuple(content["content"]) == wire.keys_of(wire.LensReply)
     rows = trace.lens.layers + 1
     ids = np.frombuffer(buffers[0], "<i4").reshape(rows, 2, 5)
     probs = np.frombuffer(buffers[1], "<f4").reshape(rows, 2, 5)
@@ -209,15 +209,15 @@ def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
     for bad, message in [([n], "position must be in"), ([], "positions must be a list"),
                          (list(range(wire.MAX_LENS_POSITIONS + 1)), "positions must be a list"),
                          (["a"], "whole numbers"), ("3", "positions must be a list")]:
-        w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "bad", "positions": bad}, [])
-        assert sent[-1][0]["type"] == wire.REPLY_LENS_ERROR and sent[-1][0]["id"] == "bad"
+        w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "bad", "payload": {"positions": bad}}, [])
+        assert sent[-1][0]["type"] == wire.REPLY_ERROR and sent[-1][0]["id"] == "bad"
         assert message in sent[-1][0]["message"] and sent[-1][1] == []
 
 
 def test_a_lens_request_to_a_trace_without_a_lens_gets_an_error(minilm):
     trace = tx_magic.capture(minilm.model, minilm.tokenizer, "The cat sat.")
-    reply, buffers = wire.answer_lens(trace, {"type": wire.REQUEST_LENS, "id": "x", "positions": [0]})
-    assert reply["type"] == wire.REPLY_LENS_ERROR and "no logit lens" in reply["message"] and buffers == []
+    reply, buffers = wire.reply_to(trace, {"type": wire.REQUEST_LENS, "id": "x", "payload": {"positions": [0]}})
+    assert reply["type"] == wire.REPLY_ERROR and "no logit lens" in reply["message"] and buffers == []
 
 
 def test_hidden_stats_refuses_a_wrong_shape():

@@ -10,9 +10,14 @@ import pytest
 import traitlets
 
 import tx_magic
-from tx_magic.widget import exports as widget_module
 from tx_magic import wire
 from tx_magic.widget import ExportError
+from tx_magic.widget import exports as widget_module
+
+
+def request(type_, request_id, **payload):
+    """A request as the renderer sends it."""
+    return {"type": type_, "id": request_id, "payload": payload}
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +28,11 @@ def trace(minilm):
 def test_meta_describes_tokens_and_kinds_without_values(trace):
     meta = wire.encode_meta(trace)
     assert meta["version"] == wire.WIRE_VERSION
-    assert tuple(meta) == wire.META_KEYS
+    assert tuple(meta) == wire.keys_of(wire.Meta)[:5]  # no image: every other key, in the declared order
     assert meta["sequences"]["input"]["text"] == list(trace.tokens()[0])
     assert meta["sequences"]["input"]["special"][0] is True
     (kind,) = meta["kinds"]
-    assert tuple(kind) == wire.KIND_KEYS
+    assert tuple(kind) == tuple(k for k in wire.keys_of(wire.Kind) if k in wire.Kind.__required_keys__)
     assert (kind["name"], kind["layers"], kind["heads"], kind["mask"]) == ("self", 6, 12, wire.MASK_NONE)
 
 
@@ -35,7 +40,7 @@ def test_all_layers_travel_as_exact_float32_bytes_when_small(trace):
     w = tx_magic.show(trace)
     assert [b["layer"] for b in w._layers] == list(range(6))
     for block in w._layers:
-        assert tuple(block) == wire.BLOCK_KEYS
+        assert tuple(block) == tuple(k for k in wire.keys_of(wire.ValueBlock) if k != "scale")  # float32: no scale
         assert isinstance(block["data"], bytes)
         np.testing.assert_array_equal(wire.decode_layer(block), trace.attention()[block["layer"]])
 
@@ -45,13 +50,15 @@ def test_over_budget_only_the_first_layer_is_eager_and_the_rest_is_served(trace)
     assert [b["layer"] for b in w._layers] == [0]
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_custom_msg(w, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 4}, [])
-    content, buffers = sent[-1]
-    assert content["type"] == wire.REPLY_LAYER and content["layer"] == 4 and "data" not in content
+    w._on_custom_msg(w, request(wire.REQUEST_LAYER, "a", kind="self", layer=4), [])
+    reply, buffers = sent[-1]
+    content = reply["content"]
+    assert (reply["type"], reply["id"], content["layer"]) == (wire.REPLY, "a", 4) and "data" not in content
     np.testing.assert_array_equal(wire.decode_layer({**content, "data": buffers[0]}), trace.attention()[4])
-    w._on_custom_msg(w, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 99}, [])
-    assert sent[-1][0]["type"] == wire.REPLY_ERROR and "0..5" in sent[-1][0]["message"]
-    w._on_custom_msg(w, {"type": "something else"}, [])
+    w._on_custom_msg(w, request(wire.REQUEST_LAYER, "b", kind="self", layer=99), [])
+    assert sent[-1][0]["type"] == wire.REPLY_ERROR and sent[-1][0]["id"] == "b" and "0..5" in sent[-1][0]["message"]
+    w._on_custom_msg(w, {"type": "something else", "id": "c"}, [])
+    w._on_custom_msg(w, {"type": wire.REPLY, "id": "not an export"}, [])  # a reply nobody waits for
     assert len(sent) == 2
 
 
@@ -65,7 +72,7 @@ def test_selection_traits_sync_and_validate(trace):
     w.observe(lambda change: seen.append(change["new"]), names="token")
     w.token = 3
     assert seen == [3]
-    with pytest.raises(traitlets.TraitError, match="0..5"):
+    with pytest.raises(traitlets.TraitError, match=r"0\.\.5"):
         w.layer = 6
 
 
@@ -125,7 +132,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
 
 
-@pytest.fixture()
+@pytest.fixture
 def fake_front_end(trace):
     """A widget whose sent messages are recorded instead of reaching a browser."""
     w = tx_magic.show(trace)
@@ -134,8 +141,9 @@ def fake_front_end(trace):
     return w
 
 
-def _answer(w, request, data=None, **extra):
-    reply = {"type": wire.REPLY_EXPORT, "id": request["id"], "format": request["format"], **extra}
+def _answer(w, request, data=None):
+    """The view's reply to an export request, with the picture's bytes."""
+    reply = {"type": wire.REPLY, "id": request["id"], "content": {"format": request["payload"]["format"]}}
     w._on_custom_msg(w, reply, [data] if data is not None else [])
 
 
@@ -143,7 +151,7 @@ def test_save_png_asks_the_view_and_writes_its_answer(fake_front_end, tmp_path):
     w = fake_front_end
     future = w.save_png(tmp_path / "attention.png", scale=3)
     request, _ = w.sent[-1]
-    assert request["type"] == wire.REQUEST_EXPORT and request["format"] == "png" and request["scale"] == 3
+    assert request["type"] == wire.REQUEST_EXPORT and request["payload"] == {"format": "png", "scale": 3}
     assert not future.done() and not (tmp_path / "attention.png").exists()
     _answer(w, request, memoryview(PNG))
     assert future.result(timeout=1) == tmp_path / "attention.png"
@@ -154,7 +162,7 @@ def test_save_svg_writes_the_svg_and_ignores_a_second_view(fake_front_end, tmp_p
     w = fake_front_end
     future = w.save_svg(str(tmp_path / "a.svg"))
     request, _ = w.sent[-1]
-    assert request["format"] == "svg"
+    assert request["payload"] == {"format": "svg"}
     _answer(w, request, SVG)
     _answer(w, request, b"<svg>a second view's answer</svg>")  # the widget was displayed twice
     assert future.result(timeout=1).read_bytes() == SVG
@@ -164,8 +172,8 @@ def test_a_views_error_fails_the_future_with_its_message(fake_front_end, tmp_pat
     w = fake_front_end
     future = w.save_png(tmp_path / "big.png")
     request, _ = w.sent[-1]
-    w._on_custom_msg(w, {"type": wire.REPLY_EXPORT_ERROR, "id": request["id"], "message": "the PNG is 12.0 MB"}, [])
-    with pytest.raises(ExportError, match="12.0 MB"):
+    w._on_custom_msg(w, {"type": wire.REPLY_ERROR, "id": request["id"], "message": "the PNG is 12.0 MB"}, [])
+    with pytest.raises(ExportError, match=r"12\.0 MB"):
         future.result(timeout=1)
     assert not (tmp_path / "big.png").exists()
     assert "big.png not written" in capsys.readouterr().err
@@ -182,7 +190,7 @@ def test_bytes_that_are_not_the_format_are_refused(fake_front_end, tmp_path):
 def test_no_view_answering_fails_after_the_idle_timeout(fake_front_end, tmp_path, monkeypatch):
     monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.3)
     future = fake_front_end.save_png(tmp_path / "never.png")
-    with pytest.raises(ExportError, match="no view of this widget answered.*display the widget"):
+    with pytest.raises(ExportError, match=r"no view of this widget answered.*display the widget"):
         future.result(timeout=5)
     _answer(fake_front_end, fake_front_end.sent[-1][0], PNG)  # too late: ignored
     assert not (tmp_path / "never.png").exists()
@@ -190,8 +198,8 @@ def test_no_view_answering_fails_after_the_idle_timeout(fake_front_end, tmp_path
 
 def test_the_timeout_does_not_run_while_a_cell_runs(fake_front_end, tmp_path, monkeypatch):
     monkeypatch.setattr(widget_module, "EXPORT_TIMEOUT", 0.2)
-    monkeypatch.setattr(widget_module._KernelActivity, "busy", True)
-    monkeypatch.setattr(widget_module._KernelActivity, "watch", classmethod(lambda cls: None))
+    monkeypatch.setattr(widget_module.KernelActivity, "busy", True)
+    monkeypatch.setattr(widget_module.KernelActivity, "watch", classmethod(lambda cls: None))
     future = fake_front_end.save_png(tmp_path / "later.png")
     time.sleep(0.5)
     assert not future.done()  # the kernel cannot read replies yet: no verdict
@@ -201,7 +209,7 @@ def test_the_timeout_does_not_run_while_a_cell_runs(fake_front_end, tmp_path, mo
 
 def test_waiting_inside_the_cell_that_asked_is_refused(fake_front_end, tmp_path, monkeypatch):
     future = fake_front_end.save_png(tmp_path / "x.png")
-    monkeypatch.setattr(widget_module._KernelActivity, "running_cell", staticmethod(lambda: True))
+    monkeypatch.setattr(widget_module.KernelActivity, "running_cell", staticmethod(lambda: True))
     with pytest.raises(ExportError, match="later cell"):
         future.result()
 
@@ -223,10 +231,9 @@ def test_a_trace_too_big_to_send_whole_is_shown_pooled_and_served_in_blocks(trac
     assert (block["layer"], block["dtype"], block["pool"], block["shape"]) == (2, wire.DTYPE_UINT8, 2, [12, rows, rows])
     sent = []
     w.send = lambda content, buffers=None: sent.append((content, buffers))
-    w._on_custom_msg(w, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 2, "q0": 1, "q1": 3, "k0": 0,
-                         "k1": 8, "id": "tooltip"}, [])
-    content, buffers = sent[-1]
-    assert content["type"] == wire.REPLY_BLOCK and content["id"] == "tooltip"
-    np.testing.assert_array_equal(wire.decode_block(content, buffers), trace.attention()[2, :, 1:3, :8])
-    w._on_custom_msg(w, {"type": wire.REQUEST_TOPK, "kind": "self", "layer": 9, "id": "arcs"}, [])
+    w._on_custom_msg(w, request(wire.REQUEST_BLOCK, "tooltip", kind="self", layer=2, q0=1, q1=3, k0=0, k1=8), [])
+    reply, buffers = sent[-1]
+    assert reply["type"] == wire.REPLY and reply["id"] == "tooltip"
+    np.testing.assert_array_equal(wire.decode_block(reply["content"], buffers), trace.attention()[2, :, 1:3, :8])
+    w._on_custom_msg(w, request(wire.REQUEST_TOPK, "arcs", kind="self", layer=9), [])
     assert sent[-1][0]["type"] == wire.REPLY_ERROR and sent[-1][0]["id"] == "arcs"

@@ -7,12 +7,23 @@ import numpy as np
 import pytest
 
 import tx_magic
-from tx_magic import wire
-from tx_magic.capturing import streamed
+from tx_magic import Tokens, Trace, wire
 from tx_magic.analysis import STAT_NAMES, streamed_stats
-from tx_magic import Tokens, Trace
+from tx_magic.capturing import streamed
 
 TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
+
+
+def ask(trace: Trace, type_: str, request_id: str = "r", **payload):
+    """(reply, buffers): Python's answer to a request of the renderer's (`wire.rpc`)."""
+    return wire.reply_to(trace, {"type": type_, "id": request_id, "payload": payload})
+
+
+def content_of(answer):
+    """A reply's content with its buffers, asserting it is no error."""
+    reply, buffers = answer
+    assert reply["type"] == wire.REPLY, reply
+    return reply["content"], buffers
 
 
 def softmax_trace(layers: int, heads: int, n: int, *, causal: bool = True, seed: int = 0) -> Trace:
@@ -39,8 +50,8 @@ def split_max(values: np.ndarray, size: int) -> np.ndarray:
     """Max over array_split tiles, the plain way."""
     rows = np.array_split(np.arange(values.shape[-2]), size)
     cols = np.array_split(np.arange(values.shape[-1]), size)
-    return np.array([[[[values[l, h][np.ix_(r, c)].max() for c in cols] for r in rows]
-                      for h in range(values.shape[1])] for l in range(values.shape[0])])
+    return np.array([[[[values[at, h][np.ix_(r, c)].max() for c in cols] for r in rows]
+                      for h in range(values.shape[1])] for at in range(values.shape[0])])
 
 
 # -- quantization ---------------------------------------------------------------------------------
@@ -67,7 +78,7 @@ def test_uint8_whole_layer_and_pooled_layer_with_a_partial_last_tile():
     trace = softmax_trace(2, 3, 13)
     exact = trace.layer("self", 1)
     block = wire.encode_layer(trace, "self", 1, wire.DTYPE_UINT8)
-    assert tuple(block) == (*wire.BLOCK_KEYS, "scale")
+    assert tuple(block) == wire.keys_of(wire.ValueBlock)  # every key, in the declared order
     assert (block["pool"], block["q0"], block["k0"], block["shape"]) == (1, 0, 0, [3, 13, 13])
     assert len(block["data"]) == 3 * 13 * 13
     assert np.abs(wire.decode_block(block) - exact).max() <= exact.max() / 510 + 1e-7
@@ -80,7 +91,7 @@ def test_thumbnails_are_the_max_over_array_split_tiles_also_across_sequences():
     trace = softmax_trace(2, 2, 70, causal=False)
     meta = wire.encode_meta(trace)
     (kind,) = meta["kinds"]
-    assert tuple(kind)[:len(wire.KIND_KEYS)] == wire.KIND_KEYS
+    assert tuple(kind) == tuple(k for k in wire.keys_of(wire.Kind) if k in kind)  # in the declared order
     assert kind["thumbnails"]["size"] == wire.THUMBNAIL_SIZE and not kind["streamed"] and kind["pool"] == 1
     expected = np.rint(split_max(trace.attention(), 32) * 255)
     np.testing.assert_array_equal(wire.decode_thumbnails(kind), expected)
@@ -160,7 +171,7 @@ def test_eager_payload_stays_within_the_budget_at_every_length(layout, n):
     assert sent <= wire.EAGER_BUDGET
     assert sent == wire.plan_nbytes(trace, plan) + wire.meta_nbytes(trace)  # the plan counts what is sent
     drawn = {(b["kind"], b["layer"]) for b in blocks if b["dtype"] != wire.DTYPE_TOPK}
-    assert {k for k, l in drawn if l == 3} == set(trace.kinds)  # the initial layer of every kind
+    assert {k for k, at in drawn if at == 3} == set(trace.kinds)  # the initial layer of every kind
     for kind in meta["kinds"]:
         if kind["streamed"]:  # arcs need the top keys, the stats panel the statistics
             assert any(b["dtype"] == wire.DTYPE_TOPK and b["kind"] == kind["name"] for b in blocks)
@@ -172,25 +183,26 @@ def test_eager_payload_stays_within_the_budget_at_every_length(layout, n):
 def test_layer_block_and_topk_requests_round_trip_with_their_id():
     trace = softmax_trace(2, 3, 20)
     exact = trace.layer("self", 1)
-    content, buffers = wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 1,
-                                           "dtype": "uint8", "pool": 3, "id": "r1"})
-    assert content["type"] == wire.REPLY_LAYER and content["id"] == "r1" and len(buffers) == 2
+    reply, buffers = ask(trace, wire.REQUEST_LAYER, "r1", kind="self", layer=1, dtype="uint8", pool=3)
+    assert reply["type"] == wire.REPLY and reply["id"] == "r1" and len(buffers) == 2
+    content = reply["content"]
     assert "data" not in content and content["pool"] == 3 and content["shape"] == [3, 7, 7]
     reference = pooled_reference(exact, 3)
     assert np.abs(wire.decode_block(content, buffers) - reference).max() <= reference.max() / 510 + 1e-7
-    content, buffers = wire.answer(trace, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 1,
-                                           "q0": 5, "q1": 9, "k0": 2, "k1": 99, "id": "r2"})
-    assert (content["type"], content["id"], content["q0"], content["k0"], content["shape"]) == \
-        (wire.REPLY_BLOCK, "r2", 5, 2, [3, 4, 18])
+    reply, buffers = ask(trace, wire.REQUEST_BLOCK, "r2", kind="self", layer=1, q0=5, q1=9, k0=2, k1=99)
+    content = reply["content"]
+    assert (reply["type"], reply["id"], content["q0"], content["k0"], content["shape"]) == \
+        (wire.REPLY, "r2", 5, 2, [3, 4, 18])
     np.testing.assert_array_equal(wire.decode_block(content, buffers), exact[:, 5:9, 2:])
-    content, buffers = wire.answer(trace, {"type": wire.REQUEST_TOPK, "kind": "self", "layer": 1})
-    assert content["type"] == wire.REPLY_TOPK and "id" not in content and content["shape"] == [3, 20, 8]
+    reply, buffers = ask(trace, wire.REQUEST_TOPK, "r3", kind="self", layer=1)
+    content = reply["content"]
+    assert reply["id"] == "r3" and content["dtype"] == wire.DTYPE_TOPK and content["shape"] == [3, 20, 8]
     index, values = wire.decode_topk(content, buffers)
     np.testing.assert_array_equal(values, -np.sort(-exact, -1)[..., :8])
     np.testing.assert_array_equal(np.take_along_axis(exact, index.astype(int), -1), values)
 
 
-@pytest.mark.parametrize("request_, message", [
+@pytest.mark.parametrize(("request_", "message"), [
     ({"kind": "cross", "layer": 0}, "no 'cross' attention"),
     ({"kind": "self", "layer": 5}, "layers 0..1"),
     ({"kind": "self", "layer": "1"}, "layer must be an integer"),
@@ -199,31 +211,36 @@ def test_layer_block_and_topk_requests_round_trip_with_their_id():
     ({"kind": None, "layer": 0}, "kind must be one of"),
 ])
 def test_bad_layer_requests_get_an_error_reply(request_, message):
-    content, buffers = wire.answer(softmax_trace(2, 1, 6), {"type": wire.REQUEST_LAYER, "id": "x", **request_})
-    assert content["type"] == wire.REPLY_ERROR and content["id"] == "x" and buffers == []
-    assert message in content["message"] and (content["kind"], content["layer"]) == (request_["kind"],
-                                                                                     request_["layer"])
+    reply, buffers = ask(softmax_trace(2, 1, 6), wire.REQUEST_LAYER, "x", **request_)
+    assert reply["type"] == wire.REPLY_ERROR and reply["id"] == "x" and buffers == []
+    assert message in reply["message"] and set(reply) == {"type", "id", "message"}  # the view knows what it asked
 
 
 def test_bad_block_requests_get_an_error_reply(monkeypatch):
     trace = softmax_trace(1, 1, 40)
-    ask = lambda **r: wire.answer(trace, {"type": wire.REQUEST_BLOCK, "kind": "self", "layer": 0, **r})[0]  # noqa: E731
-    assert "empty or negative" in ask(q0=5, q1=5, k0=0, k1=3)["message"]
-    assert "empty or negative" in ask(q0=-1, q1=5, k0=0, k1=3)["message"]
-    assert "q1 must be an integer" in ask(q0=0, q1=None, k0=0, k1=3)["message"]
+    window = lambda **r: ask(trace, wire.REQUEST_BLOCK, kind="self", layer=0, **r)[0]  # noqa: E731
+    assert "empty or negative" in window(q0=5, q1=5, k0=0, k1=3)["message"]
+    assert "empty or negative" in window(q0=-1, q1=5, k0=0, k1=3)["message"]
+    assert "q1 must be an integer" in window(q0=0, q1=None, k0=0, k1=3)["message"]
+    assert "k1 must be an integer" in window(q0=0, q1=1, k0=0)["message"]
     monkeypatch.setattr(wire.blocks, "MAX_BLOCK_CELLS", 100)
-    reply = ask(q0=0, q1=11, k0=0, k1=10)
-    assert reply["type"] == wire.REPLY_ERROR and "smaller window" in reply["message"] and reply["id"] is None
-    assert ask(q0=0, q1=10, k0=0, k1=10)["type"] == wire.REPLY_BLOCK
-    assert wire.answer(trace, {"type": "something else"}) is None
+    reply, _ = wire.reply_to(trace, {"type": wire.REQUEST_BLOCK,  # no id: still an answer, saying why
+                                     "payload": {"kind": "self", "layer": 0, "q0": 0, "q1": 11, "k0": 0, "k1": 10}})
+    assert reply["type"] == wire.REPLY_ERROR and "smaller window" in reply["message"] and reply["id"] == ""
+    assert window(q0=0, q1=10, k0=0, k1=10)["type"] == wire.REPLY
+    assert "needs a payload object" in wire.reply_to(trace, {"type": wire.REQUEST_TOPK, "id": "p"})[0]["message"]
+    assert wire.reply_to(trace, {"type": "something else", "id": "s"}) is None
+    monkeypatch.setitem(wire.HANDLERS, wire.REQUEST_TOPK, lambda *_: 1 / 0)  # a bug: still an answer
+    assert ask(trace, wire.REQUEST_TOPK, kind="self", layer=0)[0]["message"] == "ZeroDivisionError: division by zero"
+    assert wire.reply_to(trace, ["not", "a", "request"]) is None
 
 
 def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
     monkeypatch.setattr(wire.blocks, "MAX_LAYER_BYTES", 1000)
     trace = softmax_trace(1, 2, 30)  # 7.2 KB as float32
-    reply = wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0})[0]
+    reply = ask(trace, wire.REQUEST_LAYER, kind="self", layer=0)[0]
     assert reply["type"] == wire.REPLY_ERROR and "ask for pool 4" in reply["message"]
-    assert wire.answer(trace, {"type": wire.REQUEST_LAYER, "kind": "self", "layer": 0, "pool": 4})[0]["pool"] == 4
+    assert content_of(ask(trace, wire.REQUEST_LAYER, kind="self", layer=0, pool=4))[0]["pool"] == 4
 
 
 # -- a streamed capture -----------------------------------------------------------------------------
@@ -232,6 +249,7 @@ def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
 def streamed_pair(minilm):
     """The same text captured in full and streamed (overview tiles of 4 tokens)."""
     from conftest import tiny_llama
+
     from tx_magic.capturing import memory
 
     tok = minilm.tokenizer
@@ -268,17 +286,17 @@ def test_streamed_layers_come_pooled_and_exact_blocks_and_topk_match_the_full_ca
     full, reduced = streamed_pair
     exact = full.layer("self", 1)
     n = exact.shape[-1]
-    ask = lambda **r: wire.answer(reduced, {"kind": "self", "layer": 1, **r})  # noqa: E731
-    content, buffers = ask(type=wire.REQUEST_LAYER, dtype="float32", pool=1)
+    layer1 = lambda type_, request_id="r", **r: content_of(ask(reduced, type_, request_id, kind="self", layer=1, **r))  # noqa: E731
+    content, buffers = layer1(wire.REQUEST_LAYER, dtype="float32", pool=1)
     assert content["pool"] == 4  # raised to what the kind keeps
     np.testing.assert_allclose(wire.decode_block(content, buffers), pooled_reference(exact, 4), atol=3e-6)
-    content, buffers = ask(type=wire.REQUEST_LAYER, dtype="float32", pool=6)
+    content, buffers = layer1(wire.REQUEST_LAYER, dtype="float32", pool=6)
     assert content["pool"] == 8
     np.testing.assert_allclose(wire.decode_block(content, buffers), pooled_reference(exact, 8), atol=3e-6)
-    content, buffers = ask(type=wire.REQUEST_BLOCK, q0=n - 9, q1=n, k0=0, k1=n, id="tip")
-    assert content["id"] == "tip" and content["pool"] == 1
+    content, buffers = layer1(wire.REQUEST_BLOCK, "tip", q0=n - 9, q1=n, k0=0, k1=n)
+    assert content["pool"] == 1
     np.testing.assert_allclose(wire.decode_block(content, buffers), exact[:, n - 9:], atol=3e-6)
-    content, buffers = ask(type=wire.REQUEST_TOPK)
+    content, buffers = layer1(wire.REQUEST_TOPK)
     index, values = wire.decode_topk(content, buffers)
     np.testing.assert_allclose(values, -np.sort(-exact, -1)[..., :values.shape[-1]], atol=3e-6)
     np.testing.assert_allclose(np.take_along_axis(exact, index.astype(int), -1), values, atol=3e-6)
@@ -290,5 +308,5 @@ def test_streamed_widget_sends_the_pooled_initial_layer_and_its_top_keys(streame
     blocks = {(b["dtype"], b["layer"]) for b in w._layers}
     assert blocks == {(wire.DTYPE_TOPK, 1), (wire.DTYPE_UINT8, 1)}  # a streamed kind has no exact whole layers
     small = tx_magic.AttentionWidget(reduced, layer=1, eager_budget=wire.meta_nbytes(reduced) + 2000)
-    assert [(b["dtype"], b["layer"]) for b in small._layers][0] == (wire.DTYPE_TOPK, 1)
+    assert (small._layers[0]["dtype"], small._layers[0]["layer"]) == (wire.DTYPE_TOPK, 1)
     assert small._layers[-1]["pool"] >= 4

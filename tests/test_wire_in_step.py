@@ -1,89 +1,104 @@
-"""The wire format is declared once in Python (tx_magic/wire.py) and once in TypeScript
-(js/src/wire.ts): the declarations must agree, and the TypeScript tests decode a fixture
-that the current Python encoder writes. Likewise the statistics, head types and rollout the
-TypeScript tests compare with Python's come from a fixture the current Python computes."""
+"""The wire is declared once per language: TypedDicts in tx_magic/wire/schema.py, interfaces in
+js/src/wire-schema.ts. The fixture tests/make_wire_fixture.py writes (every message kind, and the
+schema's names and keys as Python declares them) must be current; js/tests/wire-schema.test.ts
+checks the TypeScript declarations against it and the other TS tests decode its messages. Here: the
+encoders write exactly what the TypedDicts declare. Likewise the statistics, head types and rollout
+the TS tests compare with Python's come from a fixture the current Python computes."""
 
 from __future__ import annotations
 
-import ast
 import json
 import pathlib
-import re
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
+from make_analysis_fixture import FIXTURE as ANALYSIS
+from make_analysis_fixture import build_fixture as build_analysis
+from make_wire_fixture import (
+    FIXTURE,
+    build_fixture,
+    build_internals_trace,
+    build_streamed_trace,
+    build_trace,
+    build_vision_trace,
+)
 
 from tx_magic import wire
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-WIRE_TS = ROOT / "js" / "src" / "wire.ts"
-FIXTURE = ROOT / "js" / "tests" / "fixtures" / "wire-fixture.json"
 
-NAMES = ["WIRE_VERSION", "EAGER_BUDGET", "DTYPE", "DTYPE_UINT8", "DTYPE_TOPK", "MAX_BLOCK_CELLS", "THUMBNAIL_SIZE",
-         "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT",
-         "REQUEST_LAYER", "REPLY_LAYER", "REQUEST_BLOCK", "REPLY_BLOCK", "REQUEST_TOPK", "REPLY_TOPK", "REPLY_ERROR",
-         "REQUEST_EXPORT", "REPLY_EXPORT", "REPLY_EXPORT_ERROR", "EXPORT_FORMATS", "EXPORT_MAX_BYTES",
-         "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS", "TOPK_KEYS", "THUMBNAIL_KEYS"]
+@pytest.mark.parametrize(("path", "build", "how"), [
+    (FIXTURE, build_fixture, "run `python tests/make_wire_fixture.py` and make the TS tests pass"),
+    (ANALYSIS, build_analysis, "run `python tests/make_analysis_fixture.py` and make js/tests/stats.test.ts pass"),
+], ids=["wire", "analysis"])
+def test_fixture_read_by_the_typescript_tests_is_what_python_writes_now(path: pathlib.Path, build: Callable[[], Any],
+                                                                        how: str):
+    assert path.exists(), f"{path.name} is missing: {how}"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(build())), f"{path.name} is out of date: {how}"
 
 
-def ts_constants() -> dict[str, object]:
-    """`export const NAME = <literal>` lines of wire.ts, evaluated as Python literals."""
-    found = {}
-    for name, value in re.findall(r"^export const (\w+)\s*=\s*(.+?)(?:\s+as const)?;\s*$", WIRE_TS.read_text(), re.M):
-        if re.fullmatch(r"[\d\s*+]+", value):
-            found[name] = eval(value, {"__builtins__": {}})  # noqa: S307 - digits and * only
+def conforms(value: Any, declared: Any, where: str) -> None:
+    """Fail unless `value` is what the annotation `declared` says, TypedDicts checked key by key."""
+    origin, args = typing.get_origin(declared), typing.get_args(declared)
+    if typing.is_typeddict(declared):
+        assert isinstance(value, Mapping), f"{where}: not an object"
+        hints, name = typing.get_type_hints(declared), declared.__name__
+        assert set(value) <= set(hints), f"{where}: {sorted(set(value) - set(hints))} not declared by {name}"
+        missing = declared.__required_keys__ - set(value)
+        assert not missing, f"{where}: {name} needs {sorted(missing)}"
+        for key, item in value.items():
+            conforms(item, hints[key], f"{where}.{key}")
+    elif origin is list:
+        assert isinstance(value, list), f"{where}: not a list"
+        for i, item in enumerate(value):
+            conforms(item, args[0], f"{where}[{i}]")
+    elif origin is dict:
+        assert isinstance(value, dict), f"{where}: not a dict"
+        for key, item in value.items():
+            conforms(item, args[1], f"{where}[{key!r}]")
+    elif origin is typing.Literal:
+        assert value in args, f"{where}: {value!r} is not one of {args}"
+    elif declared is float:
+        assert isinstance(value, (int, float)), f"{where}: {value!r} is not a number"
+    elif origin is None and isinstance(declared, type) and declared is not object:
+        assert isinstance(value, declared) and not (declared is int and isinstance(value, bool)), \
+            f"{where}: {value!r} is not {declared.__name__}"
+
+
+@pytest.mark.parametrize("build", [build_trace, build_streamed_trace, build_vision_trace, build_internals_trace])
+def test_the_traits_are_what_the_typeddicts_declare(build):
+    trace = build()
+    conforms(wire.encode_meta(trace), wire.Meta, "_meta")
+    conforms(wire.encode_internals(trace), wire.Internals, "_internals")
+    for i, block in enumerate(wire.eager_layers(trace, budget=1 << 30) + wire.eager_layers(trace, budget=0)):
+        conforms(block, wire.TopKBlock if block["dtype"] == wire.DTYPE_TOPK else wire.ValueBlock, f"_layers[{i}]")
+
+
+def test_every_request_and_reply_is_what_the_typeddicts_declare():
+    fixture = build_fixture()
+    contents = {wire.REQUEST_LAYER: wire.BlockHeader, wire.REQUEST_BLOCK: wire.BlockHeader,
+                wire.REQUEST_TOPK: wire.TopKHeader, wire.REQUEST_LOGITS: wire.LogitsHeader,
+                wire.REQUEST_LENS: wire.LensReply}
+    payloads = {wire.REQUEST_LAYER: wire.LayerRequest, wire.REQUEST_BLOCK: wire.BlockRequest,
+                wire.REQUEST_TOPK: wire.TopKRequest, wire.REQUEST_LOGITS: wire.LogitsRequest,
+                wire.REQUEST_LENS: wire.LensRequest}
+    assert set(contents) == set(payloads) == set(wire.HANDLERS)  # one payload and one content per request type
+    for name, message in fixture["messages"].items():
+        request, reply = message["request"], message["reply"]
+        conforms(request, wire.Request, f"{name} request")
+        conforms(request["payload"], payloads[request["type"]], f"{name} payload")
+        if reply["type"] == wire.REPLY_ERROR:
+            conforms(reply, wire.ErrorReply, f"{name} reply")
         else:
-            found[name] = ast.literal_eval(value)
-    return found
+            conforms(reply, wire.Reply, f"{name} reply")
+            conforms(reply["content"], contents[request["type"]], f"{name} content")
+    assert {m["reply"]["type"] for m in fixture["messages"].values()} == {wire.REPLY, wire.REPLY_ERROR}
+    conforms(fixture["export_request"], wire.Request, "export request")
+    conforms(fixture["export_request"]["payload"], wire.ExportRequest, "export payload")
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_typescript_declares_the_same_constant(name):
-    ts = ts_constants()
-    assert name in ts, f"js/src/wire.ts does not declare {name}"
-    py = getattr(wire, name)
-    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
-
-
-#: The "model internals" sections at the end of both files (hidden states, lens, logits, generation).
-INTERNALS_NAMES = ["REQUEST_LOGITS", "REPLY_LOGITS", "REPLY_LOGITS_ERROR", "REQUEST_LENS", "REPLY_LENS",
-                   "REPLY_LENS_ERROR", "MAX_LENS_POSITIONS", "INTERNALS_KEYS", "HIDDEN_KEYS", "LENS_KEYS",
-                   "LENS_REPLY_KEYS", "LOGITS_KEYS", "GENERATION_KEYS"]
-
-
-@pytest.mark.parametrize("name", INTERNALS_NAMES)
-def test_typescript_declares_the_same_internals_constant(name):
-    ts = ts_constants()
-    assert name in ts, f"js/src/wire.ts does not declare {name}"
-    py = getattr(wire, name)
-    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
-
-
-#: The "images" sections at the end of both files (the picture a vision model saw).
-IMAGE_NAMES = ["META_IMAGE", "IMAGE_KEYS"]
-
-
-@pytest.mark.parametrize("name", IMAGE_NAMES)
-def test_typescript_declares_the_same_image_constant(name):
-    ts = ts_constants()
-    assert name in ts, f"js/src/wire.ts does not declare {name}"
-    py = getattr(wire, name)
-    assert (list(py) if isinstance(py, tuple) else py) == ts[name]
-
-
-def test_fixture_decoded_by_the_typescript_tests_is_what_python_writes_now():
-    from make_wire_fixture import build_fixture
-
-    assert FIXTURE.exists(), "run `python tests/make_wire_fixture.py` to write the wire fixture"
-    assert json.loads(FIXTURE.read_text()) == json.loads(json.dumps(build_fixture())), (
-        "the wire format changed: run `python tests/make_wire_fixture.py` and make the TS tests pass"
-    )
-
-
-def test_analysis_fixture_checked_by_the_typescript_tests_is_what_python_computes_now():
-    from make_analysis_fixture import FIXTURE as ANALYSIS, build_fixture
-
-    assert ANALYSIS.exists(), "run `python tests/make_analysis_fixture.py` to write the analysis fixture"
-    assert json.loads(ANALYSIS.read_text()) == json.loads(json.dumps(build_fixture())), (
-        "the statistics, head types or rollout changed: run `python tests/make_analysis_fixture.py` "
-        "and make js/tests/stats.test.ts pass"
-    )
+def test_the_fixture_lists_every_typeddict_of_the_schema():
+    declared = {name for name, value in vars(wire.schema).items() if typing.is_typeddict(value)}
+    assert set(wire.SCHEMA) == declared
+    assert set(build_fixture()["schema"]) == declared

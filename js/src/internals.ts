@@ -1,14 +1,15 @@
 /**
  * Model internals the views beside attention show: hidden-state norms and cosines, the logit
  * lens (computed by Python for the positions the lens tab shows), next-token logits (last
- * position eager, others fetched) and generation steps. Decodes the `_internals` trait (see the
- * "model internals" section of wire.ts) and asks Python for the rest over custom messages.
+ * position eager, others fetched) and generation steps. Decodes the `_internals` trait
+ * (WireInternals, wire-schema.ts) and asks Python for the rest over the view's channel (rpc.ts).
  */
 
+import type { Answer, Channel } from "./rpc";
 import type { WidgetModel } from "./sync";
 import {
-  MAX_LENS_POSITIONS, REPLY_LENS, REPLY_LENS_ERROR, REPLY_LOGITS, REPLY_LOGITS_ERROR, REQUEST_LENS, REQUEST_LOGITS,
-  toBytes, toFloat32, type WireBytes,
+  MAX_LENS_POSITIONS, REQUEST_LENS, REQUEST_LOGITS, toFloat32, toInt32, unchecked, type Unchecked, type WireBytes,
+  type WireGeneration, type WireHidden, type WireInternals, type WireLensInfo, type WireLensReply, type WireLogits,
 } from "./wire";
 
 /** Rows are the embeddings (0) then each layer (1..layers); values (layers + 1) x tokens, row-major. */
@@ -177,14 +178,14 @@ export interface Internals {
 /** Fetches one position's logits (Python's REQUEST_LOGITS). */
 export type LogitsFetcher = (position: number) => Promise<Float32Array>;
 
-function record(value: unknown, what: string): Record<string, unknown> {
+function record<T>(value: unknown, what: string): Unchecked<T> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new Error(`tx_magic: malformed model internals: ${what} is not an object`);
   }
-  return value as Record<string, unknown>;
+  return value as Unchecked<T>;
 }
 
-function count(r: Record<string, unknown>, key: string, what: string): number {
+function count<T>(r: Unchecked<T>, key: keyof T & string, what: string): number {
   const v = r[key];
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new Error(`tx_magic: malformed model internals: ${what}.${key} must be a count`);
@@ -195,12 +196,6 @@ function count(r: Record<string, unknown>, key: string, what: string): number {
 function sized<T extends { length: number }>(values: T, n: number, what: string): T {
   if (values.length !== n) throw new Error(`tx_magic: malformed model internals: ${what} holds ${values.length} values, expected ${n}`);
   return values;
-}
-
-function toInt32(buf: WireBytes): Int32Array {
-  const bytes = toBytes(buf);
-  const copy = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  return new Int32Array(copy.buffer, copy.byteOffset, Math.floor(copy.byteLength / 4));
 }
 
 /** Logits of the last position, others through `fetch`; cached and deduplicated. */
@@ -239,11 +234,11 @@ export class LogitsStore implements LogitsSource {
  * other positions' logits and for the lens (without them, only what came eagerly shows). */
 export function decodeInternals(raw: unknown, fetch?: LogitsFetcher, fetchLens?: LensFetcher): Internals | null {
   if (raw === undefined || raw === null) return null;
-  const r = record(raw, "_internals");
+  const r = record<WireInternals>(raw, "_internals");
   if (Object.keys(r).length === 0) return null;
   let hidden: HiddenData | null = null;
   if (r.hidden !== undefined) {
-    const x = record(r.hidden, "hidden");
+    const x = record<WireHidden>(r.hidden, "hidden");
     const layers = count(x, "layers", "hidden"), tokens = count(x, "tokens", "hidden");
     const n = (layers + 1) * tokens;
     hidden = {
@@ -255,13 +250,13 @@ export function decodeInternals(raw: unknown, fetch?: LogitsFetcher, fetchLens?:
   }
   let lens: LensStore | null = null;
   if (r.lens !== undefined) {
-    const x = record(r.lens, "lens");
+    const x = record<WireLensInfo>(r.lens, "lens");
     lens = new LensStore(count(x, "layers", "lens"), count(x, "tokens", "lens"), count(x, "k", "lens"), fetchLens);
   }
   const vocab = Array.isArray(r.vocab) ? (r.vocab as unknown[]).map(String) : [];
   let logits: LogitsSource | null = null;
   if (r.logits !== undefined) {
-    const x = record(r.logits, "logits");
+    const x = record<WireLogits>(r.logits, "logits");
     const position = count(x, "position", "logits");
     const last = toFloat32(x.data as WireBytes);
     if (vocab.length && last.length !== vocab.length) {
@@ -271,7 +266,7 @@ export function decodeInternals(raw: unknown, fetch?: LogitsFetcher, fetchLens?:
   }
   let generation: GenerationInfo | null = null;
   if (r.generation !== undefined) {
-    const x = record(r.generation, "generation");
+    const x = record<WireGeneration>(r.generation, "generation");
     generation = { prompt: count(x, "prompt", "generation"), steps: count(x, "steps", "generation"), sample: x.sample === true };
   }
   return { hidden, lens, logits, vocab, generation, step: generation?.steps ?? 0 };
@@ -294,122 +289,29 @@ export function visibleToken(text: string): string {
   return edges.replace(/\n/g, "↵").replace(/\t/g, "⇥") || "∅";
 }
 
-export const LOGITS_TIMEOUT_MS = 30_000;
-
-/** Ask Python for a position's logits over custom messages; `dispose` stops listening. */
-export function logitsFetcher(model: WidgetModel, timeoutMs = LOGITS_TIMEOUT_MS) {
-  const pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
-  const onMessage = (msg: unknown, buffers?: unknown[]) => {
-    if (typeof msg !== "object" || msg === null) return;
-    const m = msg as Record<string, unknown>;
-    if (m.type !== REPLY_LOGITS && m.type !== REPLY_LOGITS_ERROR) return;
-    const position = Number(m.position);
-    const waiting = pending.get(position);
-    if (!waiting) return;
-    pending.delete(position);
-    clearTimeout(waiting.timer);
-    if (m.type === REPLY_LOGITS_ERROR) {
-      waiting.reject(new Error(`Python could not send the logits after token ${position}: ${String(m.message ?? "unknown error")}`));
-      return;
-    }
-    try {
-      waiting.resolve(toFloat32((buffers?.[0] ?? m.data) as WireBytes));
-    } catch (err) {
-      waiting.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  };
-  model.on("msg:custom", onMessage);
-  const fetch: LogitsFetcher = (position) => new Promise<Float32Array>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(position);
-      reject(new Error(`no reply from Python for the logits after token ${position} in ${Math.round(timeoutMs / 1000)} s: is the kernel busy or gone?`));
-    }, timeoutMs);
-    pending.set(position, { resolve, reject, timer });
-    try {
-      model.send({ type: REQUEST_LOGITS, position });
-    } catch (err) {
-      clearTimeout(timer);
-      pending.delete(position);
-      reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  });
-  const dispose = () => {
-    model.off("msg:custom", onMessage);
-    for (const p of pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new Error("logits request cancelled: the view was closed"));
-    }
-    pending.clear();
-  };
-  return { fetch, dispose };
+/** A lens reply (WireLensReply, buffers [int32 ids, float32 probs]) as a LensReply. */
+export function decodeLensReply({ content, buffers }: Answer): LensReply {
+  const m = unchecked<WireLensReply>(content, "a lens reply");
+  if (!Array.isArray(m.positions) || typeof m.k !== "number" || buffers.length < 2) {
+    throw new Error("tx_magic: malformed lens reply (positions, k and two buffers expected)");
+  }
+  return { positions: m.positions.map(Number), k: m.k, ids: toInt32(buffers[0] as WireBytes), probs: toFloat32(buffers[1] as WireBytes) };
 }
 
-export const LENS_TIMEOUT_MS = 60_000;
-
-/** Ask Python for the lens at some positions over custom messages; `dispose` stops listening. */
-export function lensFetcher(model: WidgetModel, timeoutMs = LENS_TIMEOUT_MS) {
-  let next = 0;
-  const pending = new Map<string, { resolve: (v: LensReply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
-  const onMessage = (msg: unknown, buffers?: unknown[]) => {
-    if (typeof msg !== "object" || msg === null) return;
-    const m = msg as Record<string, unknown>;
-    if (m.type !== REPLY_LENS && m.type !== REPLY_LENS_ERROR) return;
-    const id = String(m.id);
-    const waiting = pending.get(id);
-    if (!waiting) return;
-    pending.delete(id);
-    clearTimeout(waiting.timer);
-    if (m.type === REPLY_LENS_ERROR) {
-      waiting.reject(new Error(`Python could not compute the logit lens: ${String(m.message ?? "unknown error")}`));
-      return;
-    }
-    try {
-      if (!Array.isArray(m.positions) || typeof m.k !== "number" || !buffers || buffers.length < 2) {
-        throw new Error("tx_magic: malformed lens reply (positions, k and two buffers expected)");
-      }
-      waiting.resolve({ positions: m.positions.map(Number), k: m.k, ids: toInt32(buffers[0] as WireBytes), probs: toFloat32(buffers[1] as WireBytes) });
-    } catch (err) {
-      waiting.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  };
-  model.on("msg:custom", onMessage);
-  const fetch: LensFetcher = (positions) => new Promise<LensReply>((resolve, reject) => {
-    const id = `lens-${next++}`;
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error(`no reply from Python for the logit lens in ${Math.round(timeoutMs / 1000)} s: is the kernel busy or gone?`));
-    }, timeoutMs);
-    pending.set(id, { resolve, reject, timer });
-    try {
-      model.send({ type: REQUEST_LENS, id, positions });
-    } catch (err) {
-      clearTimeout(timer);
-      pending.delete(id);
-      reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  });
-  const dispose = () => {
-    model.off("msg:custom", onMessage);
-    for (const p of pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new Error("logit lens request cancelled: the view was closed"));
-    }
-    pending.clear();
-  };
-  return { fetch, dispose };
+/** Ask Python for a position's logits (REQUEST_LOGITS; the reply's one buffer is float32 (V,)). */
+export function logitsFetcher(channel: Channel, timeoutMs?: number): LogitsFetcher {
+  return (position) => channel.request(REQUEST_LOGITS, { position }, { timeoutMs })
+    .then(({ buffers }) => toFloat32(buffers[0] as WireBytes));
 }
 
-/** The widget's internals (null when none) and the cleanup of its message listeners. */
-export function internalsFromModel(model: WidgetModel): { internals: Internals | null; dispose: () => void } {
-  const logits = logitsFetcher(model);
-  const lens = lensFetcher(model);
-  return {
-    internals: decodeInternals(model.get("_internals"), logits.fetch, lens.fetch),
-    dispose: () => {
-      logits.dispose();
-      lens.dispose();
-    },
-  };
+/** Ask Python for the lens at some positions (REQUEST_LENS). */
+export function lensFetcher(channel: Channel, timeoutMs?: number): LensFetcher {
+  return (positions) => channel.request(REQUEST_LENS, { positions }, { timeoutMs }).then(decodeLensReply);
+}
+
+/** The widget's internals (null when none), fetching the rest over `channel`. */
+export function internalsFromModel(model: WidgetModel, channel: Channel): Internals | null {
+  return decodeInternals(model.get("_internals"), logitsFetcher(channel), lensFetcher(channel));
 }
 
 /** At most this many token columns are drawn at once; longer inputs show a window around the focus. */

@@ -1,7 +1,7 @@
 /**
  * Where views get attention from, at the finest level available. Views only know
- * `AttentionSource`: the widget backs it with eager blocks plus custom-message fetches, a static
- * report with inlined data.
+ * `AttentionSource`: the widget backs it with eager blocks plus requests to Python (rpc.ts), a
+ * static report with inlined data.
  *
  * Levels, coarse to fine: a pooled overview of a layer (each value the max over a p x p tile);
  * the whole layer at full resolution, exact (float32) or dequantized (uint8, within
@@ -12,7 +12,7 @@
 
 import {
   decodeBlock, decodeMeta, decodeTopK, isTopK, kindInfo, MAX_BLOCK_CELLS, type KindInfo, type LayerBlock,
-  type Meta, type TopKBlock,
+  type Meta, type TopKBlock, type WireLayerRequest,
 } from "./wire";
 
 /** One layer of one kind: (head, query, key) float32, row-major (or a pooled / windowed block). */
@@ -26,11 +26,8 @@ export interface CellWindow {
   k1: number;
 }
 
-/** What a whole-layer request asks for. */
-export interface LayerWant {
-  dtype: "float32" | "uint8";
-  pool: number;
-}
+/** What a whole-layer request asks for (the dtype and pool of a REQUEST_LAYER). */
+export type LayerWant = Required<Pick<WireLayerRequest, "dtype" | "pool">>;
 
 /** Fetches a whole layer (at `want`'s dtype and pool) that was not sent eagerly. */
 export type LayerFetcher = (kind: string, layer: number, want?: LayerWant) => Promise<LayerData>;

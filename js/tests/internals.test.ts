@@ -1,13 +1,12 @@
 // @vitest-environment jsdom
 import { describe, expect, it, vi } from "vitest";
-import {
-  columnWindow, decodeInternals, LENS_CHUNK, LensStore, lensFetcher, type Internals, type LensReply,
-} from "../src/internals";
+import { columnWindow, decodeInternals, LENS_CHUNK, LensStore, lensFetcher, type Internals, type LensReply } from "../src/internals";
 import { renderExplorer } from "../src/render";
 import { SelectionStore } from "../src/state";
 import { attentionRow } from "../src/views/generation";
 import { byDistance, lensTop } from "../src/views/lens";
-import { REPLY_LENS, REPLY_LENS_ERROR, REQUEST_LENS } from "../src/wire";
+import { openChannel } from "../src/rpc";
+import { REPLY, REPLY_ERROR, REQUEST_LENS, type WireRequest } from "../src/wire";
 import { deferred, FakeModel, fakeMeta, fakeSource, flush, testHost } from "./helpers";
 
 const EVIL = "<img src=x onerror=alert(1)>";
@@ -15,9 +14,7 @@ const TOKENS = ["The", "cat", EVIL, "sat", "on", "mat"];
 const N = TOKENS.length, LAYERS = 2, K = 3;
 const VOCAB = [" the", " cat", EVIL, " sat", " on", " mat", " dog", " Paris"];
 
-function floatBytes(values: number[]): Uint8Array {
-  return new Uint8Array(Float32Array.from(values).buffer);
-}
+const floatBytes = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 
 /** Wire-shaped `_internals`: norms r*10+t, cosines 1 - (r+t)/100; the lens comes from `lensReply`. */
 function rawInternals(opts: { generation?: boolean } = {}) {
@@ -153,33 +150,20 @@ describe("decodeInternals", () => {
     expect(offline.error(0)?.message).toMatch(/computed by Python on request/);
   });
 
-  it("asks Python over custom messages and matches the replies by id", async () => {
+  // Timeouts and cancelling are the channel's (js/tests/wire-rpc.test.ts), for the lens too.
+  it("asks Python over the channel and matches the replies by id", async () => {
     const model = new FakeModel({});
-    const { fetch, dispose } = lensFetcher(model, 1000);
-    const first = fetch([3, 4]);
-    const second = fetch([5]);
-    expect(model.sent).toEqual([{ type: REQUEST_LENS, id: "lens-0", positions: [3, 4] }, { type: REQUEST_LENS, id: "lens-1", positions: [5] }]);
+    const fetch = lensFetcher(openChannel(model));
+    const [first, second] = [fetch([3, 4]), fetch([5])];
+    const [ask1, ask2] = model.sent as WireRequest[];
+    expect(model.sent).toEqual([{ type: REQUEST_LENS, id: ask1.id, payload: { positions: [3, 4] } }, { type: REQUEST_LENS, id: ask2.id, payload: { positions: [5] } }]);
     const reply = lensReply([5]);
-    model.emit("msg:custom", { type: REPLY_LENS_ERROR, id: "lens-0", message: "position must be in 0..3, got 4" });
-    model.emit("msg:custom", { type: REPLY_LENS, id: "lens-1", positions: [5], k: K },
+    model.emit("msg:custom", { type: REPLY_ERROR, id: ask1.id, message: "position must be in 0..3, got 4" });
+    model.emit("msg:custom", { type: REPLY, id: ask2.id, content: { positions: [5], k: K } },
       [new DataView(reply.ids.buffer), new DataView(reply.probs.buffer)]);
     await expect(first).rejects.toThrow(/could not compute the logit lens: position must be in 0..3, got 4/);
     const got = await second;
-    expect(Array.from(got.ids)).toEqual(Array.from(reply.ids));
-    expect(got.positions).toEqual([5]);
-    const pending = fetch([1]);
-    dispose();
-    await expect(pending).rejects.toThrow(/cancelled/);
-    expect(model.listeners("msg:custom")).toBe(0);
-    vi.useFakeTimers();
-    try {
-      const { fetch: slow } = lensFetcher(model, 1000);
-      const late = slow([0]);
-      vi.advanceTimersByTime(1001);
-      await expect(late).rejects.toThrow(/no reply from Python for the logit lens/);
-    } finally {
-      vi.useRealTimers();
-    }
+    expect([Array.from(got.ids), got.positions]).toEqual([Array.from(reply.ids), [5]]);
   });
 
   it("refuses data of the wrong size with a clear error", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fixture from "./fixtures/wire-fixture.json";
 import {
-  BLOCK_KEYS, decodeBlock, decodeMask, decodeMeta, KIND_KEYS, kindInfo, META_KEYS, SEQUENCE_KEYS,
-  decodeTopK, toFloat32, TOPK_KEYS, WIRE_VERSION,
+  decodeBlock, decodeMask, decodeMeta, decodeTopK, KIND_FIELDS, kindInfo, META_FIELDS, SEQUENCE_FIELDS, toFloat32,
+  TOPK_BLOCK_FIELDS, VALUE_BLOCK_FIELDS, WIRE_VERSION,
 } from "../src/wire";
 import { floatBytesAt } from "./helpers";
 
@@ -86,7 +86,7 @@ describe("decodeMeta", () => {
   });
 
   it("throws a clear error on a version mismatch", () => {
-    expect(() => decodeMeta({ ...meta, version: 1 })).toThrow(/version mismatch.*version 1.*version 2/);
+    expect(() => decodeMeta({ ...meta, version: 2 })).toThrow(/version mismatch.*version 2.*version 3/);
     expect(() => decodeMeta({ ...meta, version: undefined })).toThrow(/version/);
   });
 
@@ -97,13 +97,12 @@ describe("decodeMeta", () => {
     expect(() => kindInfo(decodeMeta(meta), "cross")).toThrow(/no cross attention/);
   });
 
-  it("declares the keys the Python encoder writes", () => {
-    expect(Object.keys(fixture.meta)).toEqual([...META_KEYS]);
-    for (const seq of Object.values(fixture.meta.sequences)) expect(Object.keys(seq)).toEqual([...SEQUENCE_KEYS]);
-    for (const kind of fixture.meta.kinds) {
-      expect(Object.keys(kind).filter((k) => k !== "mask_data")).toEqual([...KIND_KEYS]);
-    }
-    for (const block of fixture.layers) expect(Object.keys(block)).toEqual([...BLOCK_KEYS]);
+  it("reads the keys the Python encoder writes, in the order both declare them", () => {
+    const declared = (fields: object, raw: object) => Object.keys(fields).filter((k) => k in raw);
+    expect(Object.keys(fixture.meta)).toEqual(declared(META_FIELDS, fixture.meta));
+    for (const seq of Object.values(fixture.meta.sequences)) expect(Object.keys(seq)).toEqual(declared(SEQUENCE_FIELDS, seq));
+    for (const kind of fixture.meta.kinds) expect(Object.keys(kind)).toEqual(declared(KIND_FIELDS, kind));
+    for (const block of fixture.layers) expect(Object.keys(block)).toEqual(declared(VALUE_BLOCK_FIELDS, block));
   });
 });
 
@@ -181,9 +180,9 @@ describe("the Python fixture", () => {
   });
 });
 
-describe("the Python fixture, wire v2", () => {
+describe("the Python fixture: 8-bit, pooled, windowed and top-k blocks, streamed kinds", () => {
   type V2 = {
-    blocks_v2: { block: Record<string, unknown>; expected: number[] }[];
+    blocks: { block: Record<string, unknown>; expected: number[] }[];
     topk: { block: Record<string, unknown>; expected_index: number[]; expected_data: number[] };
     streamed: { meta: unknown; expected_stats: Record<string, number[]> };
     expected_thumbnails: Record<string, number[]>;
@@ -193,20 +192,20 @@ describe("the Python fixture, wire v2", () => {
 
   it("decodes uint8, pooled and windowed blocks to the values Python means", () => {
     const seen = new Set<string>();
-    for (const { block: raw, expected } of v2.blocks_v2) {
+    for (const { block: raw, expected } of v2.blocks) {
       const b = decodeBlock(raw);
       seen.add(`${raw.dtype}/${b.pool}/${(b.q0 ?? 0) > 0 && (b.k0 ?? 0) > 0 ? "window" : "whole"}`);
       expect(b.data.length).toBe(expected.length);
       // uint8 values decode in float32 here, float64 in numpy: equal to float32 precision.
       for (let i = 0; i < expected.length; i++) expect(Math.abs(b.data[i] - expected[i])).toBeLessThan(1e-6);
       if (raw.dtype === "uint8") expect(b.exact).toBe(false);
-      expect(Object.keys(raw).filter((k) => k !== "scale")).toEqual([...BLOCK_KEYS]);
+      expect(Object.keys(raw)).toEqual(Object.keys(VALUE_BLOCK_FIELDS).filter((k) => k in raw));
     }
-    expect(seen).toEqual(new Set(["uint8/1/whole", "uint8/2/whole", "float32/1/window"]));
+    expect(seen).toEqual(new Set(["uint8/1/whole", "uint8/2/whole", "float32/2/whole", "float32/1/window"]));
   });
 
   it("quantizes within the stated error of the exact layer", () => {
-    for (const { block: raw } of v2.blocks_v2.filter((b) => b.block.dtype === "uint8" && b.block.pool === 1)) {
+    for (const { block: raw } of v2.blocks.filter((b) => b.block.dtype === "uint8" && b.block.pool === 1)) {
       const b = decodeBlock(raw);
       const want = (fixture.expected as Record<string, number[]>)[`${b.kind}/${b.layer}`];
       for (let i = 0; i < want.length; i++) expect(Math.abs(b.data[i] - want[i])).toBeLessThanOrEqual(b.maxError! + 1e-7);
@@ -215,7 +214,7 @@ describe("the Python fixture, wire v2", () => {
 
   it("decodes the top-k block", () => {
     const t = decodeTopK(v2.topk.block);
-    expect(Object.keys(v2.topk.block)).toEqual([...TOPK_KEYS]);
+    expect(Object.keys(v2.topk.block)).toEqual(Object.keys(TOPK_BLOCK_FIELDS));
     expect(Array.from(t.index)).toEqual(v2.topk.expected_index);
     for (const [i, w] of t.data.entries()) expect(Math.abs(w - v2.topk.expected_data[i])).toBeLessThan(1e-7);
   });

@@ -178,25 +178,17 @@ def _assets() -> tuple[str, str]:
 
 
 def _meta(trace: Trace) -> dict[str, Any]:
-    """`wire.encode_meta` with its bytes (masks, thumbnails, statistics) as base64 text."""
-    meta = wire.encode_meta(trace)
-    for kind in meta["kinds"]:
-        if "mask_data" in kind:
-            kind["mask_data"] = _b64(kind["mask_data"])
-        kind["thumbnails"]["data"] = _b64(kind["thumbnails"]["data"])
-        if "stats" in kind:
-            kind["stats"] = {name: _b64(data) for name, data in kind["stats"].items()}
-    if wire.META_IMAGE in meta:  # a vision model's picture
-        meta[wire.META_IMAGE]["png"] = _b64(meta[wire.META_IMAGE]["png"])
+    """`wire.encode_meta` with its bytes (masks, thumbnails, statistics, a picture) as base64 text."""
+    meta: dict[str, Any] = wire.as_base64(wire.encode_meta(trace))
     return meta
 
 
 def _layer_blocks(trace: Trace, kind: str, layer: int, enc: Encoding) -> list[dict[str, Any]]:
     """One layer as the report stores it: its value block, and a streamed kind's top keys."""
-    blocks = [wire.encode_layer(trace, kind, layer, enc.dtype, enc.pool_of(trace, kind))]
+    blocks: list[wire.Block] = [wire.encode_layer(trace, kind, layer, enc.dtype, enc.pool_of(trace, kind))]
     if enc.top_k(trace, kind):
         blocks.append(wire.encode_topk(trace, kind, layer, enc.top_k(trace, kind)))
-    return [{key: _b64(value) if isinstance(value, bytes) else value for key, value in b.items()} for b in blocks]
+    return [wire.as_base64(b) for b in blocks]
 
 
 def _blocks(trace: Trace, plan: LayerPlan | None) -> list[dict[str, Any]]:
@@ -267,10 +259,6 @@ def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Seq
         f'<script type="application/json" id="{HEADER_ID}">{script_json(header)}</script>\n'
         f"{data}\n<script>{bundle}</script>\n</body>\n</html>\n"
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _joined(trace: Trace) -> str:

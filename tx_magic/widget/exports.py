@@ -11,6 +11,7 @@ import pathlib
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import wire
@@ -25,10 +26,10 @@ EXPORT_TIMEOUT = 10.0
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<svg"}
 
 
-class ExportFuture(concurrent.futures.Future):
+class ExportFuture(concurrent.futures.Future[pathlib.Path]):
     """A `Future` for a picture; waiting on it inside the cell that asked would wait forever."""
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> pathlib.Path:
         self._refuse_deadlock()
         return super().result(timeout)
 
@@ -37,14 +38,14 @@ class ExportFuture(concurrent.futures.Future):
         return super().exception(timeout)
 
     def _refuse_deadlock(self) -> None:
-        if not self.done() and _KernelActivity.running_cell():
+        if not self.done() and KernelActivity.running_cell():
             raise ExportError(
                 "the picture is written once the kernel is idle, after this cell (and any queued "
                 "cells) finish: call .result() in a later cell, or check .done()"
             )
 
 
-class _KernelActivity:
+class KernelActivity:
     """Whether IPython is running a cell: a view's reply is only read while it is not."""
 
     busy = False
@@ -77,7 +78,7 @@ class _KernelActivity:
         if kernel is None or threading.current_thread() is not threading.main_thread():
             return False
         try:
-            return kernel.get_parent()["header"]["msg_type"] == "execute_request"
+            return bool(kernel.get_parent()["header"]["msg_type"] == "execute_request")
         except (AttributeError, KeyError, TypeError):
             return False
 
@@ -101,7 +102,7 @@ class PendingExports:
         future = ExportFuture()
         with self._lock:
             self._pending[request_id] = (future, fmt, target)
-        _KernelActivity.watch()
+        KernelActivity.watch()
         threading.Thread(target=self._watchdog, args=(request_id,), daemon=True, name="tx_magic-export").start()
         return future
 
@@ -109,15 +110,17 @@ class PendingExports:
         with self._lock:
             return self._pending.pop(str(request_id), None)
 
-    def answer(self, content: dict[str, Any], buffers: list[Any]) -> None:
-        """A view's reply: write the file, or fail the future with the view's message."""
-        entry = self._take(content.get("id"))
+    def answer(self, message: Mapping[str, Any], buffers: Sequence[Any]) -> None:
+        """A view's reply (`wire.Reply` with the file as its buffer, or `wire.ErrorReply`): write the
+        file, or fail the future with the view's message. Replies to no pending export are ignored."""
+        entry = self._take(message.get("id"))
         if entry is None:
             return  # another view answered first, or the request timed out
         future, fmt, target = entry
         try:
-            if content.get("type") == wire.REPLY_EXPORT_ERROR:
-                raise ExportError(f"the view could not make the {fmt.upper()}: {content.get('message', 'unknown error')}")
+            if message.get("type") == wire.REPLY_ERROR:
+                reason = message.get("message", "unknown error")
+                raise ExportError(f"the view could not make the {fmt.upper()}: {reason}")
             data = bytes(buffers[0]) if buffers else b""
             if not data.startswith(_MAGIC[fmt]):
                 raise ExportError(f"the view sent {len(data)} bytes that are not a {fmt.upper()} file")
@@ -136,7 +139,7 @@ class PendingExports:
                 entry = self._pending.get(request_id)
             if entry is None or entry[0].done():
                 return
-            idle = 0.0 if _KernelActivity.busy else idle + step
+            idle = 0.0 if KernelActivity.busy else idle + step
             if idle >= EXPORT_TIMEOUT:
                 entry = self._take(request_id)
                 if entry is not None:

@@ -12,7 +12,7 @@ import weakref
 from typing import Any
 
 #: Per notebook cell id: (the execution count of its last run, the widgets that run made).
-_BY_CELL: dict[str, tuple[int, list[weakref.ref]]] = {}
+_BY_CELL: dict[str, tuple[int, list[weakref.ref[Any]]]] = {}
 
 
 def adopt(widget: Any) -> None:
@@ -41,7 +41,8 @@ def displayed(widget: Any) -> None:
 
 def shown_in(widget: Any) -> set[str]:
     """Ids of the notebook cells that displayed `widget`."""
-    return widget.__dict__.get("_tx_shown_in", set())
+    cells: set[str] = widget.__dict__.get("_tx_shown_in", set())
+    return cells
 
 
 def _running_cell() -> tuple[str | None, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pathlib
-import uuid
 from typing import Any
 
 import anywidget
@@ -35,7 +34,7 @@ class AttentionWidget(anywidget.AnyWidget):
     _bundle_id = traitlets.Unicode(BUNDLE_ID).tag(sync=True)
 
     _meta = traitlets.Dict().tag(sync=True)
-    _layers = traitlets.List().tag(sync=True)
+    _layers: traitlets.List[wire.Block] = traitlets.List().tag(sync=True)
     #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
     _internals = traitlets.Dict().tag(sync=True)
 
@@ -80,7 +79,7 @@ class AttentionWidget(anywidget.AnyWidget):
         Unlike the picture exports it needs no displayed view and is written at once.
         Options: see `tx_magic.report.save_html`.
         """
-        return save_html(self, path, **options)
+        return save_html(self, pathlib.Path(path), **options)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, plus a small static preview (text/html) for viewers without a widget
@@ -92,7 +91,7 @@ class AttentionWidget(anywidget.AnyWidget):
             data["text/html"] = fallback_html(self.trace)
         return bundle
 
-    def save_png(self, path: str | os.PathLike[str], *, scale: float = 2) -> concurrent.futures.Future:
+    def save_png(self, path: str | os.PathLike[str], *, scale: float = 2) -> concurrent.futures.Future[pathlib.Path]:
         """Write a PNG of the arc and matrix views as they are now shown, at `scale` x CSS pixels.
 
         A displayed view draws the picture and sends it back; the kernel reads that reply once
@@ -106,24 +105,27 @@ class AttentionWidget(anywidget.AnyWidget):
             raise ValueError(f"scale must be in 0.25..4, got {scale}")
         return self._request_export("png", path, scale=scale)
 
-    def save_svg(self, path: str | os.PathLike[str]) -> concurrent.futures.Future:
+    def save_svg(self, path: str | os.PathLike[str]) -> concurrent.futures.Future[pathlib.Path]:
         """Write an SVG of the arc and matrix views as they are now shown; see `save_png`."""
         return self._request_export("svg", path)
 
-    def _request_export(self, fmt: str, path: str | os.PathLike[str], **options: Any) -> concurrent.futures.Future:
+    def _request_export(self, fmt: str, path: str | os.PathLike[str],
+                        scale: float | None = None) -> concurrent.futures.Future[pathlib.Path]:
         target = pathlib.Path(path).expanduser().resolve()
         if not target.parent.is_dir():
             raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
         if self.comm is None:
             raise ExportError("this widget was closed: display a new one (tx_magic.show(w.trace)) and save from it")
-        request_id = uuid.uuid4().hex
-        future = self._exports.add(request_id, fmt, target)
-        self.send({"type": wire.REQUEST_EXPORT, "id": request_id, "format": fmt, **options})
+        payload: wire.ExportRequest = {"format": fmt} if scale is None else {"format": fmt, "scale": scale}
+        request = wire.request(wire.REQUEST_EXPORT, payload)
+        future = self._exports.add(request["id"], fmt, target)
+        self.send(request)
         return future
 
     def _on_custom_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
-        """The widget's one message handler: a view's picture, or a request of the renderer's."""
-        if isinstance(content, dict) and content.get("type") in (wire.REPLY_EXPORT, wire.REPLY_EXPORT_ERROR):
+        """The widget's one message handler (`wire.rpc`): a view's reply to an export, or a request
+        of the renderer's, answered from the trace."""
+        if wire.is_reply(content):
             self._exports.answer(content, list(buffers or []))
             return
         reply = wire.reply_to(self.trace, content)
@@ -138,7 +140,7 @@ class AttentionWidget(anywidget.AnyWidget):
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict[str, Any]) -> int:
         # Against the deepest kind: the renderer may send a new kind and its layer in either order.
-        value = proposal["value"]
+        value: int = proposal["value"]
         most = max(self.trace.shape(k)[0] for k in self.trace.kinds)
         if not 0 <= value < most:
             raise traitlets.TraitError(f"layer must be in 0..{most - 1}, got {value}")
@@ -146,9 +148,10 @@ class AttentionWidget(anywidget.AnyWidget):
 
     @traitlets.validate("kind")
     def _check_kind(self, proposal: dict[str, Any]) -> str:
-        if proposal["value"] not in self.trace.kinds:
-            raise traitlets.TraitError(f"kind must be one of {list(self.trace.kinds)}, got {proposal['value']!r}")
-        return proposal["value"]
+        value: str = proposal["value"]
+        if value not in self.trace.kinds:
+            raise traitlets.TraitError(f"kind must be one of {list(self.trace.kinds)}, got {value!r}")
+        return value
 
     @traitlets.observe("kind")
     def _clamp_to_kind(self, change: dict[str, Any]) -> None:
@@ -164,10 +167,11 @@ class AttentionWidget(anywidget.AnyWidget):
 
     @traitlets.validate("aggregate")
     def _check_aggregate(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
         queries, keys = self.trace.tokens(self.kind)
-        if proposal["value"] == "rollout" and queries is not keys:
+        if value == "rollout" and queries is not keys:
             raise traitlets.TraitError(f"rollout needs self-attention; {self.kind!r} attends across sequences")
-        return proposal["value"]
+        return value
 
     def __repr__(self) -> str:
         return f"<AttentionWidget {self.trace!r} kind={self.kind} layer={self.layer} head={self.head}>"

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..core.trace import Trace
-from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, MAX_BLOCK_CELLS, MAX_LAYER_BYTES, RequestError
+from .schema import (
+    DTYPE,
+    DTYPE_TOPK,
+    DTYPE_UINT8,
+    MAX_BLOCK_CELLS,
+    MAX_LAYER_BYTES,
+    BlockHeader,
+    RequestError,
+    TopKBlock,
+    TopKHeader,
+    ValueBlock,
+)
 
 
 def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 values, float32 scale per row): byte = round(p / scale * 255), scale = the row's max.
 
-    Decoded as byte / 255 * scale, each value is within scale / 510 of `p`. NaN counts as 0; a row of
-    zeros has scale 0.
+    Decoded as byte / 255 * scale, each value is within scale / 510 of `p` (and float32's rounding).
+    NaN counts as 0; a row of zeros has scale 0; a row whose max is tiny (255 / max overflows float32,
+    below ~7.5e-37) is divided rather than multiplied by its inverse, so it keeps its values too.
     """
     v = np.asarray(values, dtype=np.float32)
     if not v.shape[-1]:
@@ -24,26 +34,43 @@ def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = np.fmax.reduce(v, axis=-1)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.float32(0)).astype(np.float32)
     inverse = np.zeros_like(scale)
-    np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
-    q = v * inverse[..., None]          # <= 255 (+ rounding) as no weight exceeds its row's max
+    with np.errstate(over="ignore", invalid="ignore"):  # tiny rows: mended below
+        np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
+        q = v * inverse[..., None]      # <= 255 (+ rounding) as no weight exceeds its row's max
+    tiny = np.isinf(inverse)
+    if tiny.any():  # rare: dividing keeps such a row's ratios finite
+        q[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
     q += np.float32(0.5)                # then truncation rounds to the nearest
     np.fmax(q, np.float32(0.0), out=q)  # NaN and negatives -> 0
     return q.astype(np.uint8), scale
 
 
 def make_block(kind: str, layer: int, values: np.ndarray, dtype: str = DTYPE, pool: int = 1,
-               q0: int = 0, k0: int = 0) -> dict[str, Any]:
+               q0: int = 0, k0: int = 0) -> ValueBlock:
     """A value block of (heads, rows, columns) `values` as float32 or uint8 (with its row scales)."""
-    block: dict[str, Any] = {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": [int(s) for s in values.shape],
-                             "pool": int(pool), "q0": int(q0), "k0": int(k0)}
+    shape = [int(s) for s in values.shape]
     if dtype == DTYPE:
-        block["data"] = np.ascontiguousarray(values, dtype="<f4").tobytes()
-    elif dtype == DTYPE_UINT8:
+        return {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": shape, "pool": int(pool), "q0": int(q0),
+                "k0": int(k0), "data": np.ascontiguousarray(values, dtype="<f4").tobytes()}
+    if dtype == DTYPE_UINT8:
         data, scale = quantize(values)
-        block["data"], block["scale"] = data.tobytes(), scale.astype("<f4").tobytes()
-    else:
-        raise RequestError(f"dtype must be {DTYPE!r} or {DTYPE_UINT8!r}, not {dtype!r}")
-    return block
+        return {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": shape, "pool": int(pool), "q0": int(q0),
+                "k0": int(k0), "data": data.tobytes(), "scale": scale.astype("<f4").tobytes()}
+    raise RequestError(f"dtype must be {DTYPE!r} or {DTYPE_UINT8!r}, not {dtype!r}")
+
+
+def block_parts(block: ValueBlock) -> tuple[BlockHeader, list[bytes]]:
+    """A value block as a reply sends it: the header, and its bytes as buffers ([data] or [data, scale])."""
+    header: BlockHeader = {"kind": block["kind"], "layer": block["layer"], "dtype": block["dtype"],
+                           "shape": block["shape"], "pool": block["pool"], "q0": block["q0"], "k0": block["k0"]}
+    return header, [block["data"], *([block["scale"]] if "scale" in block else [])]
+
+
+def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
+    """A top-k block as a reply sends it: the header, and buffers [index, data]."""
+    header: TopKHeader = {"kind": block["kind"], "layer": block["layer"], "dtype": block["dtype"],
+                          "shape": block["shape"]}
+    return header, [block["index"], block["data"]]
 
 
 def block_nbytes(heads: int, rows: int, cols: int, dtype: str) -> int:
@@ -62,7 +89,7 @@ def layer_pool(trace: Trace, kind: str, pool: int | None) -> int:
     base = kind_pool(trace, kind)
     if pool is None:
         return base
-    pool = _count(pool, "pool")
+    pool = integer(pool, "pool")
     if pool < 1:
         raise RequestError(f"pool must be at least 1, got {pool}")
     return max(base, -(-pool // base) * base)
@@ -81,7 +108,7 @@ def pooled_layer(trace: Trace, kind: str, layer: int, pool: int) -> np.ndarray:
     return trace.store(kind).pooled(layer, pool)
 
 
-def encode_layer(trace: Trace, kind: str, layer: int, dtype: str = DTYPE, pool: int | None = None) -> dict[str, Any]:
+def encode_layer(trace: Trace, kind: str, layer: int, dtype: str = DTYPE, pool: int | None = None) -> ValueBlock:
     """One whole layer: float32 or uint8, at `pool` (default: the finest the kind has)."""
     layer = _layer_index(trace, kind, layer)
     if dtype not in (DTYPE, DTYPE_UINT8):
@@ -99,11 +126,11 @@ def encode_layer(trace: Trace, kind: str, layer: int, dtype: str = DTYPE, pool: 
     return make_block(kind, layer, pooled_layer(trace, kind, layer, pool), dtype, pool)
 
 
-def encode_block(trace: Trace, kind: str, layer: int, q0: int, q1: int, k0: int, k1: int) -> dict[str, Any]:
+def encode_block(trace: Trace, kind: str, layer: int, q0: int, q1: int, k0: int, k1: int) -> ValueBlock:
     """Exact float32 weights of queries q0:q1 and keys k0:k1 (ends clamped to the matrix)."""
     layer = _layer_index(trace, kind, layer)
     _, _, nq, nk = trace.shape(kind)
-    q0, q1, k0, k1 = (_count(v, name) for v, name in ((q0, "q0"), (q1, "q1"), (k0, "k0"), (k1, "k1")))
+    q0, q1, k0, k1 = (integer(v, name) for v, name in ((q0, "q0"), (q1, "q1"), (k0, "k0"), (k1, "k1")))
     q1, k1 = min(q1, nq), min(k1, nk)
     if not (0 <= q0 < q1 and 0 <= k0 < k1):
         raise RequestError(f"empty or negative block: queries {q0}:{q1} of {nq}, keys {k0}:{k1} of {nk}")
@@ -115,7 +142,7 @@ def encode_block(trace: Trace, kind: str, layer: int, q0: int, q1: int, k0: int,
     return make_block(kind, layer, values, DTYPE, 1, q0, k0)
 
 
-def encode_topk(trace: Trace, kind: str, layer: int, k: int | None = None) -> dict[str, Any]:
+def encode_topk(trace: Trace, kind: str, layer: int, k: int | None = None) -> TopKBlock:
     """Each query row's `k` (default: all the store gives) largest weights and their keys."""
     layer = _layer_index(trace, kind, layer)
     values, index = trace.store(kind).top_keys(layer, k)
@@ -129,17 +156,19 @@ def topk_width(trace: Trace, kind: str) -> int:
     return int(trace.store(kind).top_width)
 
 
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
-            isinstance(value, float) and value.is_integer()):
-        raise RequestError(f"{name} must be an integer, got {value!r}")
-    return int(value)
+def integer(value: object, name: str) -> int:
+    """`value` (from a request: any JSON) as an int, or a RequestError naming `name`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise RequestError(f"{name} must be an integer, got {value!r}")
 
 
-def _layer_index(trace: Trace, kind: str, layer: Any) -> int:
+def _layer_index(trace: Trace, kind: str, layer: object) -> int:
     if kind not in trace.attentions:
         raise RequestError(f"this trace has no {kind!r} attention; it has {list(trace.kinds)}")
-    layer = _count(layer, "layer")
+    layer = integer(layer, "layer")
     layers = trace.shape(kind)[0]
     if not 0 <= layer < layers:
         raise RequestError(f"{kind} attention has layers 0..{layers - 1}, not {layer}")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..core.trace import Trace
-from .schema import META_IMAGE
+from .schema import Image, Internals, Logits
 
 
-def encode_internals(trace: Trace) -> dict[str, Any]:
+def encode_internals(trace: Trace) -> Internals:
     """The ``_internals`` trait: what the trace holds of hidden states, lens, logits, generation."""
-    out: dict[str, Any] = {}
+    out: Internals = {}
     if trace.hidden is not None:
         rows, n = trace.hidden.norms.shape
         out["hidden"] = {"layers": rows - 1, "tokens": n,
@@ -31,7 +29,7 @@ def encode_internals(trace: Trace) -> dict[str, Any]:
     return out
 
 
-def encode_logits(trace: Trace, position: int) -> dict[str, Any]:
+def encode_logits(trace: Trace, position: int) -> Logits:
     """Next-token logits after token `position`: {"position", "data": float32 (V,) bytes}."""
     if trace.logits is None:
         raise ValueError("this trace has no next-token logits (only causal LMs have them)")
@@ -39,11 +37,10 @@ def encode_logits(trace: Trace, position: int) -> dict[str, Any]:
     return {"position": int(position), "data": values.tobytes()}
 
 
-def encode_image(trace: Trace) -> dict[str, Any]:
-    """``{"image": {...}}`` for a trace with an image, else {} (merged into ``_meta``)."""
+def encode_image(trace: Trace) -> Image | None:
+    """``_meta["image"]`` for a trace with an image, else None."""
     image = trace.image
     if image is None:
-        return {}
-    return {META_IMAGE: {"png": bytes(image.png), "width": int(image.width), "height": int(image.height),
-                         "rows": int(image.rows), "cols": int(image.cols), "sequence": "input",
-                         "first": int(image.first)}}
+        return None
+    return {"png": bytes(image.png), "width": int(image.width), "height": int(image.height), "rows": int(image.rows),
+            "cols": int(image.cols), "sequence": "input", "first": int(image.first)}

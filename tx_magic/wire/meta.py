@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..analysis import STAT_NAMES, head_summary
 from ..core.trace import KIND_SEQUENCES, Trace
 from .internals import encode_image
-from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION
+from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION, Kind, Meta
 
 
 def mask_type(trace: Trace, kind: str) -> tuple[str, np.ndarray | None]:
@@ -35,19 +33,19 @@ def _lower_triangle(mask: np.ndarray) -> bool:
     return bool(np.array_equal(np.argmin(mask[:-1], axis=1), np.arange(1, n)))
 
 
-def encode_meta(trace: Trace) -> dict[str, Any]:
+def encode_meta(trace: Trace) -> Meta:
     """The ``_meta`` trait: everything but the attention values (thumbnails and, streamed, statistics)."""
-    kinds = []
+    kinds: list[Kind] = []
     for kind in trace.kinds:
         layers, heads, _, _ = trace.shape(kind)
         queries, keys = KIND_SEQUENCES[kind]
         mtype, mask = mask_type(trace, kind)
         store = trace.store(kind)
         thumbs = thumbnails(trace, kind)
-        entry: dict[str, Any] = {
+        entry: Kind = {
             "name": kind, "layers": layers, "heads": heads,
             "queries": queries, "keys": keys, "mask": mtype,
-            "streamed": store.streamed, "pool": store.pool,
+            "streamed": bool(store.streamed), "pool": int(store.pool),
             "thumbnails": {"size": int(thumbs.shape[-1]), "data": _to_uint8(thumbs).tobytes()},
         }
         if mask is not None:
@@ -58,7 +56,7 @@ def encode_meta(trace: Trace) -> dict[str, Any]:
             entry["head_types"] = [[str(label) for label in row] for row in labels]
         kinds.append(entry)
     used = {s for kind in trace.kinds for s in KIND_SEQUENCES[kind]}
-    return {
+    meta: Meta = {
         "version": WIRE_VERSION,
         "model": trace.model_name,
         "warnings": list(trace.warnings),
@@ -68,17 +66,22 @@ def encode_meta(trace: Trace) -> dict[str, Any]:
             for name, seq in trace.sequences.items() if name in used
         },
         "kinds": kinds,
-        **encode_image(trace),
     }
+    image = encode_image(trace)
+    if image is not None:
+        meta["image"] = image
+    return meta
 
 
 def thumbnails(trace: Trace, kind: str) -> np.ndarray:
     """Each head's matrix max-pooled to T x T tiles (T = min(THUMBNAIL_SIZE, Q, K)): float32 (L, H, T, T)."""
     _, _, q, k = trace.shape(kind)
-    return trace.store(kind).thumbnails_at(max(1, min(THUMBNAIL_SIZE, q, k)))
+    tiles: np.ndarray = trace.store(kind).thumbnails_at(max(1, min(THUMBNAIL_SIZE, q, k)))
+    return tiles
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     """Probabilities 0..1 as round(255 * p)."""
     v = np.clip(np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return np.rint(v * 255.0).astype(np.uint8)
+    codes: np.ndarray = np.rint(v * 255.0).astype(np.uint8)
+    return codes

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from ..core.trace import Trace
 from ..analysis import STAT_NAMES
+from ..core.trace import Trace
 from .blocks import encode_layer, encode_topk, kind_pool, layer_nbytes, topk_width
 from .meta import mask_type
-from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, EAGER_BUDGET, MASK_EXPLICIT, THUMBNAIL_SIZE
+from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, EAGER_BUDGET, MASK_EXPLICIT, THUMBNAIL_SIZE, TopKBlock, ValueBlock
+
+#: One entry of the ``_layers`` trait.
+Block = ValueBlock | TopKBlock
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,9 @@ def eager_plan(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list
     if all(kind_pool(trace, k) == 1 for k in kinds):
         for dtype in (DTYPE, DTYPE_UINT8):
             if sum(trace.shape(k)[0] * layer_nbytes(trace, k, dtype) for k in kinds) <= room:
-                return [Eager(k, l, dtype) for k in kinds for l in range(trace.shape(k)[0])]
+                return [Eager(k, at, dtype) for k in kinds for at in range(trace.shape(k)[0])]
     share = room // len(kinds)
-    plan = []
+    plan: list[Eager] = []
     for kind in kinds:
         layers, heads, q, n_keys = trace.shape(kind)
         at = min(max(layer, 0), layers - 1)
@@ -85,13 +87,13 @@ def plan_nbytes(trace: Trace, plan: list[Eager]) -> int:
     return total
 
 
-def encode_eager(trace: Trace, item: Eager) -> dict[str, Any]:
+def encode_eager(trace: Trace, item: Eager) -> Block:
     """The block one `Eager` entry stands for."""
     if item.dtype == DTYPE_TOPK:
         return encode_topk(trace, item.kind, item.layer, item.k)
     return encode_layer(trace, item.kind, item.layer, item.dtype, item.pool)
 
 
-def eager_layers(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list[dict[str, Any]]:
+def eager_layers(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list[Block]:
     """The ``_layers`` trait: the blocks of `eager_plan`, encoded."""
     return [encode_eager(trace, item) for item in eager_plan(trace, budget, layer)]

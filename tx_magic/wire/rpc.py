@@ -1,82 +1,156 @@
-"""Requests from the renderer and their replies (custom messages), answered from the trace."""
+"""One request/reply channel between Python and the renderer, over the widget's custom messages.
+
+Every request, either way, is ``{"type": <request type>, "id": <str>, "payload": {...}}``
+(`Request`). It is answered once, by id: ``{"type": REPLY, "id", "content": {...}}`` with the
+reply's bytes as the message's buffers (`Reply`), or ``{"type": REPLY_ERROR, "id", "message"}``
+(`ErrorReply`) saying what went wrong in words a person can act on. The renderer asks for layers,
+blocks, top keys, logits and the lens (`HANDLERS`, the table of what Python answers); Python asks a
+view for a picture (REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the other end.
+
+Why our own channel and not anywidget's experimental ``command`` / ``invoke`` (0.11), although
+this one is shaped like it (an id-keyed request, one reply with buffers):
+
+- ``invoke`` fails a request after 3 s by default, with the AbortSignal's bare "signal timed out".
+  The kernel reads a view's messages only between cells, so a request made while a cell runs
+  waits for that cell: ours waits 30 s (60 s for the lens) and then says so ("no reply from
+  Python for ... after 30 s: is the kernel busy, restarted or gone?").
+- A command that raises sends no reply at all (anywidget has no error form), so the view would
+  wait out its timeout instead of showing why; here every failure is an ErrorReply, shown in the view.
+- Commands go one way, view to kernel; exports go the other way, kernel to view, and need the same
+  envelope, ids and error form (a view over the 10 MiB a browser may send says so in an ErrorReply).
+- ``invoke`` adds a listener per call; one channel per view routes every reply through one.
+- Commands are methods of the widget class; the answers here come from the trace, in this layer
+  below the widget (the widget's one message handler calls `reply_to`), and are tested without one.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..core.trace import Trace
-from .blocks import encode_block, encode_layer, encode_topk
+from .blocks import block_parts, encode_block, encode_layer, encode_topk, integer, topk_parts
 from .internals import encode_logits
-from .schema import (DTYPE, MAX_LENS_POSITIONS, REPLY_BLOCK, REPLY_ERROR, REPLY_LAYER, REPLY_LENS, REPLY_LENS_ERROR,
-                     REPLY_LOGITS, REPLY_LOGITS_ERROR, REPLY_TOPK, REQUEST_BLOCK, REQUEST_LAYER, REQUEST_LENS,
-                     REQUEST_LOGITS, REQUEST_TOPK, RequestError)
+from .schema import (
+    DTYPE,
+    MAX_LENS_POSITIONS,
+    REPLY,
+    REPLY_ERROR,
+    REQUEST_BLOCK,
+    REQUEST_LAYER,
+    REQUEST_LENS,
+    REQUEST_LOGITS,
+    REQUEST_TOPK,
+    BlockHeader,
+    BlockRequest,
+    ErrorReply,
+    LayerRequest,
+    LensReply,
+    LensRequest,
+    LogitsHeader,
+    LogitsRequest,
+    Reply,
+    ReplyContent,
+    Request,
+    RequestError,
+    TopKHeader,
+    TopKRequest,
+)
+
+#: A handler's answer: the reply's content and its buffers.
+Answer = tuple[ReplyContent, list[bytes]]
+#: A request type's handler: the trace and the request's payload (untrusted JSON: each handler checks it).
+Handler = Callable[[Trace, Any], Answer]
 
 
-def answer(trace: Trace, request: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The reply (content, buffers) to a renderer's request, an error reply, or None if not a request."""
-    kind_of = request.get("type")
-    if kind_of not in (REQUEST_LAYER, REQUEST_BLOCK, REQUEST_TOPK):
+def _kind(trace: Trace, payload: Mapping[str, object]) -> str:
+    kind = payload.get("kind")
+    if not isinstance(kind, str):
+        raise RequestError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
+    return kind
+
+
+def answer_layer(trace: Trace, payload: LayerRequest) -> tuple[BlockHeader, list[bytes]]:
+    """A whole layer at a dtype and pool (raised to a streamed kind's pool): buffers [data] or [data, scale]."""
+    pool = payload.get("pool")
+    return block_parts(encode_layer(trace, _kind(trace, payload), integer(payload.get("layer"), "layer"),
+                                    payload.get("dtype", DTYPE), None if pool is None else integer(pool, "pool")))
+
+
+def answer_block(trace: Trace, payload: BlockRequest) -> tuple[BlockHeader, list[bytes]]:
+    """Exact float32 weights of a window, at most MAX_BLOCK_CELLS per head: buffers [data]."""
+    q0, q1, k0, k1 = (integer(payload.get(name), name) for name in ("q0", "q1", "k0", "k1"))
+    return block_parts(encode_block(trace, _kind(trace, payload), integer(payload.get("layer"), "layer"),
+                                    q0, q1, k0, k1))
+
+
+def answer_topk(trace: Trace, payload: TopKRequest) -> tuple[TopKHeader, list[bytes]]:
+    """Each query row's largest weights and their keys: buffers [index, data]."""
+    return topk_parts(encode_topk(trace, _kind(trace, payload), integer(payload.get("layer"), "layer")))
+
+
+def answer_logits(trace: Trace, payload: LogitsRequest) -> tuple[LogitsHeader, list[bytes]]:
+    """Another position's full-vocabulary logits: buffers [float32 (V,)]."""
+    logits = encode_logits(trace, integer(payload.get("position"), "position"))
+    return {"position": logits["position"]}, [logits["data"]]
+
+
+def answer_lens(trace: Trace, payload: LensRequest) -> tuple[LensReply, list[bytes]]:
+    """The lens at the positions asked for: buffers [int32 ids, float32 probs], each (L+1, positions, k)."""
+    if trace.lens is None:
+        raise RequestError("this trace has no logit lens (only causal LMs have one)")
+    positions = payload.get("positions")
+    if not isinstance(positions, list) or not positions or len(positions) > MAX_LENS_POSITIONS:
+        raise RequestError(f"positions must be a list of 1..{MAX_LENS_POSITIONS} token positions")
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
+        raise RequestError("positions must be whole numbers")
+    top = trace.lens.top(positions)
+    ids, probs = np.ascontiguousarray(top.ids, dtype="<i4"), np.ascontiguousarray(top.probs, dtype="<f4")
+    return {"positions": [int(p) for p in top.positions], "k": int(ids.shape[-1])}, [ids.tobytes(), probs.tobytes()]
+
+
+#: What Python answers, by request type (js/src/rpc.ts's REQUESTS is the renderer's side of this table).
+HANDLERS: dict[str, Handler] = {
+    REQUEST_LAYER: answer_layer,
+    REQUEST_BLOCK: answer_block,
+    REQUEST_TOPK: answer_topk,
+    REQUEST_LOGITS: answer_logits,
+    REQUEST_LENS: answer_lens,
+}
+
+
+def reply_to(trace: Trace, message: object) -> tuple[Reply | ErrorReply, list[bytes]] | None:
+    """The reply (message, buffers) to a request of the renderer's, or None when `message` is none of
+    `HANDLERS`' requests. A request that cannot be answered gets an ErrorReply saying why."""
+    if not isinstance(message, Mapping) or message.get("type") not in HANDLERS:
         return None
-    echo = {"id": request["id"]} if "id" in request else {}
-    kind, layer = request.get("kind"), request.get("layer")
+    request_id = str(message.get("id", ""))
+    payload = message.get("payload")
     try:
-        if not isinstance(kind, str):
-            raise RequestError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
-        if kind_of == REQUEST_LAYER:
-            block = encode_layer(trace, kind, layer, request.get("dtype", DTYPE), request.get("pool"))
-            reply_type, parts = REPLY_LAYER, ["data", "scale"]
-        elif kind_of == REQUEST_BLOCK:
-            block = encode_block(trace, kind, layer, *(request.get(n) for n in ("q0", "q1", "k0", "k1")))
-            reply_type, parts = REPLY_BLOCK, ["data"]
-        else:
-            block = encode_topk(trace, kind, layer)
-            reply_type, parts = REPLY_TOPK, ["index", "data"]
-    except (RequestError, KeyError, IndexError, TypeError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        return {"type": REPLY_ERROR, "id": request.get("id"), "kind": kind, "layer": layer,
-                "message": str(message)}, []
-    buffers = [block.pop(name) for name in parts if name in block]
-    return {"type": reply_type, **block, **echo}, buffers
+        if not isinstance(payload, Mapping):
+            raise RequestError(f"a {message['type']} request needs a payload object, got {payload!r}")
+        content, buffers = HANDLERS[message["type"]](trace, payload)
+    except (RequestError, KeyError, IndexError, TypeError, ValueError) as exc:  # a request it cannot answer
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return error(request_id, str(text)), []
+    except Exception as exc:  # noqa: BLE001 - anything else too: the view shows it instead of waiting out its timeout
+        return error(request_id, f"{type(exc).__name__}: {exc}"), []
+    return {"type": REPLY, "id": request_id, "content": content}, buffers
 
 
-def answer_lens(trace: Trace, content: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
-    """Reply to a REQUEST_LENS message: the lens at the positions asked for, or REPLY_LENS_ERROR."""
-    request_id = content.get("id")
-    try:
-        if trace.lens is None:
-            raise ValueError("this trace has no logit lens (only causal LMs have one)")
-        positions = content.get("positions")
-        if not isinstance(positions, list) or not positions or len(positions) > MAX_LENS_POSITIONS:
-            raise ValueError(f"positions must be a list of 1..{MAX_LENS_POSITIONS} token positions")
-        if not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
-            raise TypeError("positions must be whole numbers")
-        top = trace.lens.top(positions)
-    except (IndexError, TypeError, ValueError) as exc:
-        return {"type": REPLY_LENS_ERROR, "id": request_id, "message": str(exc)}, []
-    reply = {"type": REPLY_LENS, "id": request_id, "positions": list(top.positions), "k": int(top.ids.shape[-1])}
-    return reply, [np.ascontiguousarray(top.ids, dtype="<i4").tobytes(),
-                   np.ascontiguousarray(top.probs, dtype="<f4").tobytes()]
+def error(request_id: str, message: str) -> ErrorReply:
+    """The error reply to request `request_id`."""
+    return {"type": REPLY_ERROR, "id": request_id, "message": message}
 
 
-def answer_logits(trace: Trace, content: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
-    """Reply to a REQUEST_LOGITS message: another position's full-vocabulary logits, or REPLY_LOGITS_ERROR."""
-    position = content.get("position")
-    try:
-        reply = encode_logits(trace, int(position))  # type: ignore[arg-type]  # checked by int()
-    except (IndexError, TypeError, ValueError) as exc:
-        return {"type": REPLY_LOGITS_ERROR, "position": position, "message": str(exc)}, []
-    data = reply.pop("data")
-    return {"type": REPLY_LOGITS, **reply}, [data]
+def request(type_: str, payload: Mapping[str, object], request_id: str | None = None) -> Request:
+    """A request of Python's to a view (REQUEST_EXPORT), with a new id (or `request_id`) its reply will carry."""
+    return {"type": type_, "id": request_id or uuid.uuid4().hex, "payload": payload}
 
 
-def reply_to(trace: Trace, content: Any) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The reply to any request from the renderer, or None when `content` is not a request."""
-    if not isinstance(content, dict):
-        return None
-    if content.get("type") == REQUEST_LENS:
-        return answer_lens(trace, content)
-    if content.get("type") == REQUEST_LOGITS:
-        return answer_logits(trace, content)
-    return answer(trace, content)
+def is_reply(message: object) -> bool:
+    """Whether `message` answers a request (a Reply or an ErrorReply with an id)."""
+    return isinstance(message, Mapping) and message.get("type") in (REPLY, REPLY_ERROR) and "id" in message

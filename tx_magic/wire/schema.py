@@ -1,69 +1,69 @@
-"""The wire format between Python and the renderer, declared once (mirrored in js/src/wire.ts).
+"""The wire between Python and the renderer, declared once: constants and a TypedDict for every JSON
+object that crosses (mirrored by the interfaces of js/src/wire-schema.ts; tests/test_wire_in_step.py
+and js/tests/wire-schema.test.ts check both declare the same objects, keys and constants).
 
-Version 2 (long inputs, issue #4). A trace crosses as two synced traits plus on-demand messages.
+Version 3. A trace crosses as three synced traits, plus requests and replies over custom messages.
 
-``_meta`` (JSON)::
+- ``_meta`` (`Meta`): the model, warnings, token sequences (`TokenSequence`), each attention kind
+  (`Kind`, with its `Thumbnails`, an explicit mask's ``mask_data`` and, for a streamed kind,
+  ``stats`` and ``head_types``) and, for a vision model, the picture it saw (`Image`).
+- ``_layers``: the blocks sent eagerly (`tx_magic.wire.eager_layers`), `ValueBlock` and `TopKBlock`.
+- ``_internals`` (`Internals`, {} when the trace has none): hidden states (`Hidden`), the lens's
+  shape (`LensInfo`, its cells come on request), the last position's logits (`Logits`), the
+  vocabulary and a generation's steps (`Generation`).
 
-    {"version": WIRE_VERSION, "model": str, "warnings": [str],
-     "sequences": {name: {"text": [str], "special": [bool], "segment": [int], "ids": [int]}},
-     "kinds": [{"name": kind, "layers": L, "heads": H, "queries": seq name, "keys": seq name,
-                "mask": MASK_*, "streamed": bool, "pool": p, "thumbnails": {"size": T, "data": bytes},
-                ["mask_data": bytes], ["stats": {name: bytes}, "head_types": [[str]]]}]}
+Bytes travel as ``bytes`` (ipywidgets sends them as binary buffers), as a custom message's buffers,
+or, in reports, as base64 text. Values:
 
-- ``streamed``: the kind was captured reduced (`tx_magic.streamed`): whole layers exist only
-  max-pooled over tiles of at least ``pool`` x ``pool`` tokens; exact cells come from REQUEST_BLOCK.
-- ``thumbnails``: uint8 (layer, head, T, T), round(255 * max over each tile), T = min(THUMBNAIL_SIZE, Q, K);
-  the tiles split queries and keys as evenly as ``numpy.array_split`` does.
-- ``mask_data`` (explicit masks only): Q*K uint8, 1 = allowed.
-- ``stats`` and ``head_types`` (streamed kinds only: the renderer cannot compute them without the
-  weights): float32 (layer, head) per name of `tx_magic.analysis.STAT_NAMES`, and each head's label
-  ("" for none).
+- A value block covers queries q0 .. min(Q, q0 + R*p) and keys k0 .. min(K, k0 + C*p) of one layer,
+  (head, row, column) row-major; with pool p > 1 each value is the max over a p x p tile (the last
+  may be partial). float32 data is little-endian. uint8: value = byte / 255 * scale[head, row], with
+  ``scale`` float32 (H, R) the row's max: the absolute error is at most scale / 510.
+- A top-k block holds each query row's k largest weights (float32) and their key indices (int32),
+  largest first; rows with fewer than k allowed keys are padded with weight 0.
+- Thumbnails: uint8 (layer, head, T, T), round(255 * max over each tile), T = min(THUMBNAIL_SIZE, Q, K),
+  the tiles split as ``numpy.array_split`` does. ``mask_data``: Q*K uint8, 1 = allowed. ``stats``:
+  float32 (layer, head) per name of `tx_magic.analysis.STAT_NAMES`; ``head_types`` [layer][head].
+- Hidden norms and cosines: float32 (L+1, n), row 0 the embeddings (cosines[0] is NaN). Lens replies:
+  int32 ids and float32 probabilities, each (L+1, len(positions), k). Logits: float32 (V,).
+- ``_meta["image"]``: ``png`` as resized for the model (W x H); tokens ``first`` ..
+  ``first + rows*cols - 1`` of ``sequence`` are its patches, row by row.
 
-``_layers``: the blocks sent eagerly (see `eager_layers`), value blocks and top-k blocks::
-
-    {"kind", "layer", "dtype": "float32" | "uint8", "shape": [H, R, C], "pool": p, "q0", "k0",
-     "data": bytes, ["scale": bytes]}
-    {"kind", "layer", "dtype": "topk", "shape": [H, Q, k], "index": bytes, "data": bytes}
-
-A value block covers queries q0 .. min(Q, q0 + R*p) and keys k0 .. min(K, k0 + C*p), row-major
-(head, row, column); with p > 1 each value is the max over a p x p tile (the last may be partial).
-float32 data is little-endian. uint8: value = byte / 255 * scale[head, row], with ``scale`` float32
-(H, R), the row's max: the absolute error is at most scale / 510, i.e. <= 0.2 % of the row's largest
-weight (and <= 1/510 ~ 0.002). A top-k block holds each query row's k largest weights (float32) and
-their key indices (int32), largest first; rows with fewer than k allowed keys are padded with weight 0.
-
-Requests from the renderer (custom messages; each may carry ``"id"``, echoed in the reply):
-
-- ``{"type": REQUEST_LAYER, "kind", "layer", "dtype", "pool"}`` -> ``{"type": REPLY_LAYER, <block
-  without data/scale>}`` with buffers [data] or [data, scale]; the reply's pool is what was given
-  (a streamed kind's pool is raised to a multiple of its ``pool``);
-- ``{"type": REQUEST_BLOCK, "kind", "layer", "q0", "q1", "k0", "k1"}`` -> ``{"type": REPLY_BLOCK, ...}``,
-  exact float32 at pool 1, buffers [data]; at most MAX_BLOCK_CELLS cells per head;
-- ``{"type": REQUEST_TOPK, "kind", "layer"}`` -> ``{"type": REPLY_TOPK, ...}``, buffers [index, data];
-- anything wrong -> ``{"type": REPLY_ERROR, "id", "kind", "layer", "message"}``.
-
-Python asks the renderer for a picture of the current view with
-``{"type": REQUEST_EXPORT, "id": str, "format": "png" | "svg"}``; a view answers
-``{"type": REPLY_EXPORT, "id", "format"}`` with the file's bytes as the message's one buffer
-(at most EXPORT_MAX_BYTES: browser -> kernel messages are capped at 10 MiB), or
-``{"type": REPLY_EXPORT_ERROR, "id", "message"}``.
+Requests (`tx_magic.wire.rpc`) go either way in one envelope: `Request` ``{"type", "id", "payload"}``
+is answered by `Reply` ``{"type": REPLY, "id", "content"}`` with the reply's bytes as the message's
+buffers, or by `ErrorReply` ``{"type": REPLY_ERROR, "id", "message"}``. The renderer asks for
+REQUEST_LAYER (`LayerRequest` -> `BlockHeader`, buffers [data] or [data, scale]), REQUEST_BLOCK
+(`BlockRequest` -> `BlockHeader` of exact float32, [data]), REQUEST_TOPK (`TopKRequest` ->
+`TopKHeader`, [index, data]), REQUEST_LOGITS (`LogitsRequest` -> `LogitsHeader`, [data]) and
+REQUEST_LENS (`LensRequest` -> `LensReply`, [ids, probs]); Python asks a view for a picture with
+REQUEST_EXPORT (`ExportRequest` -> `ExportReply`, [the file], at most EXPORT_MAX_BYTES).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: TypedDict reads NotRequired[...] from evaluated annotations.
 
-from ..core.attention import DENSE_TOP_K
+import sys
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from ..core import attention
 from ..core.tiles import THUMBNAIL_SIZE
 
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired, TypedDict
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 #: Bytes of binary data (values, scales, top-k, thumbnails, statistics, masks) sent with the widget.
 EAGER_BUDGET = 8 * 1024 * 1024
 #: Largest whole-layer reply (Python only): beyond it a coarser pool must be asked for.
 MAX_LAYER_BYTES = 256 * 1024 * 1024
 #: Largest exact block (cells per head) one REQUEST_BLOCK gets.
 MAX_BLOCK_CELLS = 1024 * 1024
-#: Keys per query row in a top-k block computed from full weights.
-TOP_K = DENSE_TOP_K
+#: Keys per query row in a top-k block computed from full weights (Python only).
+TOP_K = attention.DENSE_TOP_K
+#: Positions one REQUEST_LENS may ask for.
+MAX_LENS_POSITIONS = 256
 
 DTYPE = "float32"
 DTYPE_UINT8 = "uint8"
@@ -73,87 +73,249 @@ MASK_NONE = "none"
 MASK_CAUSAL = "causal"
 MASK_EXPLICIT = "explicit"
 
-REQUEST_LAYER = "get_layer"
-REPLY_LAYER = "layer"
-REQUEST_BLOCK = "get_block"
-REPLY_BLOCK = "block"
-REQUEST_TOPK = "get_topk"
-REPLY_TOPK = "topk"
-REPLY_ERROR = "error"
+META_IMAGE = "image"
 
+REQUEST_LAYER = "get_layer"
+REQUEST_BLOCK = "get_block"
+REQUEST_TOPK = "get_topk"
+REQUEST_LOGITS = "get_logits"
+REQUEST_LENS = "get_lens"
 REQUEST_EXPORT = "export"
-REPLY_EXPORT = "exported"
-REPLY_EXPORT_ERROR = "export_error"
+REPLY: Final = "reply"
+REPLY_ERROR: Final = "error"
+
 EXPORT_FORMATS = ("png", "svg")
 #: Largest export a view sends to the kernel (the server drops browser messages over 10 MiB).
 EXPORT_MAX_BYTES = 9 * 1024 * 1024
 
-#: Keys of each JSON object on the wire; tests check js/src/wire.ts declares the same.
-META_KEYS = ("version", "model", "warnings", "sequences", "kinds")
-SEQUENCE_KEYS = ("text", "special", "segment", "ids")
-KIND_KEYS = ("name", "layers", "heads", "queries", "keys", "mask", "streamed", "pool", "thumbnails")
-BLOCK_KEYS = ("kind", "layer", "dtype", "shape", "pool", "q0", "k0", "data")
-TOPK_KEYS = ("kind", "layer", "dtype", "shape", "index", "data")
-THUMBNAIL_KEYS = ("size", "data")
+#: Constants only Python reads; every other upper-case constant here is declared by js/src/wire-schema.ts too.
+PYTHON_ONLY = frozenset({"MAX_LAYER_BYTES", "TOP_K"})
 
 
 class RequestError(ValueError):
     """A request the kernel cannot answer; the message says why and what to ask instead."""
 
 
+# -- the traits ------------------------------------------------------------------------------------
 
-# ---------------------------------------------------------------------------------------------
-# Model internals: hidden states, logit lens, next-token logits, generation (issue #6).
-# Mirrored by the "model internals" section at the end of js/src/wire.ts.
-#
-# The widget's ``_internals`` trait (JSON, {} when the trace has none)::
-#
-#     {"hidden": {"layers": L, "tokens": n, "norms": bytes, "cosines": bytes,    # float32 (L+1, n)
-#                 "last_normed": bool},            # the last row is after the final norm
-#      "lens": {"layers": L, "tokens": n, "k": k},    # the lens exists; its cells come on request
-#      "logits": {"position": n-1, "data": bytes},     # float32 (V,): exact logits after the last token
-#      "vocab": [str],                                 # display string of each token id (V of them)
-#      "generation": {"prompt": p, "steps": s, "sample": bool}}   # tokens p.. were generated
-#
-# Each part is present only when captured. Row 0 of hidden/lens is the embeddings, row l the
-# output of layer l; cosines[0] is NaN. Other positions' logits come on request:
-# ``{"type": REQUEST_LOGITS, "position": i}`` -> ``{"type": REPLY_LOGITS, "position": i}`` with
-# the float32 (V,) logits as the one buffer, or ``{"type": REPLY_LOGITS_ERROR, "position", "message"}``.
-# The lens is computed when the lens tab asks for the positions it shows (at most
-# MAX_LENS_POSITIONS a request): ``{"type": REQUEST_LENS, "id": str, "positions": [int]}`` ->
-# ``{"type": REPLY_LENS, "id", "positions", "k"}`` with two buffers, int32 ids and float32
-# probabilities, each (L+1, len(positions), k) row-major; or ``{"type": REPLY_LENS_ERROR, "id", "message"}``.
-# ---------------------------------------------------------------------------------------------
+class TokenSequence(TypedDict):
+    """One token sequence ("input", "source", "target")."""
 
-REQUEST_LOGITS = "get_logits"
-REPLY_LOGITS = "logits"
-REPLY_LOGITS_ERROR = "logits_error"
-REQUEST_LENS = "get_lens"
-REPLY_LENS = "lens"
-REPLY_LENS_ERROR = "lens_error"
-MAX_LENS_POSITIONS = 256
-INTERNALS_KEYS = ("hidden", "lens", "logits", "vocab", "generation")
-HIDDEN_KEYS = ("layers", "tokens", "norms", "cosines", "last_normed")
-LENS_KEYS = ("layers", "tokens", "k")
-LENS_REPLY_KEYS = ("type", "id", "positions", "k")
-LOGITS_KEYS = ("position", "data")
-GENERATION_KEYS = ("prompt", "steps", "sample")
+    text: list[str]
+    special: list[bool]
+    #: 0 for text A, 1 for text B of a sentence pair.
+    segment: list[int]
+    #: Token ids, -1 where unknown.
+    ids: list[int]
 
 
+class Thumbnails(TypedDict):
+    size: int
+    data: bytes
 
-# ---------------------------------------------------------------------------------------------
-# Images (issue #6): the picture a ViT-style model saw, so the widget can draw attention over it.
-# Mirrored by the "images" section at the end of js/src/wire.ts.
-#
-# ``_meta["image"]``, present only when the trace has an image (`tx_magic.images.PatchImage`)::
-#
-#     {"png": bytes, "width": W, "height": H, "rows": R, "cols": C, "sequence": "input", "first": f}
-#
-# ``png`` is the picture as resized for the model (W x H pixels); tokens ``first`` ..
-# ``first + R*C - 1`` of ``sequence`` are its patches, row by row over an R x C grid.
-# ---------------------------------------------------------------------------------------------
 
-META_IMAGE = "image"
-IMAGE_KEYS = ("png", "width", "height", "rows", "cols", "sequence", "first")
+class Kind(TypedDict):
+    """One attention kind ("self", "encoder", "decoder", "cross") and where its tokens come from."""
 
-__all__ = ["THUMBNAIL_SIZE", "WIRE_VERSION", "EAGER_BUDGET", "MAX_LAYER_BYTES", "MAX_BLOCK_CELLS", "TOP_K", "DTYPE", "DTYPE_UINT8", "DTYPE_TOPK", "MASK_NONE", "MASK_CAUSAL", "MASK_EXPLICIT", "REQUEST_LAYER", "REPLY_LAYER", "REQUEST_BLOCK", "REPLY_BLOCK", "REQUEST_TOPK", "REPLY_TOPK", "REPLY_ERROR", "REQUEST_EXPORT", "REPLY_EXPORT", "REPLY_EXPORT_ERROR", "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "META_KEYS", "SEQUENCE_KEYS", "KIND_KEYS", "BLOCK_KEYS", "TOPK_KEYS", "THUMBNAIL_KEYS", "REQUEST_LOGITS", "REPLY_LOGITS", "REPLY_LOGITS_ERROR", "REQUEST_LENS", "REPLY_LENS", "REPLY_LENS_ERROR", "MAX_LENS_POSITIONS", "INTERNALS_KEYS", "HIDDEN_KEYS", "LENS_KEYS", "LENS_REPLY_KEYS", "LOGITS_KEYS", "GENERATION_KEYS", "META_IMAGE", "IMAGE_KEYS", "RequestError"]
+    name: str
+    layers: int
+    heads: int
+    queries: str
+    keys: str
+    mask: str
+    #: Captured reduced: whole layers exist only pooled over tiles of at least `pool` tokens.
+    streamed: bool
+    pool: int
+    thumbnails: Thumbnails
+    mask_data: NotRequired[bytes]
+    stats: NotRequired[dict[str, bytes]]
+    head_types: NotRequired[list[list[str]]]
+
+
+class Image(TypedDict):
+    png: bytes
+    width: int
+    height: int
+    rows: int
+    cols: int
+    sequence: str
+    first: int
+
+
+class Meta(TypedDict):
+    """The ``_meta`` trait."""
+
+    version: int
+    model: str
+    warnings: list[str]
+    sequences: dict[str, TokenSequence]
+    kinds: list[Kind]
+    image: NotRequired[Image]
+
+
+class BlockHeader(TypedDict):
+    """A value block without its bytes: what a REQUEST_LAYER or REQUEST_BLOCK reply's content holds."""
+
+    kind: str
+    layer: int
+    dtype: str
+    shape: list[int]
+    pool: int
+    q0: int
+    k0: int
+
+
+class ValueBlock(BlockHeader):
+    data: bytes
+    scale: NotRequired[bytes]
+
+
+class TopKHeader(TypedDict):
+    """A top-k block without its bytes: a REQUEST_TOPK reply's content."""
+
+    kind: str
+    layer: int
+    dtype: str
+    shape: list[int]
+
+
+class TopKBlock(TopKHeader):
+    index: bytes
+    data: bytes
+
+
+class Hidden(TypedDict):
+    layers: int
+    tokens: int
+    norms: bytes
+    cosines: bytes
+    #: The last row is after the model's final norm.
+    last_normed: bool
+
+
+class LensInfo(TypedDict):
+    layers: int
+    tokens: int
+    k: int
+
+
+class LogitsHeader(TypedDict):
+    """Logits without their bytes: a REQUEST_LOGITS reply's content."""
+
+    position: int
+
+
+class Logits(LogitsHeader):
+    data: bytes
+
+
+class Generation(TypedDict):
+    prompt: int
+    steps: int
+    sample: bool
+
+
+class Internals(TypedDict, total=False):
+    """The ``_internals`` trait: each part only when captured."""
+
+    hidden: Hidden
+    lens: LensInfo
+    logits: Logits
+    vocab: list[str]
+    generation: Generation
+
+
+# -- requests and replies --------------------------------------------------------------------------
+
+class LayerRequest(TypedDict):
+    kind: str
+    layer: int
+    dtype: NotRequired[str]
+    pool: NotRequired[int]
+
+
+class BlockRequest(TypedDict):
+    kind: str
+    layer: int
+    q0: int
+    q1: int
+    k0: int
+    k1: int
+
+
+class TopKRequest(TypedDict):
+    kind: str
+    layer: int
+
+
+class LogitsRequest(TypedDict):
+    position: int
+
+
+class LensRequest(TypedDict):
+    positions: list[int]
+
+
+class LensReply(TypedDict):
+    positions: list[int]
+    k: int
+
+
+class ExportRequest(TypedDict):
+    format: str
+    scale: NotRequired[float]
+
+
+class ExportReply(TypedDict):
+    format: str
+
+
+#: What a reply's content may be.
+ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply
+
+
+class Request(TypedDict):
+    """One request, either way: ``payload`` is the request type's object (`LayerRequest`, ...)."""
+
+    type: str
+    id: str
+    payload: Mapping[str, object]
+
+
+class Reply(TypedDict):
+    type: Literal["reply"]
+    id: str
+    content: ReplyContent
+
+
+class ErrorReply(TypedDict):
+    type: Literal["error"]
+    id: str
+    message: str
+
+
+#: Every object of the wire by name: the names js/src/wire-schema.ts's SCHEMA uses too.
+SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
+    Meta, TokenSequence, Kind, Thumbnails, Image, BlockHeader, ValueBlock, TopKHeader, TopKBlock, Internals, Hidden,
+    LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
+    LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply)}
+
+
+def keys_of(cls: type) -> tuple[str, ...]:
+    """A wire object's keys in the order its TypedDict declares them (the encoders write them so)."""
+    return tuple(cls.__annotations__)
+
+
+IMAGE_KEYS = keys_of(Image)
+GENERATION_KEYS = keys_of(Generation)
+
+__all__ = [
+    "DTYPE", "DTYPE_TOPK", "DTYPE_UINT8", "EAGER_BUDGET", "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "GENERATION_KEYS",
+    "IMAGE_KEYS", "MASK_CAUSAL", "MASK_EXPLICIT", "MASK_NONE", "MAX_BLOCK_CELLS", "MAX_LAYER_BYTES",
+    "MAX_LENS_POSITIONS", "META_IMAGE", "PYTHON_ONLY", "REPLY", "REPLY_ERROR", "REQUEST_BLOCK", "REQUEST_EXPORT",
+    "REQUEST_LAYER", "REQUEST_LENS", "REQUEST_LOGITS", "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K",
+    "WIRE_VERSION", "BlockHeader", "BlockRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation",
+    "Hidden", "Image", "Internals", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
+    "LogitsHeader", "LogitsRequest", "Meta", "Reply", "ReplyContent", "Request", "RequestError", "Thumbnails",
+    "TokenSequence", "TopKBlock", "TopKHeader", "TopKRequest", "ValueBlock", "keys_of",
+]
