@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import transformers as tf  # noqa: E402
+import pytest
+import torch
+import transformers as tf
 
 tf.logging.set_verbosity_error()
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import tx_magic
-from tx_magic.capturing.arrays import AttentionArrayError, as_layers, to_numpy, trace_from_arrays
 from tx_magic import Trace
+from tx_magic.capturing.arrays import AttentionArrayError, as_layers, to_numpy, trace_from_arrays
 
 
 def softmax(x, axis=-1):

@@ -11,10 +11,9 @@ import sys
 
 import pytest
 
+from test_report import Page
 from tx_magic.cli import main
 from tx_magic.report.html import HEADER_ID
-
-from test_report import Page
 
 TEXT = "What is the capital of France?"
 

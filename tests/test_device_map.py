@@ -9,9 +9,8 @@ import torch
 import transformers as tf
 
 import tx_magic
-from tx_magic.capturing.models import input_device
-
 from conftest import tiny_gpt2
+from tx_magic.capturing.models import input_device
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import tx_magic
 from tx_magic.capturing import hooks, memory, modules
 from tx_magic.core.errors import NoAttentionError, TxMagicError
 
-
 # --- an annotated-transformer style encoder-decoder (keeps `self.attn` after forward) --------------
 
 class MultiHeadedAttention(nn.Module):

@@ -21,11 +21,10 @@ from IPython.utils.capture import capture_output
 
 import tx_magic
 from conftest import tiny_bart, tiny_gpt2, tiny_llama
-from tx_magic import cli
+from tx_magic import Tokens, Trace, cli
 from tx_magic.capturing import memory
 from tx_magic.core.errors import TxMagicError
 from tx_magic.report import fallback_html, render_html
-from tx_magic import Tokens, Trace
 
 HOSTILE_TAGS = ("<script>alert(1)</script>", "</script>", "<img src=x onerror=alert(1)>",
                 "<svg onload=alert(1)>", "\"'><iframe src=javascript:alert(1)>")

@@ -14,14 +14,20 @@ import numpy as np
 import pytest
 
 import tx_magic
-from tx_magic.report import DEFAULT_MAX_BYTES, ReportText, ReportTooLarge, fallback_html, render_html, render_report, \
-    save_html
+from tx_magic import Tokens, Trace, wire
+from tx_magic.report import (
+    DEFAULT_MAX_BYTES,
+    ReportText,
+    ReportTooLarge,
+    fallback_html,
+    render_html,
+    render_report,
+    save_html,
+)
 from tx_magic.report.batch import BatchItem, EmptyTextsFile, read_texts, run_each
-from tx_magic import wire
 from tx_magic.report.budget import Encoding, ranges
 from tx_magic.report.html import HEADER_ID, _block_cost, script_json, script_text
 from tx_magic.report.png import encode_png
-from tx_magic import Tokens, Trace
 
 EVIL = ["</script><img src=x onerror=alert(1)>", "<script>alert(1)</script>", "a\u2028b & <!-- c"]
 
@@ -46,22 +52,22 @@ class Page(html.parser.HTMLParser):
         self._in: dict[str, str | None] | None = None
         self.feed(text)
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
         if tag == "script":
             self._in = dict(attrs)
             self.scripts.append((self._in, ""))
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         if self._in is not None:
             attrs, text = self.scripts[-1]
             self.scripts[-1] = (attrs, text + data)
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag == "script":
             self._in = None
 
-    def json(self, element_id: str):  # noqa: ANN201
+    def json(self, element_id: str):
         return json.loads(next(text for attrs, text in self.scripts if attrs.get("id") == element_id))
 
 

@@ -8,8 +8,8 @@ import torch
 
 import tx_magic
 from conftest import tiny_gpt2, tiny_llama
-from tx_magic.capturing import streamed
 from tx_magic.analysis import head_stats
+from tx_magic.capturing import streamed
 
 TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
 

@@ -31,5 +31,5 @@ def load_ipython_extension(ipython):  # noqa: ANN001 - IPython's hook
     ipython.register_magics(ExplainMagics)
 
 
-def unload_ipython_extension(ipython):  # noqa: ANN001, ARG001 - IPython's hook
+def unload_ipython_extension(ipython):  # noqa: ANN001 - IPython's hook
     """Nothing to undo: magics stay registered until the kernel restarts."""

@@ -16,7 +16,8 @@ import pathlib
 import re
 import sys
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .capturing import capture as run_model
 from .capturing.load import load_model

@@ -12,7 +12,8 @@ residual connection) and its rows renormalised::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

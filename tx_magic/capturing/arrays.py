@@ -23,6 +23,7 @@ from ..core.errors import TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import KIND_SEQUENCES, Trace
 
+
 class AttentionArrayError(TxMagicError, ValueError):
     """Attention arrays given to `show` that cannot be shown (wrong shape, not numbers)."""
 

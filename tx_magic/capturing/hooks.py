@@ -32,8 +32,9 @@ target_ids=None)``, which tx_magic calls instead. Layers come in module order; k
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -35,7 +35,7 @@ class Shape:
     head_dim: int
 
     @classmethod
-    def of(cls, model: Any) -> "Shape | None":
+    def of(cls, model: Any) -> Shape | None:
         config = getattr(model, "config", None)
         get = lambda *names: next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)  # noqa: E731
         layers = get("num_hidden_layers", "n_layer", "num_layers")

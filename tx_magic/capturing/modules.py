@@ -12,10 +12,10 @@ from ..core.checks import causal_masks
 from ..core.errors import EmptyTextError, NoAttentionError, TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import Trace
-from .hooks import PROTOCOL_ATTRIBUTE, PROTOCOL_FORWARD, PROTOCOL_HELP, KEPT_ATTRIBUTES, record_attention, stack_kinds
 from . import memory
 from .arrays import to_numpy
 from .display import display_tokens
+from .hooks import KEPT_ATTRIBUTES, PROTOCOL_ATTRIBUTE, PROTOCOL_FORWARD, PROTOCOL_HELP, record_attention, stack_kinds
 from .model_state import eager_attention
 from .models import input_device, is_transformers_model
 
@@ -34,7 +34,7 @@ def token_ids(value: Any, what: str = "The tokenizer") -> list[int]:
         arr = to_numpy(value, "token ids")
     except TypeError:
         arr = None
-    if arr is None or arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
+    if arr is None or (arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr)))):
         raise TxMagicError(
             f"{what} returned {type(value).__name__}; tx_magic needs token ids: a list or tensor of ints "
             "(or a dict with input_ids)."
@@ -171,7 +171,7 @@ def _call(model: Any, src: list[int], tgt: list[int] | None) -> Any:
         return call(*args)
     except TxMagicError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any model: one clear line saying how to fix it
+    except Exception as exc:  # any model failure: one clear line saying how to fix it (re-raised, so not a blind except)
         shown = "model(source_ids, target_ids)" if tgt is not None else "model(input_ids)"
         if callable(forward):
             shown = f"{PROTOCOL_FORWARD}(...)"

@@ -39,7 +39,7 @@ MASKED = -1e30
 #: Query rows reduced at a time (a multiple of any tile size used).
 CHUNK_ROWS = 256
 
-_RECORDER: contextvars.ContextVar["_Recorder | None"] = contextvars.ContextVar("tx_magic_recorder", default=None)
+_RECORDER: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("tx_magic_recorder", default=None)
 
 
 @dataclass

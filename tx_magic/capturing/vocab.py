@@ -34,7 +34,7 @@ def vocab_strings(tokenizer: Any, size: int) -> tuple[str, ...]:
     return out
 
 
-_VOCAB_CACHE: "weakref.WeakKeyDictionary[Any, tuple[str, ...]]" = weakref.WeakKeyDictionary()
+_VOCAB_CACHE: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 #: Ids checked against the tokenizer's own decoder when the byte-level mapping is used.
 VOCAB_CHECK_SAMPLE = 256
 

@@ -14,8 +14,8 @@ every layer and head. What is left out, pooled or quantized is said in a notice 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from .. import wire
 from ..core.errors import TxMagicError

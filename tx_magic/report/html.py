@@ -14,8 +14,8 @@ import html
 import json
 import pathlib
 import re
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
 from .. import wire
