@@ -391,10 +391,10 @@ def print_table(rows: list[dict]) -> None:
                       fmt(r.get("switch_ms"), " ms", 1), fmt(r.get("peak_python_mb"), " MB", 0),
                       fmt(r.get("js_heap_mb"), " MB", 0), r.get("error") or r.get("note") or ""])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
     print()
     for r in rows:
         if r["tool"] == "tx_magic" and overhead(r) is not None:

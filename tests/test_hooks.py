@@ -25,7 +25,7 @@ class MultiHeadedAttention(nn.Module):
     def forward(self, query, key, value, mask=None):
         b = query.size(0)
         q, k, v = [lin(x).view(b, -1, self.h, self.d_k).transpose(1, 2)
-                   for lin, x in zip(self.linears, (query, key, value))]
+                   for lin, x in zip(self.linears, (query, key, value), strict=False)]  # the 4th is the output
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)
         if mask is not None:
             scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)

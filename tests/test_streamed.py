@@ -129,7 +129,7 @@ def test_stats_of_a_streamed_trace_equal_those_of_the_full_one(minilm, monkeypat
     a, b = full.stats(), streamed_trace.stats()
     a = a.to_dict("records") if hasattr(a, "to_dict") else a
     b = b.to_dict("records") if hasattr(b, "to_dict") else b
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x["type"] == y["type"]
         for name in ("entropy", "max_weight", "dispersion", "distance", "first", "previous", "self"):
             assert x[name] == pytest.approx(y[name], abs=1e-5)

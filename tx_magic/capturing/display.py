@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.errors import ShapeError
 from ..core.tokens import Tokens
 
 #: Whitespace made visible, so a token that is only a space or a newline still shows.
@@ -52,8 +53,11 @@ def display_tokens(
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     if special is None:
         special = [i in special_ids for i in ids]
+    if not len(raw) == len(special) == len(ids):
+        raise ShapeError(f"The tokenizer gave {len(raw)} tokens and {len(special)} special flags for {len(ids)} ids; "
+                         "tx_magic needs one of each per id.")
     shown = []
-    for i, (tok, is_special) in enumerate(zip(raw, special)):
+    for i, (tok, is_special) in enumerate(zip(raw, special, strict=True)):
         span = offsets[i] if offsets is not None and i < len(offsets) else None
         if is_special:
             shown.append(tok)

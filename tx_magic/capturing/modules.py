@@ -167,7 +167,7 @@ def _call(model: Any, src: list[int], tgt: list[int] | None) -> Any:
     try:
         if not callable(forward) and is_transformers_model(model):
             names = ("input_ids", "decoder_input_ids")
-            return model(**dict(zip(names, args)))
+            return model(**dict(zip(names, args, strict=False)))  # args: the source, then the target if any
         return call(*args)
     except TxMagicError:
         raise

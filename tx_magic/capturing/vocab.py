@@ -79,9 +79,11 @@ def _decoded_strings(tokenizer: Any, raw: Sequence[str], ids: Iterable[int]) -> 
     try:
         decoded = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False,
                                          clean_up_tokenization_spaces=False)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any tokenizer; fall back to the raw strings
+        decoded = None
+    if not isinstance(decoded, list) or len(decoded) != len(ids):
         decoded = [None] * len(ids)
-    return [_display(r, d) for r, d in zip(raw, decoded)]
+    return [_display(r, d) for r, d in zip(raw, decoded, strict=True)]
 
 
 def _is_byte_level(tokenizer: Any) -> bool:
@@ -133,4 +135,4 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=True))

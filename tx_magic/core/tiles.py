@@ -7,6 +7,7 @@ overviews, and ``numpy.array_split``'s even split into T parts for the thumbnail
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -78,7 +79,7 @@ def thumbnails_from_tiles(tiles: np.ndarray, tile: int, q: int, k: int, size: in
 
     def spans(n: int) -> list[tuple[int, int]]:
         starts = [*tile_starts(n, size), n]
-        return [(a // tile, -(-b // tile)) for a, b in zip(starts[:-1], starts[1:])]
+        return [(a // tile, -(-b // tile)) for a, b in itertools.pairwise(starts)]
 
     rows = np.stack([tiles[:, :, a:b].max(2) for a, b in spans(q)], axis=2)
     return np.stack([rows[..., a:b].max(-1) for a, b in spans(k)], axis=-1).astype(np.float32)

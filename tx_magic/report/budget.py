@@ -82,7 +82,7 @@ def plan_report(traces: Sequence[Trace], available: int, block_cost: BlockCost) 
     chosen = None
     for enc in encodings(traces):
         costs = [{k: block_cost(t, k, enc) for k in t.kinds} for t in traces]
-        total = sum(c * t.shape(k)[0] for t, per in zip(traces, costs) for k, c in per.items())
+        total = sum(c * t.shape(k)[0] for t, per in zip(traces, costs, strict=True) for k, c in per.items())
         if total <= available:
             return plan_layers(traces, available, lambda t, k, e=enc: block_cost(t, k, e), enc)
         if chosen is None and enc.dtype == wire.DTYPE_UINT8 and enc.pool >= cap:
@@ -128,7 +128,7 @@ def plan_layers(traces: Sequence[Trace], available: int, block_cost: Callable[[T
                     left -= cost
     return [
         LayerPlan(inc, {k: sorted(set(range(t.shape(k)[0])) - set(inc[k])) for k in t.kinds}, cost, encoding)
-        for t, inc, cost in zip(traces, included, costs)
+        for t, inc, cost in zip(traces, included, costs, strict=True)
     ]
 
 

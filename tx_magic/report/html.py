@@ -124,12 +124,12 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
                   [_trace_json(m, []) for m in metas])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
-    notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans)]
-    for meta, line in zip(metas, notices):
+    notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
+    for meta, line in zip(metas, notices, strict=True):
         if line:
             meta["warnings"].append(line)
     header = _header(texts, title, max_bytes, plans)
-    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans)]
+    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
@@ -241,7 +241,7 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
                 "target": t.target,
                 "omitted": [{"kind": k, "layers": v} for k, v in plan.omitted.items() if v] if plan else [],
             }
-            for i, (t, plan) in enumerate(zip(texts, plans))
+            for i, (t, plan) in enumerate(zip(texts, plans, strict=True))
         ],
     }
 
@@ -276,7 +276,7 @@ def _b64(data: bytes) -> str:
 def _joined(trace: Trace) -> str:
     """A readable stand-in for the text of a trace: its non-special tokens."""
     queries, _ = trace.tokens()
-    return " ".join(t for t, special in zip(queries.text, queries.special) if not special)
+    return " ".join(t for t, special in zip(queries.text, queries.special, strict=True) if not special)
 
 
 def _shorten(text: str, limit: int = 80) -> str:
