@@ -197,7 +197,10 @@ class KernelHandler(http.server.SimpleHTTPRequestHandler):
     def do_POST(self) -> None:
         content = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         replies = []
-        send = lambda msg, buffers=None: replies.append((msg, [bytes(b) for b in buffers or []]))  # noqa: E731
+
+        def send(msg, buffers=None) -> None:
+            replies.append((msg, [bytes(b) for b in buffers or []]))
+
         self.widget.send = send
         self.widget._on_custom_msg(self.widget, content, [])
         header = json.dumps({"replies": [{"content": c, "sizes": [len(b) for b in bs]} for c, bs in replies]}).encode()
