@@ -79,9 +79,9 @@ def test_api_generate(gpt2_tokenizer):
 
 
 def test_encoder_models_and_bad_settings_get_clear_errors(minilm, gpt2_tokenizer):
-    with pytest.raises(GenerationError, match="needs a causal LM|not a causal language model"):
+    with pytest.raises(GenerationError, match=r"needs a causal LM|not a causal language model"):
         capture_generation(minilm.model, minilm.tokenizer, PROMPT, 3)
-    with pytest.raises(GenerationError, match="takes 1..512 tokens"):
+    with pytest.raises(GenerationError, match=r"takes 1\.\.512 tokens"):
         capture_generation(tiny_gpt2(), gpt2_tokenizer, PROMPT, 0)
     with pytest.raises(GenerationError, match="temperature must be above 0"):
         capture_generation(tiny_gpt2(), gpt2_tokenizer, PROMPT, 2, sample=True, temperature=0)

@@ -38,7 +38,7 @@ def test_gguf_model_predicts_like_the_real_model(smollm2):
 
 def test_gguf_capture_has_grouped_heads_and_causal_mask(smollm2):
     trace = tx_magic.capture(smollm2.model, smollm2.tokenizer, "The capital of France is Paris.")
-    layers, heads, n, _ = trace.shape()
+    layers, heads, _, _ = trace.shape()
     assert (layers, heads) == (30, 9)
     assert not np.triu(trace.attention(), k=1).any()
     assert list(trace.tokens()[0])[:3] == ["The", "capital", "of"]

@@ -76,7 +76,9 @@ class EncoderDecoder(nn.Module):
 
 def test_annotated_transformer_encoder_decoder_kinds_layers_and_exact_weights():
     model = EncoderDecoder()
-    tok = lambda text: torch.tensor([[int(w) for w in text.split()]])  # noqa: E731
+    def tok(text):
+        return torch.tensor([[int(w) for w in text.split()]])
+
     trace = tx_magic.capture(model, tok, "3 4 5 6 7", target="1 2 3")
     assert trace.kinds == ("encoder", "decoder", "cross")
     assert trace.shape("encoder") == (2, 2, 5, 5)
@@ -257,7 +259,7 @@ def test_protocol_forward_and_cross_kind_declared():
 
 def test_tokenizer_that_decodes_shows_text_and_any_id_container_works():
     class Tok:
-        vocab = ["<s>", "the", "cat", "sat"]
+        vocab = ("<s>", "the", "cat", "sat")
 
         def __call__(self, text):
             return {"input_ids": np.array([[self.vocab.index(w) for w in text.split()]])}

@@ -100,7 +100,7 @@ def test_bad_images_and_models_get_clear_errors(vit, tmp_path):
     with pytest.raises(ImageInputError, match=r"\(H, W\), \(H, W, 3\)"):
         tx_magic.capture(vit, processor(), np.zeros((4, 5, 6, 7)))
     (tmp_path / "not.png").write_text("hello")
-    with pytest.raises(ImageInputError, match="Could not read not.png"):
+    with pytest.raises(ImageInputError, match=r"Could not read not\.png"):
         tx_magic.capture(vit, processor(), tmp_path / "not.png")
     with pytest.raises(ImageInputError, match="image processor"):
         tx_magic.capture(vit, None, picture())

@@ -59,7 +59,7 @@ def test_cell_magic_splits_source_and_target(shell, minilm):
     assert w.kind == "encoder"
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(("line", "message"), [
     ("", "text is empty"),
     ("   ", "text is empty"),
     ("-m no/such-model-anywhere hello", "not a local folder"),
@@ -97,7 +97,7 @@ def test_help_lists_the_options(shell):
         assert option in doc
 
 
-@pytest.mark.parametrize("line, argv, text", [
+@pytest.mark.parametrize(("line", "argv", "text"), [
     ("The animal didn't cross", [], "The animal didn't cross"),
     ("-m gpt2 -l 5 It's \"quoted\"", ["-m", "gpt2", "-l", "5"], "It's \"quoted\""),
     ("--model 'a folder' --head=3 hi", ["--model", "a folder", "--head=3"], "hi"),

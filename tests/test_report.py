@@ -185,7 +185,10 @@ def test_over_the_budget_layers_go_8_bit_then_are_left_out_and_the_report_says_s
 
 def test_every_text_keeps_its_first_layers_when_space_runs_out():
     small, big = fake_trace(["a", "b"], layers=4), fake_trace([f"t{i}" for i in range(80)], layers=4, heads=4)
-    u8 = lambda t: _block_cost(t, "self", Encoding(wire.DTYPE_UINT8, 1))  # noqa: E731
+
+    def u8(t):
+        return _block_cost(t, "self", Encoding(wire.DTYPE_UINT8, 1))
+
     page = Page(render_html([small, big], max_bytes=budget_for([small, big], 4 * u8(small) + 2 * u8(big))))
     assert len(decode_blocks(page.json("txm-trace-0"))) == 4
     assert sorted(layer for _, layer in decode_blocks(page.json("txm-trace-1"))) == [0, 1]
@@ -223,7 +226,7 @@ def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkey
     assert set(data["meta"]["kinds"][0]["stats"]) == {"entropy", "max_weight", "dispersion", "distance", "first",
                                                       "previous", "self"}
     topk = next(decoded(b) for b in data["layers"] if b["dtype"] == wire.DTYPE_TOPK and b["layer"] == 1)
-    index, values = wire.decode_topk(topk)
+    _, values = wire.decode_topk(topk)
     np.testing.assert_allclose(values, trace.attentions["self"].top_values[1, ..., :4])
     assert "top keys" in rendered.notices[0] and "no kernel" in rendered.notices[0]
 
@@ -247,7 +250,8 @@ def png_size_and_pixels(data: bytes) -> tuple[int, int, np.ndarray]:
     pos, idat = 8, b""
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body, crc = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
         assert struct.unpack(">I", crc)[0] == zlib.crc32(kind + body)
         if kind == b"IDAT":
             idat += body

@@ -112,7 +112,7 @@ def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch
     monkeypatch.setattr(trace_module, "MATERIALIZE_LIMIT", 1)
     tok = minilm.tokenizer
     t = tx_magic.capture(tiny_llama(tok.vocab_size), tok, TEXT)
-    with pytest.raises(memory.MemoryBudgetError, match="trace.block"):
+    with pytest.raises(memory.MemoryBudgetError, match=r"trace\.block"):
         t.attention()
     assert t.layer("self", 0).shape == (4, t.shape()[2], t.shape()[3])
 
