@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="See inside transformer models: reports from the command line.")
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description="See inside transformer models: reports from the command line.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = commands.add_parser(
         "report", help="write self-contained HTML reports (open offline, anywhere)",
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     texts = rep.add_mutually_exclusive_group(required=True)
     texts.add_argument("--text", help="the text to explain")
     texts.add_argument("--texts-file", type=pathlib.Path, metavar="FILE",
-                       help="one text per line, or JSON lines with \"text\" (and \"pair\") or \"source\" and \"target\"")
+                       help='one text per line, or JSON lines with "text" (and "pair") or "source" and "target"')
     rep.add_argument("--target", help="decoder text of an encoder-decoder model (with --text)")
     rep.add_argument("--pair", help="a second text, encoded with --text as a sentence pair")
     rep.add_argument("-o", "--output", required=True, type=pathlib.Path,

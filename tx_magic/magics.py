@@ -231,7 +231,7 @@ def _load_image_processor(name: str) -> Any:
 
     try:
         return AutoImageProcessor.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one line saying what to pass instead
         raise ModelLoadError(f"Could not load the image processor {name!r}: pass one with -t NAME_OF_VARIABLE. "
                              f"({exc})") from None
 
@@ -241,6 +241,6 @@ def _load_tokenizer(name: str) -> Any:
 
     try:
         return AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one line saying what to pass instead
         raise ModelLoadError(f"Could not load the tokenizer {name!r}: pass one with -t NAME_OF_VARIABLE. ({exc})") \
             from None

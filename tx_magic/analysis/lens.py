@@ -111,7 +111,7 @@ class LogitLens:
         raw = rows - 1 if self.last_normed else rows  # rows that still need the final norm
         parts = [self.unembed.normed(h[:raw])] if raw else []
         rest = h[raw:].to(device=parts[0].device, dtype=parts[0].dtype) if parts else h
-        x = torch.cat(parts + [rest]).reshape(rows * m, -1)
+        x = torch.cat([*parts, rest]).reshape(rows * m, -1)
         # Every row and position in as few matrix products as CHUNK_VALUES allows (the unembedding
         # is read from memory once a product: one per row would read it rows times).
         step = max(1, self.chunk_values // max(vocab, 1))
@@ -121,7 +121,8 @@ class LogitLens:
             logits = self.unembed.logits(x[start:start + step], normed=True)
             top = logits.topk(self.k, dim=-1)
             ids[start:start + step] = top.indices.cpu().numpy()
-            probs[start:start + step] = torch.exp(top.values - torch.logsumexp(logits, dim=-1, keepdim=True)).cpu().numpy()
+            log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
+            probs[start:start + step] = torch.exp(top.values - log_total).cpu().numpy()
         return ids.reshape(rows, m, self.k), probs.reshape(rows, m, self.k)
 
 

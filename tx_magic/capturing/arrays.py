@@ -67,7 +67,7 @@ def as_layers(value: Any, what: str = "attention") -> np.ndarray:
         shapes = {layer.shape for layer in layers}
         if len(shapes) > 1:
             raise AttentionArrayError(
-                f"The {what} layers differ in shape ({', '.join(str(l.shape) for l in layers)}): every layer "
+                f"The {what} layers differ in shape ({', '.join(str(layer.shape) for layer in layers)}): every layer "
                 "needs the same heads x queries x keys."
             )
         check_copy_fits(what, None, (len(layers), *layers[0].shape))

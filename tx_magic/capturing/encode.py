@@ -82,7 +82,7 @@ def decoder_inputs(model: Any, target_ids: list[int]) -> list[int]:
     start = getattr(model.config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(model.config, "pad_token_id", 0) or 0
-    return [int(start)] + target_ids[:-1]
+    return [int(start), *target_ids[:-1]]
 
 
 def from_ids(tokenizer: Any, ids: list[int]) -> Encoded:

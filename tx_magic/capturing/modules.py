@@ -104,7 +104,8 @@ def capture_module(model: Any, tokenizer: Any, text: str | None = None, *, targe
     else:
         sequences = {"source": display_ids(tokenizer, src), "target": display_ids(tokenizer, tgt)}
     attentions = stack_kinds(records, sequences, name)
-    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=causal_masks(attentions), warnings=warnings)
+    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=causal_masks(attentions),
+                 warnings=warnings)
 
 
 def _ids_of(tokenizer: Any, text: str | None, ids: Sequence[int] | None, what: str) -> list[int]:
@@ -171,7 +172,7 @@ def _call(model: Any, src: list[int], tgt: list[int] | None) -> Any:
         return call(*args)
     except TxMagicError:
         raise
-    except Exception as exc:  # any model failure: one clear line saying how to fix it (re-raised, so not a blind except)
+    except Exception as exc:  # any model failure: one clear line saying how to fix it (re-raised)
         shown = "model(source_ids, target_ids)" if tgt is not None else "model(input_ids)"
         if callable(forward):
             shown = f"{PROTOCOL_FORWARD}(...)"

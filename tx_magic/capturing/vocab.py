@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,10 +28,8 @@ def vocab_strings(tokenizer: Any, size: int) -> tuple[str, ...]:
     if cached is not None and len(cached) == size:
         return cached
     out = _vocab_strings(tokenizer, size)
-    try:
+    with contextlib.suppress(TypeError):  # a tokenizer that cannot be weakly referenced goes uncached
         _VOCAB_CACHE[tokenizer] = out
-    except TypeError:
-        pass
     return out
 
 

@@ -73,7 +73,7 @@ def model_failures(name: str, tokens: int) -> Iterator[None]:
         yield
     except TxMagicError:
         raise
-    except Exception as exc:  # every model failure becomes one line (re-raised, so not a blind except)
+    except Exception as exc:  # every model failure becomes one line (re-raised)
         if is_out_of_memory(exc):
             fewer = max(1, tokens // 2)
             raise MemoryBudgetError(

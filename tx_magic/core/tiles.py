@@ -39,7 +39,7 @@ def runs_max(x: np.ndarray, axis: int, start: int, count: int, size: int) -> np.
         return out
     index[axis] = slice(start, start + count * size)
     part = x[tuple(index)]
-    return np.fmax.reduce(part.reshape(part.shape[:axis] + (count, size) + part.shape[axis + 1:]), axis=axis + 1)
+    return np.fmax.reduce(part.reshape((*part.shape[:axis], count, size, *part.shape[axis + 1:])), axis=axis + 1)
 
 
 def split_max(x: np.ndarray, parts: int, axis: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import pathlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from .. import wire
 from ..core.trace import Trace
@@ -78,7 +78,7 @@ class ShowsTrace(Protocol):
 
 
 #: What `render_html` and `save_html` accept for each text.
-Reportable = Union[Trace, ReportText, ShowsTrace]
+Reportable = Trace | ReportText | ShowsTrace
 
 
 @dataclass(frozen=True)
@@ -206,23 +206,28 @@ def _blocks(trace: Trace, plan: LayerPlan | None) -> list[dict[str, Any]]:
             for block in _layer_blocks(trace, kind, layer, plan.encoding)]
 
 
+def _b64_len(n: int) -> int:
+    """Characters of `n` bytes in base64."""
+    return 4 * -(-n // 3)
+
+
 def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
     """Bytes one layer of `kind` adds to the page: its JSON blocks with base64 bytes, plus commas."""
     layers, heads, q, k = trace.shape(kind)
     pool = enc.pool_of(trace, kind)
     rows, cols = -(-q // pool), -(-k // pool)
-    b64 = lambda n: 4 * -(-n // 3)  # noqa: E731
     frame = {"kind": kind, "layer": layers, "dtype": enc.dtype, "shape": [heads, rows, cols], "pool": pool,
              "q0": 0, "k0": 0, "data": ""}
     if enc.dtype == wire.DTYPE:
-        cost = len(script_json(frame)) + b64(heads * rows * cols * 4) + 1
+        cost = len(script_json(frame)) + _b64_len(heads * rows * cols * 4) + 1
     else:
-        cost = len(script_json({**frame, "scale": ""})) + b64(heads * rows * cols) + b64(heads * rows * 4) + 1
+        cost = (len(script_json({**frame, "scale": ""})) + _b64_len(heads * rows * cols)
+                + _b64_len(heads * rows * 4) + 1)
     top = enc.top_k(trace, kind)
     if top:
         topk = {"kind": kind, "layer": layers, "dtype": wire.DTYPE_TOPK, "shape": [heads, q, top], "index": "",
                 "data": ""}
-        cost += len(script_json(topk)) + 2 * b64(heads * q * top * 4) + 1
+        cost += len(script_json(topk)) + 2 * _b64_len(heads * q * top * 4) + 1
     return cost
 
 
