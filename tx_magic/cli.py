@@ -92,7 +92,8 @@ def report(args: argparse.Namespace) -> int:
     if args.text is not None:
         if not args.text.strip():
             raise UsageError("the text is empty: give some text with --text")
-        items, unreadable = [BatchItem(0, args.text, pair=args.pair, target=args.target)], []
+        items: list[BatchItem] = [BatchItem(0, args.text, pair=args.pair, target=args.target)]
+        unreadable: list[Failure] = []
     else:
         items, unreadable = _read(args.texts_file)
     outputs = _outputs(args, items)

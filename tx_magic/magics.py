@@ -140,7 +140,8 @@ def split_options(line: str, magic: Any) -> tuple[list[str], str]:
     flags = {s for a in parser._actions if a.option_strings for s in a.option_strings}
     lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
     lexer.whitespace_split = True
-    consumed, expect_value, argv = 0, False, []
+    consumed, expect_value = 0, False
+    argv: list[str] = []
     try:
         while True:
             start = _skip_space(line, consumed)

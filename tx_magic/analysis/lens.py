@@ -66,11 +66,11 @@ class LogitLens:
     @property
     def layers(self) -> int:
         """Transformer layers (rows minus the embeddings row)."""
-        return self.hidden.shape[0] - 1
+        return int(self.hidden.shape[0]) - 1
 
     @property
     def tokens(self) -> int:
-        return self.hidden.shape[1]
+        return int(self.hidden.shape[1])
 
     @property
     def computed(self) -> tuple[int, ...]:
@@ -97,10 +97,10 @@ class LogitLens:
                        np.stack([self._cache[p][1] for p in wanted], axis=1))
 
     def _position(self, p: Any) -> int:
-        p = int(p)
-        q = p + self.tokens if p < 0 else p
+        given = int(p)
+        q = given + self.tokens if given < 0 else given
         if not 0 <= q < self.tokens:
-            raise IndexError(f"position must be in 0..{self.tokens - 1}, got {p}")
+            raise IndexError(f"position must be in 0..{self.tokens - 1}, got {given}")
         return q
 
     def _compute(self, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

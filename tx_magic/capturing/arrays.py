@@ -37,7 +37,7 @@ def to_numpy(value: Any, what: str = "the attention") -> np.ndarray:
         value = detach()
         if hasattr(value, "is_floating_point") and value.is_floating_point():
             value = value.float()
-        return value.cpu().numpy()
+        return np.asarray(value.cpu().numpy())
     numpy = getattr(value, "numpy", None)
     if callable(numpy) and not hasattr(value, "__array__"):
         return np.asarray(numpy())

@@ -47,7 +47,7 @@ def display_tokens(
     offsets point into.
     """
     ids = [int(i) for i in ids]
-    texts = (text,) if isinstance(text, str) or text is None else tuple(text)
+    texts: tuple[str, ...] = () if text is None else (text,) if isinstance(text, str) else tuple(text)
     segment = [0] * len(ids) if segment is None else [int(s) for s in segment]
     raw = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
@@ -61,7 +61,7 @@ def display_tokens(
         span = offsets[i] if offsets is not None and i < len(offsets) else None
         if is_special:
             shown.append(tok)
-        elif texts[0] is not None and span is not None and span[1] > span[0]:
+        elif texts and span is not None and span[1] > span[0]:
             source = texts[min(segment[i], len(texts) - 1)]
             shown.append(visible(source[span[0]:span[1]]))
         else:

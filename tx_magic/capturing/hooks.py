@@ -99,8 +99,9 @@ def record_attention(model: Any, run: Callable[[], Any]) -> list[Record]:
         calls[id(module)] = call + 1
         target.append(Record(name, order, call, _per_head(weights, name), kind))
 
-    def pre_mha(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        args, kwargs = list(args), dict(kwargs)
+    def pre_mha(module: Any, given: tuple[Any, ...], given_kwargs: dict[str, Any]
+                ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = list(given), dict(given_kwargs)
         # forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
         for i, key in ((4, "need_weights"), (6, "average_attn_weights")):
             if len(args) > i:

@@ -79,7 +79,7 @@ def converted_gguf(file: pathlib.Path) -> pathlib.Path:
     print(f"tx_magic: converting {file.name} to a transformers model once (cached in {folder})...", flush=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
-        model = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name)
     except Exception as exc:  # noqa: BLE001 - any conversion failure becomes one clear message
         raise ModelLoadError(f"Could not convert the GGUF file {file.name}: {_first_line(exc)}") from None
     # The weights are already dequantized; only transformers' "quantized with gguf" marker stops saving.
@@ -143,7 +143,7 @@ def _candidate_classes(config: Any) -> list[Any]:
     import transformers as tf
 
     archs = " ".join(getattr(config, "architectures", None) or [])
-    classes = []
+    classes: list[type[Any]] = []
     if getattr(config, "is_encoder_decoder", False):
         classes.append(tf.AutoModelForSeq2SeqLM)
     elif "CausalLM" in archs or "LMHead" in archs:

@@ -14,9 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.attention import ROW_STATS
 from ..core.errors import MemoryBudgetError
 from ..core.resources import GIB, available_bytes
-from .streamed import CHUNK_ROWS, ROW_STATS
+from .streamed import CHUNK_ROWS
 
 FULL = "full"
 STREAMED = "streamed"

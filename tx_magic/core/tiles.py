@@ -8,7 +8,7 @@ overviews, and ``numpy.array_split``'s even split into T parts for the thumbnail
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,14 +32,15 @@ def runs_max(x: np.ndarray, axis: int, start: int, count: int, size: int) -> np.
     index: list[Any] = [slice(None)] * x.ndim
     if axis == x.ndim - 1:
         index[axis] = slice(start, start + count * size, size)
-        out = x[tuple(index)].copy()
+        out: np.ndarray = x[tuple(index)].copy()
         for i in range(1, size):
             index[axis] = slice(start + i, start + count * size, size)
             np.fmax(out, x[tuple(index)], out=out)
         return out
     index[axis] = slice(start, start + count * size)
     part = x[tuple(index)]
-    return np.fmax.reduce(part.reshape((*part.shape[:axis], count, size, *part.shape[axis + 1:])), axis=axis + 1)
+    grouped = part.reshape((*part.shape[:axis], count, size, *part.shape[axis + 1:]))
+    return cast(np.ndarray, np.fmax.reduce(grouped, axis=axis + 1))
 
 
 def split_max(x: np.ndarray, parts: int, axis: int) -> np.ndarray:

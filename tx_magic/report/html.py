@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 import pathlib
 import re
 from collections.abc import Sequence
@@ -103,12 +104,12 @@ def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None 
     return render_report(traces, title=title, max_bytes=max_bytes).html
 
 
-def save_html(traces: Reportable | Sequence[Reportable], path: str | pathlib.Path, *, title: str | None = None,
+def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike[str], *, title: str | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES) -> pathlib.Path:
     """Write the report of a trace, a widget, or a list of them to `path`; returns the path."""
-    path = pathlib.Path(path).expanduser()
-    path.write_text(render_html(traces, title=title, max_bytes=max_bytes), encoding="utf-8")
-    return path
+    out = pathlib.Path(path).expanduser()
+    out.write_text(render_html(traces, title=title, max_bytes=max_bytes), encoding="utf-8")
+    return out
 
 
 def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
@@ -159,8 +160,8 @@ def _as_texts(traces: Reportable | Sequence[Reportable]) -> list[ReportText]:
             out.append(item)
         elif isinstance(item, Trace):
             out.append(ReportText(item))
-        elif isinstance(getattr(item, "trace", None), Trace):  # the widget
-            out.append(ReportText(item.trace))
+        elif isinstance(shown := getattr(item, "trace", None), Trace):  # the widget
+            out.append(ReportText(shown))
         else:
             raise TypeError(f"expected a Trace, a ReportText or a widget, got {type(item).__name__}")
     return out
