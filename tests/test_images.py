@@ -106,11 +106,8 @@ def test_bad_images_and_models_get_clear_errors(vit, tmp_path):
         tx_magic.capture(vit, None, picture())
 
 
-def test_magic_image_and_ids_options(vit, tmp_path, minilm):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
+def test_magic_image_and_ids_options(vit, tmp_path, minilm, shell):
+    ip = shell
     path = tmp_path / "ramp.png"
     picture().save(path)
     ip.user_ns.update(vit=vit, proc=processor())

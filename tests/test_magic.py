@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import tx_magic
 from conftest import tiny_bart, tiny_gpt2
 from tx_magic.magics import ExplainMagics, split_options, split_target
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
 
 
 def test_line_magic_returns_widget_on_default_model(shell):

@@ -329,15 +329,6 @@ def test_run_each_goes_on_after_a_failure():
 
 # -- %explain --save -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def shell():
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
-
-
 def test_magic_save_writes_the_report_and_returns_the_widget(shell, tmp_path):
     from IPython.utils.capture import capture_output
 
