@@ -98,14 +98,21 @@ def to_array(value: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _one_layer(arr: np.ndarray, what: str) -> np.ndarray:
+def heads_queries_keys(arr: np.ndarray) -> np.ndarray | None:
+    """One layer's weights as (heads, queries, keys): a leading batch of one dropped, a lone head's
+    (queries, keys) given its heads axis; None for any other shape."""
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
-    if arr.ndim == 2:
+    elif arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3:
+    return arr if arr.ndim == 3 else None
+
+
+def _one_layer(arr: np.ndarray, what: str) -> np.ndarray:
+    layer = heads_queries_keys(arr)
+    if layer is None:
         raise AttentionArrayError(f"The {what} has shape {arr.shape}; give (heads, queries, keys) or (queries, keys).")
-    return arr
+    return layer
 
 
 def _is_number(x: Any) -> bool:

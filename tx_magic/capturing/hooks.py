@@ -41,7 +41,7 @@ import numpy as np
 from ..core.errors import TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import KIND_SEQUENCES
-from .arrays import to_numpy
+from .arrays import heads_queries_keys, to_numpy
 from .model_state import evaluating, hook_handles, without_mha_fast_path
 
 #: Name of the protocol attribute / method, and of the optional kind declaration.
@@ -219,16 +219,13 @@ def _per_head(weights: Any, name: str) -> np.ndarray:
         arr = to_numpy(weights, f"the attention of {name}")
     except TypeError as exc:
         raise AttentionShapeError(str(exc)) from None
-    if arr.ndim == 4:
-        arr = arr[0]
-    elif arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
+    layer = heads_queries_keys(arr[:1] if arr.ndim == 4 else arr)  # the first item of a batch: tx_magic runs one
+    if layer is None:
         raise AttentionShapeError(
             f"{name} gave attention weights of shape {tuple(np.shape(weights))}; tx_magic needs "
             "(batch, heads, queries, keys) or (heads, queries, keys)."
         )
-    return np.array(arr, dtype=np.float32)
+    return np.array(layer, dtype=np.float32)
 
 
 def _looks_like_attention(value: Any) -> bool:
