@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bart, tiny_gpt2, tiny_llama
 
 import tx_magic
-from conftest import tiny_bart, tiny_gpt2, tiny_llama
 
 TEXT = "The animal didn't cross the street because it was too tired."
 

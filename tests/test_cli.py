@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-
 from test_report import Page
+
 from tx_magic.cli import main
 from tx_magic.report.html import HEADER_ID
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 import transformers as tf
+from conftest import tiny_gpt2
 
 import tx_magic
-from conftest import tiny_gpt2
 from tx_magic.capturing.models import input_device
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_gpt2
 
 import tx_magic
-from conftest import tiny_gpt2
 
 
 def test_empty_text(minilm):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gpt2, tiny_llama
 from IPython.core.error import UsageError
 
 import tx_magic
-from conftest import tiny_gpt2, tiny_llama
 from tx_magic import wire
 from tx_magic.capturing.generate import GenerationError, capture_generation
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import smollm2_file  # the model file and the `smollm2` fixture live in conftest.py
 
 import tx_magic
-from conftest import smollm2_file  # the model file and the `smollm2` fixture live in conftest.py
 from tx_magic.capturing import load
 
 

@@ -15,10 +15,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import smollm2_file, tiny_bart, tiny_gpt2, tiny_llama
 from IPython.utils.capture import capture_output
 
 import tx_magic
-from conftest import smollm2_file, tiny_bart, tiny_gpt2, tiny_llama
 from tx_magic import Tokens, Trace, cli
 from tx_magic.capturing import memory
 from tx_magic.core.errors import TxMagicError

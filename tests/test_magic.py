@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import tiny_bart, tiny_gpt2
 from IPython.utils.capture import capture_output
 
 import tx_magic
-from conftest import tiny_bart, tiny_gpt2
 from tx_magic.magics import ExplainMagics, split_options, split_target
 
 

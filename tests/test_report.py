@@ -212,6 +212,7 @@ def test_a_long_trace_keeps_every_layer_as_a_pooled_overview():
 
 def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkeypatch):
     from conftest import tiny_llama
+
     from tx_magic.capturing import memory
 
     monkeypatch.setattr(memory, "FULL_LIMIT", 1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gpt2, tiny_llama
 
 import tx_magic
-from conftest import tiny_gpt2, tiny_llama
 from tx_magic.analysis import head_stats
 from tx_magic.capturing import streamed
 
