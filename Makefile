@@ -1,6 +1,6 @@
 # The two commands of the README, and what they need. Everything installs into .venv.
 #   make demo   install tx_magic with its default model and open the quickstart notebook
-#   make test   install what the tests need (npm, pip, Debian chromium + fonts) and run them all
+#   make test   install what the tests need (npm, pip, Debian chromium + fonts), run the linters, then the tests
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # (this project's machines); elsewhere it is PyPI's build. Override: make demo TORCH=torch
 TORCH ?= torch==2.13.0
 
-.PHONY: demo install test test-deps browser-deps js-test py-test clean
+.PHONY: demo install test test-deps browser-deps lint js-test py-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,14 +37,24 @@ browser-deps:
 	  else echo "The browser tests need chromium and fonts: sudo apt-get install chromium fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji"; exit 1; fi; \
 	fi
 
+# The linters, failing on any finding: ruff (the rule set in pyproject.toml), mypy (strict for core,
+# capturing, analysis and wire), the import-linter layers contract, and Biome on the renderer.
+lint:
+	$(BIN)/ruff check tx_magic tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	npm run lint
+
+# The renderer's types and its unit tests (vitest).
 js-test:
 	npm run typecheck
 	npm test
 
+# Every Python test: the package, the layout contract, GGUF and the browser tests.
 py-test:
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-test: test-deps js-test py-test
+test: test-deps lint js-test py-test
 
 clean:
 	rm -rf $(VENV) node_modules tx_magic/static test-output

@@ -13,11 +13,11 @@ kernel stand-in (pages.py --serve), so layer switches and exact-value requests a
 Per tool and n it prints: Python time from the end of the forward pass to the widget / HTML,
 bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
 (p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
-for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz; CircuitsVis shows one layer, so its head switch),
-peak Python memory (resident memory sampled while the tool runs, above what the process held
-before, in a fresh process, after freed memory is handed back to the OS; for SmolLM2: capture and
-widget, above the loaded model) and JS heap, then
-tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
+for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz;
+CircuitsVis shows one layer, so its head switch), peak Python memory (resident memory sampled
+while the tool runs, above what the process held before, in a fresh process, after freed memory
+is handed back to the OS; for SmolLM2: capture and widget, above the loaded model) and JS heap,
+then tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
 A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
 (bertviz at 1024 tokens used 23 GB) fails alone instead of taking the machine down.
 """
@@ -133,7 +133,8 @@ def prepare_browser_page(tool: str, outdir: pathlib.Path) -> str:
             shutil.copy(vendor / vendor_name(url), outdir / vendor_name(url))
             html = html.replace(url, "/" + vendor_name(url).removesuffix(".js") if not url.endswith(".js")
                                 else "/" + vendor_name(url))
-    (outdir / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{html}</body></html>")
+    (outdir / "index.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'></head><body>{html}</body></html>")
     (outdir / "page.html").unlink()
     return "index.html"
 
@@ -144,7 +145,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def serve(directory: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(directory)))
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -152,7 +154,8 @@ def serve(directory: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str
 # What "drawn" means for each tool, and how to hover and switch in it.
 DRAWN = {
     "tx_magic": "document.querySelector('.txm-root[data-ready=\"1\"]') !== null",
-    "bertviz": "document.querySelectorAll('svg text').length > 0 && document.querySelectorAll('#layer option').length > 0",
+    "bertviz": "document.querySelectorAll('svg text').length > 0"
+               " && document.querySelectorAll('#layer option').length > 0",
     # Chart.js paints after the canvases exist: wait for pixels on the big pattern canvas.
     "circuitsvis": """(() => { const c = [...document.querySelectorAll('canvas')];
         if (c.length < 2) return false;
@@ -164,13 +167,14 @@ DRAWN = {
 HOVER_TARGETS = {
     "tx_magic": "[...document.querySelectorAll('[data-view=\"arc\"] .txm-token[data-side=\"query\"]')]",
     "bertviz": "[...document.querySelectorAll('svg text')].filter(t => /^tok/.test(t.textContent)).slice(0, 1e9)",
-    "circuitsvis": "[[...document.querySelectorAll('canvas')].reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b))]",
+    "circuitsvis": "[[...document.querySelectorAll('canvas')]"
+                   ".reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b))]",
 }
 HOVER_EVENTS = {"tx_magic": ["pointerenter", "mouseenter", "mouseover"], "bertviz": ["mouseover"],
                 "circuitsvis": ["mousemove"]}
 
 
-def measure_in_browser(context, tool: str, url: str, n: int) -> dict:
+def measure_in_browser(context, tool: str, url: str) -> dict:
     page = context.new_page()
     blocked: list[str] = []
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
@@ -215,7 +219,8 @@ def hover_p95(page, tool: str) -> float | None:
               window.__rafWork = 0;
               const t0 = performance.now();
               for (const type of events) {
-                el.dispatchEvent(new MouseEvent(type, {...at, bubbles: type !== 'mouseenter' && type !== 'pointerenter'}));
+                const bubbles = type !== 'mouseenter' && type !== 'pointerenter';
+                el.dispatchEvent(new MouseEvent(type, {...at, bubbles}));
               }
               const sync = performance.now() - t0;
               await window.__frames(2);
@@ -242,7 +247,9 @@ def switch_ms(page, tool: str) -> float | None:
                 const t0 = performance.now();
                 const done = new Promise((resolve) => {
                   const check = () => matrix.getAttribute('data-drawn-layer') === target;
-                  const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); resolve(performance.now()); } });
+                  const obs = new MutationObserver(() => {
+                    if (check()) { obs.disconnect(); resolve(performance.now()); }
+                  });
                   obs.observe(matrix, {attributes: true});
                 });
                 const late = new Promise((resolve) => setTimeout(() => resolve(null), 30000));
@@ -287,7 +294,7 @@ def browser_context(pw, profile: str):
               "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"])
 
 
-def measure_page(tool: str, n: int, outdir: pathlib.Path, url: str | None = None) -> dict:
+def measure_page(tool: str, outdir: pathlib.Path, url: str | None = None) -> dict:
     """Browser numbers for one prepared page, in this process (run by `measure_isolated`); `url`: the
     page is already served there (tx_magic's kernel stand-in)."""
     from playwright.sync_api import sync_playwright
@@ -302,7 +309,7 @@ def measure_page(tool: str, n: int, outdir: pathlib.Path, url: str | None = None
                 warm = context.new_page()  # a browser's first page pays its start-up: not the tool's time
                 warm.goto(f"{url}/warmup.html")
                 warm.close()
-                return measure_in_browser(context, tool, url, n)
+                return measure_in_browser(context, tool, url)
             finally:
                 context.close()
     finally:
@@ -310,10 +317,10 @@ def measure_page(tool: str, n: int, outdir: pathlib.Path, url: str | None = None
             server.shutdown()
 
 
-def measure_isolated(tool: str, n: int, outdir: pathlib.Path, url: str | None = None) -> dict:
+def measure_isolated(tool: str, outdir: pathlib.Path, url: str | None = None) -> dict:
     """`measure_page` in its own process group, killed past BROWSER_LIMIT_S: a page that hangs the
     browser (CircuitsVis at 1024 tokens) is a result, not a stuck benchmark."""
-    proc = subprocess.Popen([sys.executable, __file__, "--measure", tool, str(n), str(outdir), *([url] if url else [])],
+    proc = subprocess.Popen([sys.executable, __file__, "--measure", tool, str(outdir), *([url] if url else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=BROWSER_LIMIT_S)
@@ -337,7 +344,7 @@ def run(tools: list[str], sizes: list[int], model: str = "gpt2-shape") -> list[d
                     row = {"tool": tool, "n": n, **numbers}
                     try:
                         if kernel is not None:
-                            row.update(measure_isolated(tool, n, outdir, row.pop("url")))
+                            row.update(measure_isolated(tool, outdir, row.pop("url")))
                     finally:
                         if kernel is not None:
                             kernel.stdin.close()
@@ -345,7 +352,7 @@ def run(tools: list[str], sizes: list[int], model: str = "gpt2-shape") -> list[d
                 else:
                     row = {"tool": tool, "n": n, **make_page(tool, n, outdir)}
                     if "error" not in row:
-                        row.update(measure_isolated(tool, n, outdir))
+                        row.update(measure_isolated(tool, outdir))
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # each row as soon as it is measured
     return rows
@@ -391,15 +398,16 @@ def print_table(rows: list[dict]) -> None:
                       fmt(r.get("switch_ms"), " ms", 1), fmt(r.get("peak_python_mb"), " MB", 0),
                       fmt(r.get("js_heap_mb"), " MB", 0), r.get("error") or r.get("note") or ""])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
     print()
     for r in rows:
         if r["tool"] == "tx_magic" and overhead(r) is not None:
             print(f"  tx_magic {r.get('model', 'gpt2-shape')} n={r['n']}: Python overhead over the bare forward pass "
-                  f"{100 * overhead(r):.0f}% (target <= 25% at n=512); capture / bare {r['capture_s'] / r['bare_s']:.2f}x")
+                  f"{100 * overhead(r):.0f}% (target <= 25% at n=512); "
+                  f"capture / bare {r['capture_s'] / r['bare_s']:.2f}x")
     if all(r["tool"] == "tx_magic" for r in rows):
         return
     print("tx_magic's advantage, same run (peer / tx_magic; > 1 means tx_magic is better):")
@@ -421,8 +429,8 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--measure"]:  # the isolated browser step, see measure_isolated
-        tool, n, outdir = sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
-        print(json.dumps(measure_page(tool, n, outdir, sys.argv[5] if len(sys.argv) > 5 else None)))
+        tool, outdir = sys.argv[2], pathlib.Path(sys.argv[3])
+        print(json.dumps(measure_page(tool, outdir, sys.argv[4] if len(sys.argv) > 4 else None)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[64, 256, 512, 1024])

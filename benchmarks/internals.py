@@ -105,7 +105,7 @@ def measure(model_name: str, n: int) -> dict:
     state = widget.get_state()
     widget_s = time.perf_counter() - start
     try:
-        internals_module.internals_of = lambda *a, **k: {}
+        internals_module.internals_of = lambda *_args, **_kwargs: {}
         start = time.perf_counter()
         tx_magic.capture(model, tok, "", ids=ids)
         without = time.perf_counter() - start
@@ -135,7 +135,8 @@ def measure(model_name: str, n: int) -> dict:
     del wire
     return {"model": model_name, "tokens": n, "bare_s": bare_s, "capture_s": capture_s, "widget_s": widget_s,
             "capture_without_internals_s": without, "internals_s": spent[0],
-            "overhead": (capture_s + widget_s - bare_s) / bare_s, "internals_share": spent[0] / bare_s, "lens_16_s": lens_16, "lens_96_s": lens_96,
+            "overhead": (capture_s + widget_s - bare_s) / bare_s, "internals_share": spent[0] / bare_s,
+            "lens_16_s": lens_16, "lens_96_s": lens_96,
             "wire_MB": wire_bytes / 1e6, "lens_MB": lens.nbytes / 1e6}
 
 
@@ -178,12 +179,13 @@ def main(argv: list[str]) -> None:
             print(f"{r['tokenizer']:9s}  {r['size']:5d}  {r['mapped_s']:8.3f}  {r['decoded_s']:9.3f}  {r['same']}")
         return
     model_name = "gpt2-shape" if argv[:1] == ["--gpt2-shape"] else "smollm2"
-    lengths = [int(x) for x in argv if not x.startswith("--")] or ([512] if model_name == "gpt2-shape" else [8, 128, 512])
+    default_lengths = [512] if model_name == "gpt2-shape" else [8, 128, 512]
+    lengths = [int(x) for x in argv if not x.startswith("--")] or default_lengths
     import torch
 
     print(f"{model_name}, torch threads {torch.get_num_threads()}, each length in a fresh process")
-    cols = ["tokens", "bare_s", "capture_s", "capture_without_internals_s", "internals_s", "widget_s", "overhead", "internals_share",
-            "lens_16_s", "lens_96_s", "wire_MB", "lens_MB"]
+    cols = ["tokens", "bare_s", "capture_s", "capture_without_internals_s", "internals_s", "widget_s", "overhead",
+            "internals_share", "lens_16_s", "lens_96_s", "wire_MB", "lens_MB"]
     print("  ".join(cols))
     for n in lengths:
         row = child(model_name, n)

@@ -23,8 +23,8 @@ import json
 import os
 import pathlib
 import struct
-import threading
 import sys
+import threading
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,7 +82,7 @@ LONG_TEXT = ("The committee met on Tuesday to review the budget for the new libr
 class PeakRss:
     """Peak resident memory above what the process held on entry, sampled every 5 ms."""
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         try:  # hand memory freed by earlier passes back to the OS, so it is not silently reused below
             import ctypes
 
@@ -194,10 +194,13 @@ class KernelHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         content = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         replies = []
-        send = lambda msg, buffers=None: replies.append((msg, [bytes(b) for b in buffers or []]))  # noqa: E731
+
+        def send(msg, buffers=None) -> None:
+            replies.append((msg, [bytes(b) for b in buffers or []]))
+
         self.widget.send = send
         self.widget._on_custom_msg(self.widget, content, [])
         header = json.dumps({"replies": [{"content": c, "sizes": [len(b) for b in bs]} for c, bs in replies]}).encode()

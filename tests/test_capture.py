@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bart, tiny_gpt2, tiny_llama
 
 import tx_magic
-from conftest import tiny_bart, tiny_gpt2, tiny_llama
 
 TEXT = "The animal didn't cross the street because it was too tired."
 
@@ -140,6 +140,6 @@ def test_sentence_pair_marks_each_token_with_its_text(minilm):
 def test_pair_segments_without_token_type_ids(gpt2_tokenizer):
     trace = tx_magic.capture(tiny_gpt2(), gpt2_tokenizer, "Hello world", pair="Bye now")
     tokens = trace.tokens()[0]
-    by_segment = ["".join(t for t, s in zip(tokens, tokens.segment) if s == seg) for seg in (0, 1)]
+    by_segment = ["".join(t for t, s in zip(tokens, tokens.segment, strict=True) if s == seg) for seg in (0, 1)]
     assert by_segment == ["Helloworld", "Byenow"]
     assert tokens.segment[:2] == (0, 0) and tokens.segment[-1] == 1

@@ -10,11 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from test_report import Page
 
 from tx_magic.cli import main
 from tx_magic.report.html import HEADER_ID
-
-from test_report import Page
 
 TEXT = "What is the capital of France?"
 
@@ -57,7 +56,7 @@ def test_batch_one_report_per_text_and_a_failing_line(capsys, tmp_path, minilm):
         "{this is not json",                 # fails when read
         json.dumps({"text": "The cat sat.", "pair": "It was tired."}),
     ]) + "\n", encoding="utf-8")
-    code, stdout, err = run(capsys, "report", "--texts-file", str(texts), "--output", str(tmp_path / "out.html"))
+    code, _, err = run(capsys, "report", "--texts-file", str(texts), "--output", str(tmp_path / "out.html"))
     assert code == 1
     assert sorted(p.name for p in tmp_path.glob("out-*.html")) == ["out-001.html", "out-004.html"]
     assert "2 of 4 texts failed (the others were written)" in err
@@ -97,7 +96,7 @@ def test_max_bytes_leaves_layers_out_and_says_so(capsys, tmp_path, minilm):
     assert Page(out.read_text(encoding="utf-8")).json(HEADER_ID)["texts"][0]["omitted"]
 
 
-@pytest.mark.parametrize("output, message", [
+@pytest.mark.parametrize(("output", "message"), [
     ("{tmp}/no/such/folder/r.html", "does not exist"),
     ("{tmp}/a-file/r.html", "is not a folder"),
 ])
@@ -119,7 +118,8 @@ def test_read_only_folder(capsys, tmp_path):
 
 
 def test_unknown_model(capsys, tmp_path):
-    code, _, err = run(capsys, "report", "-m", "no-such-org/no-such-model", "--text", TEXT, "-o", str(tmp_path / "r.html"))
+    code, _, err = run(capsys, "report", "-m", "no-such-org/no-such-model", "--text", TEXT,
+                       "-o", str(tmp_path / "r.html"))
     assert code == 2
     assert "Could not load model 'no-such-org/no-such-model'" in one_line_error(err)
     assert not (tmp_path / "r.html").exists()

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 import transformers as tf
+from conftest import tiny_gpt2
 
 import tx_magic
 from tx_magic.capturing.models import input_device
-
-from conftest import tiny_gpt2
 
 
 @pytest.fixture(scope="module")

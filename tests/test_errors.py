@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_gpt2
 
 import tx_magic
-from conftest import tiny_gpt2
 
 
 def test_empty_text(minilm):
@@ -24,7 +24,7 @@ def test_unknown_model_names_what_was_tried():
 
 
 def test_folder_without_config(tmp_path):
-    with pytest.raises(tx_magic.ModelLoadError, match="config.json"):
+    with pytest.raises(tx_magic.ModelLoadError, match=r"config\.json"):
         tx_magic.explain(str(tmp_path), text="hi")
 
 

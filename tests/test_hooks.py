@@ -13,7 +13,6 @@ import tx_magic
 from tx_magic.capturing import hooks, memory, modules
 from tx_magic.core.errors import NoAttentionError, TxMagicError
 
-
 # --- an annotated-transformer style encoder-decoder (keeps `self.attn` after forward) --------------
 
 class MultiHeadedAttention(nn.Module):
@@ -26,7 +25,7 @@ class MultiHeadedAttention(nn.Module):
     def forward(self, query, key, value, mask=None):
         b = query.size(0)
         q, k, v = [lin(x).view(b, -1, self.h, self.d_k).transpose(1, 2)
-                   for lin, x in zip(self.linears, (query, key, value))]
+                   for lin, x in zip(self.linears, (query, key, value), strict=False)]  # the 4th is the output
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)
         if mask is not None:
             scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)
@@ -55,6 +54,22 @@ class DecoderLayer(nn.Module):
         return x + self.src_attn(x, memory, memory)
 
 
+class Stack(nn.Module):
+    """Token embeddings of `width`, then `layers` in turn (a layer may return (output, weights))."""
+
+    def __init__(self, width: int, *layers: nn.Module) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, width)
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for layer in self.layers:
+            out = layer(x)
+            x = out[0] if isinstance(out, tuple) else out
+        return x
+
+
 class EncoderDecoder(nn.Module):
     def __init__(self, vocab: int = 20, d: int = 16, h: int = 2, layers: int = 2) -> None:
         super().__init__()
@@ -77,7 +92,9 @@ class EncoderDecoder(nn.Module):
 
 def test_annotated_transformer_encoder_decoder_kinds_layers_and_exact_weights():
     model = EncoderDecoder()
-    tok = lambda text: torch.tensor([[int(w) for w in text.split()]])  # noqa: E731
+    def tok(text):
+        return torch.tensor([[int(w) for w in text.split()]])
+
     trace = tx_magic.capture(model, tok, "3 4 5 6 7", target="1 2 3")
     assert trace.kinds == ("encoder", "decoder", "cross")
     assert trace.shape("encoder") == (2, 2, 5, 5)
@@ -92,19 +109,7 @@ def test_annotated_transformer_encoder_decoder_kinds_layers_and_exact_weights():
 
 
 def test_without_a_target_every_attention_is_self_in_module_order():
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(10, 8)
-            self.layers = nn.ModuleList([EncoderLayer(8, 2) for _ in range(3)])
-
-        def forward(self, ids):
-            x = self.embed(ids)
-            for layer in self.layers:
-                x = layer(x)
-            return x
-
-    model = Encoder()
+    model = Stack(8, *(EncoderLayer(8, 2) for _ in range(3)))
     trace = tx_magic.capture(model, lambda t: [1, 2, 3, 4], "anything")
     assert trace.kinds == ("self",)
     assert trace.shape() == (3, 2, 4, 4)
@@ -164,19 +169,7 @@ def test_module_returning_output_and_weights():
             w = (x @ x.transpose(-1, -2)).softmax(-1).unsqueeze(1).repeat(1, 3, 1, 1)
             return x, w
 
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(10, 4)
-            self.a, self.b = Attn(), Attn()
-
-        def forward(self, ids):
-            x = self.embed(ids)
-            x, _ = self.a(x)
-            x, _ = self.b(x)
-            return x
-
-    trace = tx_magic.capture(Model(), lambda t: [1, 2, 3, 4, 5], "x")
+    trace = tx_magic.capture(Stack(4, Attn(), Attn()), lambda t: [1, 2, 3, 4, 5], "x")
     assert trace.shape() == (2, 3, 5, 5)
 
 
@@ -202,29 +195,11 @@ def test_protocol_attribute_method_and_kind_and_only_protocol_modules_are_read()
         def tx_magic_attention(self):
             return self._p
 
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(10, 8)
-            self.one, self.two = Reported(), Reported()
-
-        def forward(self, ids):
-            return self.two(self.one(self.embed(ids)))
-
-    trace = tx_magic.capture(Model(), lambda t: [1, 2, 3], "x")
+    trace = tx_magic.capture(Stack(8, Reported(), Reported()), lambda t: [1, 2, 3], "x")
     assert trace.shape() == (2, 4, 3, 3)
     np.testing.assert_array_equal(trace.attention()[1, 0], np.eye(3))
 
-    class M2(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(10, 8)
-            self.a = ByMethod()
-
-        def forward(self, ids):
-            return self.a(self.embed(ids))
-
-    trace = tx_magic.capture(M2(), lambda t: [1, 2, 3, 4], "x")
+    trace = tx_magic.capture(Stack(8, ByMethod()), lambda t: [1, 2, 3, 4], "x")
     assert trace.shape() == (1, 2, 4, 4)
     np.testing.assert_allclose(trace.attention(), 0.25)
 
@@ -258,7 +233,7 @@ def test_protocol_forward_and_cross_kind_declared():
 
 def test_tokenizer_that_decodes_shows_text_and_any_id_container_works():
     class Tok:
-        vocab = ["<s>", "the", "cat", "sat"]
+        vocab = ("<s>", "the", "cat", "sat")
 
         def __call__(self, text):
             return {"input_ids": np.array([[self.vocab.index(w) for w in text.split()]])}
@@ -282,16 +257,7 @@ def test_explain_with_a_lambda_tokenizer_returns_the_widget_and_ids_need_no_toke
     assert w.trace.kinds == ("encoder", "decoder", "cross")
     assert w._meta["sequences"]["source"]["text"] == ["1", "2", "3"]
 
-    class Enc(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(10, 8)
-            self.layer = EncoderLayer(8, 2)
-
-        def forward(self, ids):
-            return self.layer(self.embed(ids))
-
-    w = tx_magic.explain(Enc(), None, ids=[3, 1, 4, 1, 5])
+    w = tx_magic.explain(Stack(8, EncoderLayer(8, 2)), None, ids=[3, 1, 4, 1, 5])
     assert list(w.trace.sequences["input"]) == ["3", "1", "4", "1", "5"]
 
 

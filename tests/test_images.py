@@ -100,17 +100,14 @@ def test_bad_images_and_models_get_clear_errors(vit, tmp_path):
     with pytest.raises(ImageInputError, match=r"\(H, W\), \(H, W, 3\)"):
         tx_magic.capture(vit, processor(), np.zeros((4, 5, 6, 7)))
     (tmp_path / "not.png").write_text("hello")
-    with pytest.raises(ImageInputError, match="Could not read not.png"):
+    with pytest.raises(ImageInputError, match=r"Could not read not\.png"):
         tx_magic.capture(vit, processor(), tmp_path / "not.png")
     with pytest.raises(ImageInputError, match="image processor"):
         tx_magic.capture(vit, None, picture())
 
 
-def test_magic_image_and_ids_options(vit, tmp_path, minilm):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
+def test_magic_image_and_ids_options(vit, tmp_path, minilm, shell):
+    ip = shell
     path = tmp_path / "ramp.png"
     picture().save(path)
     ip.user_ns.update(vit=vit, proc=processor())

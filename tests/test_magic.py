@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from conftest import tiny_bart, tiny_gpt2
 from IPython.utils.capture import capture_output
 
 import tx_magic
-from conftest import tiny_bart, tiny_gpt2
 from tx_magic.magics import ExplainMagics, split_options, split_target
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
 
 
 def test_line_magic_returns_widget_on_default_model(shell):
@@ -59,7 +51,7 @@ def test_cell_magic_splits_source_and_target(shell, minilm):
     assert w.kind == "encoder"
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(("line", "message"), [
     ("", "text is empty"),
     ("   ", "text is empty"),
     ("-m no/such-model-anywhere hello", "not a local folder"),
@@ -97,7 +89,7 @@ def test_help_lists_the_options(shell):
         assert option in doc
 
 
-@pytest.mark.parametrize("line, argv, text", [
+@pytest.mark.parametrize(("line", "argv", "text"), [
     ("The animal didn't cross", [], "The animal didn't cross"),
     ("-m gpt2 -l 5 It's \"quoted\"", ["-m", "gpt2", "-l", "5"], "It's \"quoted\""),
     ("--model 'a folder' --head=3 hi", ["--model", "a folder", "--head=3"], "hi"),

@@ -14,14 +14,20 @@ import numpy as np
 import pytest
 
 import tx_magic
-from tx_magic.report import DEFAULT_MAX_BYTES, ReportText, ReportTooLarge, fallback_html, render_html, render_report, \
-    save_html
+from tx_magic import Tokens, Trace, wire
+from tx_magic.report import (
+    DEFAULT_MAX_BYTES,
+    ReportText,
+    ReportTooLarge,
+    fallback_html,
+    render_html,
+    render_report,
+    save_html,
+)
 from tx_magic.report.batch import BatchItem, EmptyTextsFile, read_texts, run_each
-from tx_magic import wire
 from tx_magic.report.budget import Encoding, ranges
 from tx_magic.report.html import HEADER_ID, _block_cost, script_json, script_text
 from tx_magic.report.png import encode_png
-from tx_magic import Tokens, Trace
 
 EVIL = ["</script><img src=x onerror=alert(1)>", "<script>alert(1)</script>", "a\u2028b & <!-- c"]
 
@@ -46,22 +52,22 @@ class Page(html.parser.HTMLParser):
         self._in: dict[str, str | None] | None = None
         self.feed(text)
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
         if tag == "script":
             self._in = dict(attrs)
             self.scripts.append((self._in, ""))
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         if self._in is not None:
             attrs, text = self.scripts[-1]
             self.scripts[-1] = (attrs, text + data)
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag == "script":
             self._in = None
 
-    def json(self, element_id: str):  # noqa: ANN201
+    def json(self, element_id: str):
         return json.loads(next(text for attrs, text in self.scripts if attrs.get("id") == element_id))
 
 
@@ -179,7 +185,10 @@ def test_over_the_budget_layers_go_8_bit_then_are_left_out_and_the_report_says_s
 
 def test_every_text_keeps_its_first_layers_when_space_runs_out():
     small, big = fake_trace(["a", "b"], layers=4), fake_trace([f"t{i}" for i in range(80)], layers=4, heads=4)
-    u8 = lambda t: _block_cost(t, "self", Encoding(wire.DTYPE_UINT8, 1))  # noqa: E731
+
+    def u8(t):
+        return _block_cost(t, "self", Encoding(wire.DTYPE_UINT8, 1))
+
     page = Page(render_html([small, big], max_bytes=budget_for([small, big], 4 * u8(small) + 2 * u8(big))))
     assert len(decode_blocks(page.json("txm-trace-0"))) == 4
     assert sorted(layer for _, layer in decode_blocks(page.json("txm-trace-1"))) == [0, 1]
@@ -203,6 +212,7 @@ def test_a_long_trace_keeps_every_layer_as_a_pooled_overview():
 
 def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkeypatch):
     from conftest import tiny_llama
+
     from tx_magic.capturing import memory
 
     monkeypatch.setattr(memory, "FULL_LIMIT", 1)
@@ -217,7 +227,7 @@ def test_a_streamed_trace_report_holds_pooled_layers_and_top_keys(minilm, monkey
     assert set(data["meta"]["kinds"][0]["stats"]) == {"entropy", "max_weight", "dispersion", "distance", "first",
                                                       "previous", "self"}
     topk = next(decoded(b) for b in data["layers"] if b["dtype"] == wire.DTYPE_TOPK and b["layer"] == 1)
-    index, values = wire.decode_topk(topk)
+    _, values = wire.decode_topk(topk)
     np.testing.assert_allclose(values, trace.attentions["self"].top_values[1, ..., :4])
     assert "top keys" in rendered.notices[0] and "no kernel" in rendered.notices[0]
 
@@ -241,7 +251,8 @@ def png_size_and_pixels(data: bytes) -> tuple[int, int, np.ndarray]:
     pos, idat = 8, b""
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body, crc = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
         assert struct.unpack(">I", crc)[0] == zlib.crc32(kind + body)
         if kind == b"IDAT":
             idat += body
@@ -318,15 +329,6 @@ def test_run_each_goes_on_after_a_failure():
 
 
 # -- %explain --save -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shell():
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "tx_magic")
-    return ip
-
 
 def test_magic_save_writes_the_report_and_returns_the_widget(shell, tmp_path):
     from IPython.utils.capture import capture_output

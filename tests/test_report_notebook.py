@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-
 TEXT = "The animal didn't cross the street because it was too tired."
 
 
@@ -26,7 +25,7 @@ def notebook():
     return nb
 
 
-def widget_output(nb) -> dict:  # noqa: ANN001
+def widget_output(nb) -> dict:
     return next(o for o in nb.cells[1].outputs if o["output_type"] == "execute_result")
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gpt2, tiny_llama
 
 import tx_magic
-from conftest import tiny_gpt2, tiny_llama
-from tx_magic.capturing import streamed
 from tx_magic.analysis import head_stats
+from tx_magic.capturing import streamed
 
 TEXT = "the cat sat on the mat because it was tired and the dog ran " * 3
 
@@ -112,7 +112,7 @@ def test_materialising_a_huge_streamed_trace_says_what_to_do(minilm, monkeypatch
     monkeypatch.setattr(trace_module, "MATERIALIZE_LIMIT", 1)
     tok = minilm.tokenizer
     t = tx_magic.capture(tiny_llama(tok.vocab_size), tok, TEXT)
-    with pytest.raises(memory.MemoryBudgetError, match="trace.block"):
+    with pytest.raises(memory.MemoryBudgetError, match=r"trace\.block"):
         t.attention()
     assert t.layer("self", 0).shape == (4, t.shape()[2], t.shape()[3])
 
@@ -129,7 +129,7 @@ def test_stats_of_a_streamed_trace_equal_those_of_the_full_one(minilm, monkeypat
     a, b = full.stats(), streamed_trace.stats()
     a = a.to_dict("records") if hasattr(a, "to_dict") else a
     b = b.to_dict("records") if hasattr(b, "to_dict") else b
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x["type"] == y["type"]
         for name in ("entropy", "max_weight", "dispersion", "distance", "first", "previous", "self"):
             assert x[name] == pytest.approx(y[name], abs=1e-5)

@@ -8,6 +8,8 @@ or, from any Python: ``w = tx_magic.explain(model, tokenizer, text)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import analysis  # noqa: F401 - provides the analyses Trace offers (tx_magic.core.extensions)
 from .api import capture_text, explain, show
 from .capturing import capture, load_model
@@ -20,16 +22,17 @@ from .widget import AttentionWidget, ExportError
 
 __all__ = [
     "AttentionWidget", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model", "save_html", "show",
+    "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model", "save_html",
+    "show",
 ]
 
 
-def load_ipython_extension(ipython):  # noqa: ANN001 - IPython's hook
+def load_ipython_extension(ipython: Any) -> None:  # IPython's hook
     """`%load_ext tx_magic`: register `%explain` / `%%explain`."""
     from .magics import ExplainMagics
 
     ipython.register_magics(ExplainMagics)
 
 
-def unload_ipython_extension(ipython):  # noqa: ANN001, ARG001 - IPython's hook
+def unload_ipython_extension(ipython: Any) -> None:  # IPython's hook; `ipython` is its signature
     """Nothing to undo: magics stay registered until the kernel restarts."""

@@ -16,7 +16,8 @@ import pathlib
 import re
 import sys
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .capturing import capture as run_model
 from .capturing.load import load_model
@@ -47,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="See inside transformer models: reports from the command line.")
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description="See inside transformer models: reports from the command line.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = commands.add_parser(
         "report", help="write self-contained HTML reports (open offline, anywhere)",
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     texts = rep.add_mutually_exclusive_group(required=True)
     texts.add_argument("--text", help="the text to explain")
     texts.add_argument("--texts-file", type=pathlib.Path, metavar="FILE",
-                       help="one text per line, or JSON lines with \"text\" (and \"pair\") or \"source\" and \"target\"")
+                       help='one text per line, or JSON lines with "text" (and "pair") or "source" and "target"')
     rep.add_argument("--target", help="decoder text of an encoder-decoder model (with --text)")
     rep.add_argument("--pair", help="a second text, encoded with --text as a sentence pair")
     rep.add_argument("-o", "--output", required=True, type=pathlib.Path,
@@ -90,7 +92,8 @@ def report(args: argparse.Namespace) -> int:
     if args.text is not None:
         if not args.text.strip():
             raise UsageError("the text is empty: give some text with --text")
-        items, unreadable = [BatchItem(0, args.text, pair=args.pair, target=args.target)], []
+        items: list[BatchItem] = [BatchItem(0, args.text, pair=args.pair, target=args.target)]
+        unreadable: list[Failure] = []
     else:
         items, unreadable = _read(args.texts_file)
     outputs = _outputs(args, items)

@@ -140,7 +140,8 @@ def split_options(line: str, magic: Any) -> tuple[list[str], str]:
     flags = {s for a in parser._actions if a.option_strings for s in a.option_strings}
     lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
     lexer.whitespace_split = True
-    consumed, expect_value, argv = 0, False, []
+    consumed, expect_value = 0, False
+    argv: list[str] = []
     try:
         while True:
             start = _skip_space(line, consumed)
@@ -231,7 +232,7 @@ def _load_image_processor(name: str) -> Any:
 
     try:
         return AutoImageProcessor.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one line saying what to pass instead
         raise ModelLoadError(f"Could not load the image processor {name!r}: pass one with -t NAME_OF_VARIABLE. "
                              f"({exc})") from None
 
@@ -241,6 +242,6 @@ def _load_tokenizer(name: str) -> Any:
 
     try:
         return AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one line saying what to pass instead
         raise ModelLoadError(f"Could not load the tokenizer {name!r}: pass one with -t NAME_OF_VARIABLE. ({exc})") \
             from None

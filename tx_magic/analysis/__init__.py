@@ -17,8 +17,8 @@ from .rollouts import attention_rollout, rollout
 from .stats import STAT_NAMES, head_stats
 from .table import head_summary, stats_records, stats_table
 
-__all__ = ["LABELS", "STAT_NAMES", "attention_rollout", "head_stats", "head_summary", "head_types", "rollout", "stats_records",
-           "stats_table", "streamed_stats"]
+__all__ = ["LABELS", "STAT_NAMES", "attention_rollout", "head_stats", "head_summary", "head_types", "rollout",
+           "stats_records", "stats_table", "streamed_stats"]
 
 extensions.provide("stats", stats_table)
 extensions.provide("rollout", rollout)

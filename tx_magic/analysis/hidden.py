@@ -8,8 +8,8 @@ barely changed the direction of that token's vector.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,10 +32,10 @@ class HiddenStats:
     @property
     def layers(self) -> int:
         """Transformer layers (rows minus the embeddings row)."""
-        return self.norms.shape[0] - 1
+        return int(self.norms.shape[0]) - 1
 
 
-def hidden_stats(hidden_states: Sequence[Any], last_normed: bool = False) -> HiddenStats:
+def hidden_stats(hidden_states: Sequence[Any] | np.ndarray, last_normed: bool = False) -> HiddenStats:
     """Norms and cosines from a model's ``output_hidden_states`` (each (1, n, d) or (n, d))."""
     rows = [_as_2d(h) for h in hidden_states]
     if not rows:

@@ -26,6 +26,7 @@ then most of every row, whatever the head does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -86,14 +87,14 @@ def normalized_entropy(p: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         return np.full(p.shape[:2], np.nan)
     entropy = -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
     ratio = entropy[..., rows] / np.log(n_allowed[rows])
-    return ratio.mean(-1)
+    return cast(np.ndarray, ratio.mean(-1))
 
 
 def local_share(p: np.ndarray) -> np.ndarray:
     """Weight within LOCAL_WINDOW positions of the query, averaged over rows."""
     q = np.arange(p.shape[-1])
     near = np.abs(q[:, None] - q[None, :]) <= LOCAL_WINDOW
-    return (p * near).sum(-1).mean(-1)
+    return cast(np.ndarray, (p * near).sum(-1).mean(-1))
 
 
 def induction_score(p: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
@@ -102,4 +103,4 @@ def induction_score(p: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
     if len(pairs) < MIN_REPEATS:
         return np.full(p.shape[:2], np.nan)
     qs, ks = np.array(pairs).T
-    return p[..., qs, ks].mean(-1)
+    return cast(np.ndarray, p[..., qs, ks].mean(-1))

@@ -66,11 +66,11 @@ class LogitLens:
     @property
     def layers(self) -> int:
         """Transformer layers (rows minus the embeddings row)."""
-        return self.hidden.shape[0] - 1
+        return int(self.hidden.shape[0]) - 1
 
     @property
     def tokens(self) -> int:
-        return self.hidden.shape[1]
+        return int(self.hidden.shape[1])
 
     @property
     def computed(self) -> tuple[int, ...]:
@@ -97,10 +97,10 @@ class LogitLens:
                        np.stack([self._cache[p][1] for p in wanted], axis=1))
 
     def _position(self, p: Any) -> int:
-        p = int(p)
-        q = p + self.tokens if p < 0 else p
+        given = int(p)
+        q = given + self.tokens if given < 0 else given
         if not 0 <= q < self.tokens:
-            raise IndexError(f"position must be in 0..{self.tokens - 1}, got {p}")
+            raise IndexError(f"position must be in 0..{self.tokens - 1}, got {given}")
         return q
 
     def _compute(self, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +111,7 @@ class LogitLens:
         raw = rows - 1 if self.last_normed else rows  # rows that still need the final norm
         parts = [self.unembed.normed(h[:raw])] if raw else []
         rest = h[raw:].to(device=parts[0].device, dtype=parts[0].dtype) if parts else h
-        x = torch.cat(parts + [rest]).reshape(rows * m, -1)
+        x = torch.cat([*parts, rest]).reshape(rows * m, -1)
         # Every row and position in as few matrix products as CHUNK_VALUES allows (the unembedding
         # is read from memory once a product: one per row would read it rows times).
         step = max(1, self.chunk_values // max(vocab, 1))
@@ -121,7 +121,8 @@ class LogitLens:
             logits = self.unembed.logits(x[start:start + step], normed=True)
             top = logits.topk(self.k, dim=-1)
             ids[start:start + step] = top.indices.cpu().numpy()
-            probs[start:start + step] = torch.exp(top.values - torch.logsumexp(logits, dim=-1, keepdim=True)).cpu().numpy()
+            log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
+            probs[start:start + step] = torch.exp(top.values - log_total).cpu().numpy()
         return ids.reshape(rows, m, self.k), probs.reshape(rows, m, self.k)
 
 

@@ -49,7 +49,7 @@ def from_hidden(final_hidden: Any, unembed: Any, normed: bool, last: Any = None)
     h = torch.from_numpy(h) if isinstance(h, np.ndarray) else h.detach()
 
     def compute(position: int) -> np.ndarray:
-        return unembed.logits(h[position:position + 1], normed=normed)[0].cpu().numpy()
+        return np.asarray(unembed.logits(h[position:position + 1], normed=normed)[0].cpu().numpy())
 
     n = int(h.shape[0])
     if last is None:

@@ -12,7 +12,8 @@ residual connection) and its rows renormalised::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def attention_rollout(att: np.ndarray, heads: Sequence[int] | None = None) -> np
     if p.ndim != 4 or p.shape[2] != p.shape[3]:
         raise ValueError(f"rollout needs self-attention (layers, heads, n, n), got shape {p.shape}")
     if heads is not None:
-        heads = sorted(set(int(h) for h in heads))
+        heads = sorted({int(h) for h in heads})
         if not heads or not all(0 <= h < p.shape[1] for h in heads):
             raise ValueError(f"heads must be a non-empty subset of 0..{p.shape[1] - 1}, got {heads}")
         p = p[:, heads]

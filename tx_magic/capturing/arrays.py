@@ -23,6 +23,7 @@ from ..core.errors import TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import KIND_SEQUENCES, Trace
 
+
 class AttentionArrayError(TxMagicError, ValueError):
     """Attention arrays given to `show` that cannot be shown (wrong shape, not numbers)."""
 
@@ -36,7 +37,7 @@ def to_numpy(value: Any, what: str = "the attention") -> np.ndarray:
         value = detach()
         if hasattr(value, "is_floating_point") and value.is_floating_point():
             value = value.float()
-        return value.cpu().numpy()
+        return np.asarray(value.cpu().numpy())
     numpy = getattr(value, "numpy", None)
     if callable(numpy) and not hasattr(value, "__array__"):
         return np.asarray(numpy())
@@ -66,7 +67,7 @@ def as_layers(value: Any, what: str = "attention") -> np.ndarray:
         shapes = {layer.shape for layer in layers}
         if len(shapes) > 1:
             raise AttentionArrayError(
-                f"The {what} layers differ in shape ({', '.join(str(l.shape) for l in layers)}): every layer "
+                f"The {what} layers differ in shape ({', '.join(str(layer.shape) for layer in layers)}): every layer "
                 "needs the same heads x queries x keys."
             )
         check_copy_fits(what, None, (len(layers), *layers[0].shape))
@@ -97,14 +98,21 @@ def to_array(value: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _one_layer(arr: np.ndarray, what: str) -> np.ndarray:
+def heads_queries_keys(arr: np.ndarray) -> np.ndarray | None:
+    """One layer's weights as (heads, queries, keys): a leading batch of one dropped, a lone head's
+    (queries, keys) given its heads axis; None for any other shape."""
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
-    if arr.ndim == 2:
+    elif arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3:
+    return arr if arr.ndim == 3 else None
+
+
+def _one_layer(arr: np.ndarray, what: str) -> np.ndarray:
+    layer = heads_queries_keys(arr)
+    if layer is None:
         raise AttentionArrayError(f"The {what} has shape {arr.shape}; give (heads, queries, keys) or (queries, keys).")
-    return arr
+    return layer
 
 
 def _is_number(x: Any) -> bool:

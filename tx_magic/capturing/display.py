@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.errors import ShapeError
 from ..core.tokens import Tokens
 
 #: Whitespace made visible, so a token that is only a space or a newline still shows.
@@ -46,18 +47,21 @@ def display_tokens(
     offsets point into.
     """
     ids = [int(i) for i in ids]
-    texts = (text,) if isinstance(text, str) or text is None else tuple(text)
+    texts: tuple[str, ...] = () if text is None else (text,) if isinstance(text, str) else tuple(text)
     segment = [0] * len(ids) if segment is None else [int(s) for s in segment]
     raw = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     if special is None:
         special = [i in special_ids for i in ids]
+    if not len(raw) == len(special) == len(ids):
+        raise ShapeError(f"The tokenizer gave {len(raw)} tokens and {len(special)} special flags for {len(ids)} ids; "
+                         "tx_magic needs one of each per id.")
     shown = []
-    for i, (tok, is_special) in enumerate(zip(raw, special)):
+    for i, (tok, is_special) in enumerate(zip(raw, special, strict=True)):
         span = offsets[i] if offsets is not None and i < len(offsets) else None
         if is_special:
             shown.append(tok)
-        elif texts[0] is not None and span is not None and span[1] > span[0]:
+        elif texts and span is not None and span[1] > span[0]:
             source = texts[min(segment[i], len(texts) - 1)]
             shown.append(visible(source[span[0]:span[1]]))
         else:

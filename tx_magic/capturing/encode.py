@@ -78,11 +78,11 @@ def decoder_inputs(model: Any, target_ids: list[int]) -> list[int]:
 
     labels = torch.tensor([target_ids])
     if hasattr(model, "prepare_decoder_input_ids_from_labels"):
-        return model.prepare_decoder_input_ids_from_labels(labels=labels)[0].tolist()
+        return [int(i) for i in model.prepare_decoder_input_ids_from_labels(labels=labels)[0].tolist()]
     start = getattr(model.config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(model.config, "pad_token_id", 0) or 0
-    return [int(start)] + target_ids[:-1]
+    return [int(start), *target_ids[:-1]]
 
 
 def from_ids(tokenizer: Any, ids: list[int]) -> Encoded:

@@ -33,7 +33,8 @@ def generate_ids(model: Any, tokenizer: Any, prompt: str, steps: int, *, sample:
 
     _check(model, steps, temperature, top_p)
     if prompt is None or not str(prompt).strip():
-        raise EmptyTextError("Nothing to continue: the prompt is empty. Give some text, e.g. `%explain --generate 20 Once upon a time`.")
+        raise EmptyTextError("Nothing to continue: the prompt is empty. Give some text, "
+                             "e.g. `%explain --generate 20 Once upon a time`.")
     prompt_ids = [int(i) for i in tokenizer(str(prompt))["input_ids"]]
     if not prompt_ids:
         raise EmptyTextError("The prompt gave no tokens. Give some text the tokenizer can read.")

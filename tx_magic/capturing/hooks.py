@@ -32,15 +32,16 @@ target_ids=None)``, which tx_magic calls instead. Layers come in module order; k
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import KIND_SEQUENCES
-from .arrays import to_numpy
+from .arrays import heads_queries_keys, to_numpy
 from .model_state import evaluating, hook_handles, without_mha_fast_path
 
 #: Name of the protocol attribute / method, and of the optional kind declaration.
@@ -98,8 +99,9 @@ def record_attention(model: Any, run: Callable[[], Any]) -> list[Record]:
         calls[id(module)] = call + 1
         target.append(Record(name, order, call, _per_head(weights, name), kind))
 
-    def pre_mha(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        args, kwargs = list(args), dict(kwargs)
+    def pre_mha(module: Any, given: tuple[Any, ...], given_kwargs: dict[str, Any]
+                ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = list(given), dict(given_kwargs)
         # forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
         for i, key in ((4, "need_weights"), (6, "average_attn_weights")):
             if len(args) > i:
@@ -217,16 +219,13 @@ def _per_head(weights: Any, name: str) -> np.ndarray:
         arr = to_numpy(weights, f"the attention of {name}")
     except TypeError as exc:
         raise AttentionShapeError(str(exc)) from None
-    if arr.ndim == 4:
-        arr = arr[0]
-    elif arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
+    layer = heads_queries_keys(arr[:1] if arr.ndim == 4 else arr)  # the first item of a batch: tx_magic runs one
+    if layer is None:
         raise AttentionShapeError(
             f"{name} gave attention weights of shape {tuple(np.shape(weights))}; tx_magic needs "
             "(batch, heads, queries, keys) or (heads, queries, keys)."
         )
-    return np.array(arr, dtype=np.float32)
+    return np.array(layer, dtype=np.float32)
 
 
 def _looks_like_attention(value: Any) -> bool:

@@ -10,6 +10,7 @@ the patch grid, so the widget can draw attention over it. Pillow is needed (``tx
 from __future__ import annotations
 
 import io
+import math
 import os
 import pathlib
 from typing import Any
@@ -147,7 +148,7 @@ def _grid(model: Any, height: int, width: int, n: int) -> tuple[int, int]:
     elif isinstance(patch, int):
         ph = pw = patch
     else:
-        side = int(round(np.sqrt(n - 1)))  # no patch size known: assume one [CLS] and a square grid
+        side = math.isqrt(max(n - 1, 0))  # no patch size known: assume one [CLS] and a square grid
         if side * side != n - 1:
             raise ImageInputError(f"Cannot tell how {n} tokens cover the image: give the model a config.patch_size.")
         return side, side
@@ -168,14 +169,18 @@ def _special_names(first: int) -> list[str]:
     return ["[CLS]"] + [f"[REG {i}]" for i in range(1, first)]
 
 
+def _per_channel(v: Any) -> np.ndarray:
+    """A processor's per-channel setting (mean, std) shaped to broadcast over (channels, H, W)."""
+    return np.asarray(v, dtype=np.float64).reshape(-1, 1, 1)
+
+
 def seen_pixels(chw: np.ndarray, processor: Any) -> np.ndarray:
     """The model's input (channels, H, W) back as an RGB uint8 picture (H, W, 3): normalisation and
     rescaling undone with the processor's settings, else stretched to 0..255."""
     img = np.asarray(chw, dtype=np.float64)
     mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
     if getattr(processor, "do_normalize", mean is not None) and mean is not None and std is not None:
-        channel = lambda v: np.asarray(v, dtype=np.float64).reshape(-1, 1, 1)  # noqa: E731
-        img = img * channel(std) + channel(mean)
+        img = img * _per_channel(std) + _per_channel(mean)
         rescale = float(getattr(processor, "rescale_factor", 1 / 255))
         scale = 1 / rescale if getattr(processor, "do_rescale", True) else 1
         img = img * scale

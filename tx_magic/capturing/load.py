@@ -79,8 +79,8 @@ def converted_gguf(file: pathlib.Path) -> pathlib.Path:
     print(f"tx_magic: converting {file.name} to a transformers model once (cached in {folder})...", flush=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
-        model = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name)
-    except Exception as exc:  # noqa: BLE001
+        model: Any = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure becomes one clear message
         raise ModelLoadError(f"Could not convert the GGUF file {file.name}: {_first_line(exc)}") from None
     # The weights are already dequantized; only transformers' "quantized with gguf" marker stops saving.
     model.hf_quantizer = None
@@ -109,10 +109,11 @@ def _load_uncached(path: str, display: str) -> LoadedModel:
         raise ModelLoadError(_not_found_message(path, is_dir, exc)) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - no tokenizer: try an image processor, else one clear message
         tokenizer = _image_processor(path)  # a vision model (ViT) has an image processor instead
         if tokenizer is None:
-            raise ModelLoadError(f"Found model {display!r} but could not load its tokenizer: {_first_line(exc)}") from None
+            raise ModelLoadError(
+                f"Found model {display!r} but could not load its tokenizer: {_first_line(exc)}") from None
     model = None
     errors = []
     for auto_class in _candidate_classes(config):
@@ -142,7 +143,7 @@ def _candidate_classes(config: Any) -> list[Any]:
     import transformers as tf
 
     archs = " ".join(getattr(config, "architectures", None) or [])
-    classes = []
+    classes: list[type[Any]] = []
     if getattr(config, "is_encoder_decoder", False):
         classes.append(tf.AutoModelForSeq2SeqLM)
     elif "CausalLM" in archs or "LMHead" in archs:

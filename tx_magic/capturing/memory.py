@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.attention import ROW_STATS
 from ..core.errors import MemoryBudgetError
 from ..core.resources import GIB, available_bytes
-from .streamed import CHUNK_ROWS, ROW_STATS
+from .streamed import CHUNK_ROWS
 
 FULL = "full"
 STREAMED = "streamed"
@@ -23,6 +25,11 @@ FULL_LIMIT = 2 * GIB
 STREAMED_LIMIT = 4 * GIB
 OVERVIEW_TILES = 512
 TOP_K = 8
+
+
+def config_int(config: Any, *names: str) -> int | None:
+    """The first of the config's attributes `names` that is an int (configs name sizes differently)."""
+    return next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,9 @@ class Shape:
     head_dim: int
 
     @classmethod
-    def of(cls, model: Any) -> "Shape | None":
+    def of(cls, model: Any) -> Shape | None:
         config = getattr(model, "config", None)
-        get = lambda *names: next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)  # noqa: E731
+        get = functools.partial(config_int, config)
         layers = get("num_hidden_layers", "n_layer", "num_layers")
         heads = get("num_attention_heads", "n_head", "num_heads")
         if not layers or not heads:
@@ -55,9 +62,12 @@ def full_bytes(shape: Shape, n: int) -> int:
 def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
     """`full_bytes` of an encoder-decoder: encoder (n x n), decoder (t x t) and cross (t x n) weights."""
     config = getattr(model, "config", None)
-    get = lambda *names: next((getattr(config, a) for a in names if isinstance(getattr(config, a, None), int)), 0)  # noqa: E731
-    enc_layers, dec_layers = get("encoder_layers", "num_layers", "num_hidden_layers"), \
-        get("decoder_layers", "num_decoder_layers", "num_layers", "num_hidden_layers")
+
+    def get(*names: str) -> int:
+        return config_int(config, *names) or 0
+
+    enc_layers = get("encoder_layers", "num_layers", "num_hidden_layers")
+    dec_layers = get("decoder_layers", "num_decoder_layers", "num_layers", "num_hidden_layers")
     enc_heads = get("encoder_attention_heads", "num_heads", "num_attention_heads")
     dec_heads = get("decoder_attention_heads", "num_heads", "num_attention_heads")
     cells = [(enc_layers, enc_heads * n * n), (dec_layers, dec_heads * target * target),
@@ -99,7 +109,8 @@ def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None 
         streamed = streamed_bytes(shape, n)
         if streamed <= min(STREAMED_LIMIT, 0.8 * free if free else STREAMED_LIMIT):
             return Plan(STREAMED, streamed)
-        fits = _largest_n(lambda m: streamed_bytes(shape, m) <= min(STREAMED_LIMIT, 0.8 * free if free else STREAMED_LIMIT))
+        room = min(STREAMED_LIMIT, 0.8 * free if free else STREAMED_LIMIT)
+        fits = _largest_n(lambda m: streamed_bytes(shape, m) <= room)
         need = streamed
     else:
         fits = _largest_n(lambda m: full_bytes(shape, m) <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT))

@@ -12,10 +12,10 @@ from ..core.checks import causal_masks
 from ..core.errors import EmptyTextError, NoAttentionError, TxMagicError
 from ..core.tokens import Tokens
 from ..core.trace import Trace
-from .hooks import PROTOCOL_ATTRIBUTE, PROTOCOL_FORWARD, PROTOCOL_HELP, KEPT_ATTRIBUTES, record_attention, stack_kinds
 from . import memory
 from .arrays import to_numpy
 from .display import display_tokens
+from .hooks import KEPT_ATTRIBUTES, PROTOCOL_ATTRIBUTE, PROTOCOL_FORWARD, PROTOCOL_HELP, record_attention, stack_kinds
 from .model_state import eager_attention
 from .models import input_device, is_transformers_model
 
@@ -34,7 +34,7 @@ def token_ids(value: Any, what: str = "The tokenizer") -> list[int]:
         arr = to_numpy(value, "token ids")
     except TypeError:
         arr = None
-    if arr is None or arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
+    if arr is None or (arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr)))):
         raise TxMagicError(
             f"{what} returned {type(value).__name__}; tx_magic needs token ids: a list or tensor of ints "
             "(or a dict with input_ids)."
@@ -104,7 +104,8 @@ def capture_module(model: Any, tokenizer: Any, text: str | None = None, *, targe
     else:
         sequences = {"source": display_ids(tokenizer, src), "target": display_ids(tokenizer, tgt)}
     attentions = stack_kinds(records, sequences, name)
-    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=causal_masks(attentions), warnings=warnings)
+    return Trace(model_name=name, sequences=sequences, attentions=attentions, masks=causal_masks(attentions),
+                 warnings=warnings)
 
 
 def _ids_of(tokenizer: Any, text: str | None, ids: Sequence[int] | None, what: str) -> list[int]:
@@ -167,11 +168,11 @@ def _call(model: Any, src: list[int], tgt: list[int] | None) -> Any:
     try:
         if not callable(forward) and is_transformers_model(model):
             names = ("input_ids", "decoder_input_ids")
-            return model(**dict(zip(names, args)))
+            return model(**dict(zip(names, args, strict=False)))  # args: the source, then the target if any
         return call(*args)
     except TxMagicError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any model: one clear line saying how to fix it
+    except Exception as exc:  # any model failure: one clear line saying how to fix it (re-raised)
         shown = "model(source_ids, target_ids)" if tgt is not None else "model(input_ids)"
         if callable(forward):
             shown = f"{PROTOCOL_FORWARD}(...)"

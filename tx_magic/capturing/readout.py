@@ -50,12 +50,12 @@ class Unembedding:
         import torch
 
         with torch.inference_mode():
-            weight = getattr(self.head, "weight", None)
             x = self._to_head(hidden)  # kept hidden states are float32 on the CPU: back to the head's device
             x = x if normed else self.norm(x)
             if ids is None:
                 return self.head(x).float()
-            if type(self.head) is torch.nn.Linear and weight.device.type != "meta":  # only the rows asked for
+            weight = self.head.weight if type(self.head) is torch.nn.Linear else None
+            if weight is not None and weight.device.type != "meta":  # only the rows asked for
                 ids = ids.to(weight.device)
                 bias = self.head.bias[ids] if self.head.bias is not None else None
                 return torch.nn.functional.linear(x, weight[ids], bias).float()

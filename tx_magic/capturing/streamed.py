@@ -7,7 +7,8 @@ as the model would, and reduces that layer's weights as it goes, in chunks of qu
 - an overview: each head's matrix max-pooled into tiles of ``tile`` x ``tile`` tokens (max,
   not mean, so a sharp diagonal or a sink column stays visible at any zoom-out);
 - a thumbnail: the same max over ``thumbnail_size`` x ``thumbnail_size`` tiles split as evenly as
-  ``numpy.array_split`` does (what the widget's grid of heads draws, `tx_magic.core.attention.AttentionStore.thumbnails_at`);
+  ``numpy.array_split`` does (what the widget's grid of heads draws,
+  `tx_magic.core.attention.AttentionStore.thumbnails_at`);
 - the ``top_k`` strongest keys of every query row (for the arc view);
 - per-row statistics (entropy, max, first/previous/self share, distance, ...);
 - the row's log-sum-exp plus the layer's queries and keys, so any block of exact weights is
@@ -39,7 +40,7 @@ MASKED = -1e30
 #: Query rows reduced at a time (a multiple of any tile size used).
 CHUNK_ROWS = 256
 
-_RECORDER: contextvars.ContextVar["_Recorder | None"] = contextvars.ContextVar("tx_magic_recorder", default=None)
+_RECORDER: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("tx_magic_recorder", default=None)
 
 
 @dataclass
@@ -116,7 +117,10 @@ class _Recorder:
         if not self.layers:
             raise RuntimeError("the model ran no attention through tx_magic's recorder")
         heads = self.layers[0]["queries"].shape[0]
-        stack = lambda name: np.stack([layer[name] for layer in self.layers])  # noqa: E731
+
+        def stack(name: str) -> np.ndarray:
+            return np.stack([layer[name] for layer in self.layers])
+
         return ReducedAttention(
             shape=(len(self.layers), heads, self.n, self.n), tile=self.tile,
             tiles=stack("tiles"), top_values=stack("top_values"), top_index=stack("top_index"),
@@ -229,7 +233,7 @@ def _pool_into(tiles: Any, p: Any, r0: int, t: int) -> None:
         x = np.concatenate([x, np.zeros((heads, t - c % t, width), x.dtype)], axis=1)
     rows = x.reshape(heads, -1, t, width).max(2)                # (H, c/t, n)
     if width % t:
-        rows = np.concatenate([rows, np.zeros(rows.shape[:2] + (t - width % t,), rows.dtype)], axis=2)
+        rows = np.concatenate([rows, np.zeros((*rows.shape[:2], t - width % t), rows.dtype)], axis=2)
     pooled = torch.from_numpy(rows.reshape(heads, rows.shape[1], -1, t).max(-1))   # (H, c/t, T)
     first, tcols = r0 // t, pooled.shape[-1]
     view = tiles[:, first:first + pooled.shape[1], :tcols]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,14 +28,12 @@ def vocab_strings(tokenizer: Any, size: int) -> tuple[str, ...]:
     if cached is not None and len(cached) == size:
         return cached
     out = _vocab_strings(tokenizer, size)
-    try:
+    with contextlib.suppress(TypeError):  # a tokenizer that cannot be weakly referenced goes uncached
         _VOCAB_CACHE[tokenizer] = out
-    except TypeError:
-        pass
     return out
 
 
-_VOCAB_CACHE: "weakref.WeakKeyDictionary[Any, tuple[str, ...]]" = weakref.WeakKeyDictionary()
+_VOCAB_CACHE: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 #: Ids checked against the tokenizer's own decoder when the byte-level mapping is used.
 VOCAB_CHECK_SAMPLE = 256
 
@@ -79,9 +78,11 @@ def _decoded_strings(tokenizer: Any, raw: Sequence[str], ids: Iterable[int]) -> 
     try:
         decoded = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False,
                                          clean_up_tokenization_spaces=False)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any tokenizer; fall back to the raw strings
+        decoded = None
+    if not isinstance(decoded, list) or len(decoded) != len(ids):
         decoded = [None] * len(ids)
-    return [_display(r, d) for r, d in zip(raw, decoded)]
+    return [_display(r, d) for r, d in zip(raw, decoded, strict=True)]
 
 
 def _is_byte_level(tokenizer: Any) -> bool:
@@ -133,4 +134,4 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=True))

@@ -6,7 +6,7 @@ weights reduced as the model ran (`ReducedAttention`). Both answer the same ques
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class DenseAttention:
         return int(self.array.nbytes)
 
     def layer(self, layer: int) -> np.ndarray:
-        return self.array[layer]
+        return cast(np.ndarray, self.array[layer])
 
     def block(self, layer: int, q0: int, q1: int, k0: int, k1: int) -> np.ndarray:
         return self.array[layer, :, q0:q1, k0:k1]
@@ -155,7 +155,7 @@ class ReducedAttention:
             rows = np.arange(q0, q1)[:, None]
             cols = np.arange(k0, k1)[None, :]
             scores[:, cols > rows] = -np.inf
-        return np.exp(scores, dtype=np.float32)
+        return cast(np.ndarray, np.exp(scores, dtype=np.float32))
 
     def layer(self, layer: int) -> np.ndarray:
         """All exact weights of one layer, (heads, Q, K)."""

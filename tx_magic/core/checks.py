@@ -108,8 +108,8 @@ def value_warnings(kind: str, att: np.ndarray) -> list[str]:
 
 
 def _place(where: tuple[int, ...] | None) -> str:
-    names = ("layer", "head", "query", "key")
-    return ", ".join(f"{name} {value}" for name, value in zip(names, where or ()))
+    names = ("layer", "head", "query", "key")  # a row's place stops at the query
+    return ", ".join(f"{name} {value}" for name, value in zip(names, where or (), strict=False))
 
 
 def causal_mask(n: int) -> np.ndarray:

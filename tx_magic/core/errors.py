@@ -6,7 +6,7 @@ The magic shows them as one line (no traceback); the API raises them as they are
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class TxMagicError(Exception):
@@ -73,7 +73,7 @@ def model_failures(name: str, tokens: int) -> Iterator[None]:
         yield
     except TxMagicError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every model failure becomes one line
+    except Exception as exc:  # every model failure becomes one line (re-raised)
         if is_out_of_memory(exc):
             fewer = max(1, tokens // 2)
             raise MemoryBudgetError(

@@ -7,7 +7,8 @@ overviews, and ``numpy.array_split``'s even split into T parts for the thumbnail
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,14 +32,15 @@ def runs_max(x: np.ndarray, axis: int, start: int, count: int, size: int) -> np.
     index: list[Any] = [slice(None)] * x.ndim
     if axis == x.ndim - 1:
         index[axis] = slice(start, start + count * size, size)
-        out = x[tuple(index)].copy()
+        out: np.ndarray = x[tuple(index)].copy()
         for i in range(1, size):
             index[axis] = slice(start + i, start + count * size, size)
             np.fmax(out, x[tuple(index)], out=out)
         return out
     index[axis] = slice(start, start + count * size)
     part = x[tuple(index)]
-    return np.fmax.reduce(part.reshape(part.shape[:axis] + (count, size) + part.shape[axis + 1:]), axis=axis + 1)
+    grouped = part.reshape((*part.shape[:axis], count, size, *part.shape[axis + 1:]))
+    return cast(np.ndarray, np.fmax.reduce(grouped, axis=axis + 1))
 
 
 def split_max(x: np.ndarray, parts: int, axis: int) -> np.ndarray:
@@ -78,7 +80,7 @@ def thumbnails_from_tiles(tiles: np.ndarray, tile: int, q: int, k: int, size: in
 
     def spans(n: int) -> list[tuple[int, int]]:
         starts = [*tile_starts(n, size), n]
-        return [(a // tile, -(-b // tile)) for a, b in zip(starts[:-1], starts[1:])]
+        return [(a // tile, -(-b // tile)) for a, b in itertools.pairwise(starts)]
 
     rows = np.stack([tiles[:, :, a:b].max(2) for a, b in spans(q)], axis=2)
     return np.stack([rows[..., a:b].max(-1) for a, b in spans(k)], axis=-1).astype(np.float32)

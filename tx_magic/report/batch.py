@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core.errors import TxMagicError

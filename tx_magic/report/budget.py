@@ -14,8 +14,8 @@ every layer and head. What is left out, pooled or quantized is said in a notice 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from .. import wire
 from ..core.errors import TxMagicError
@@ -82,13 +82,13 @@ def plan_report(traces: Sequence[Trace], available: int, block_cost: BlockCost) 
     chosen = None
     for enc in encodings(traces):
         costs = [{k: block_cost(t, k, enc) for k in t.kinds} for t in traces]
-        total = sum(c * t.shape(k)[0] for t, per in zip(traces, costs) for k, c in per.items())
+        total = sum(c * t.shape(k)[0] for t, per in zip(traces, costs, strict=True) for k, c in per.items())
         if total <= available:
-            return plan_layers(traces, available, lambda t, k, e=enc: block_cost(t, k, e), enc)
+            return plan_layers(traces, available, _at(block_cost, enc), enc)
         if chosen is None and enc.dtype == wire.DTYPE_UINT8 and enc.pool >= cap:
             chosen = enc
         if chosen is not None and sum(c for per in costs for c in per.values()) <= available:
-            return plan_layers(traces, available, lambda t, k, e=enc: block_cost(t, k, e), enc)
+            return plan_layers(traces, available, _at(block_cost, enc), enc)
     first = [{k: block_cost(t, k, Encoding(wire.DTYPE_UINT8, longest)) for k in t.kinds} for t in traces]
     least = sum(c for per in first for c in per.values())
     raise ReportTooLarge(
@@ -96,6 +96,11 @@ def plan_report(traces: Sequence[Trace], available: int, block_cost: BlockCost) 
         f"budget allows ({size_text(max(available, 0))} after the page itself): give a larger budget "
         "(--max-bytes, max_bytes=...) or fewer tokens (--max-tokens)."
     )
+
+
+def _at(block_cost: BlockCost, enc: Encoding) -> Callable[[Trace, str], int]:
+    """`block_cost` at one encoding."""
+    return lambda trace, kind: block_cost(trace, kind, enc)
 
 
 def plan_layers(traces: Sequence[Trace], available: int, block_cost: Callable[[Trace, str], int],
@@ -128,7 +133,7 @@ def plan_layers(traces: Sequence[Trace], available: int, block_cost: Callable[[T
                     left -= cost
     return [
         LayerPlan(inc, {k: sorted(set(range(t.shape(k)[0])) - set(inc[k])) for k in t.kinds}, cost, encoding)
-        for t, inc, cost in zip(traces, included, costs)
+        for t, inc, cost in zip(traces, included, costs, strict=True)
     ]
 
 

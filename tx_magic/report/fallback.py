@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def fallback_html(trace: Trace) -> str:
     )
 
 
-def _labelled(img: str, queries, height: int, block: int) -> str:  # noqa: ANN001 - Tokens
+def _labelled(img: str, queries: Sequence[str], height: int, block: int) -> str:
     """The image with the query tokens beside its rows, when rows are tall enough to read."""
     cell = height // max(1, -(-len(queries) // block))
     if block > 1 or cell < LABEL_MIN_PIXELS:
@@ -119,7 +120,7 @@ def _colour(values: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _token_list(tokens) -> str:  # noqa: ANN001 - Tokens
+def _token_list(tokens: Sequence[str]) -> str:
     return " · ".join(f'<span style="color:#888">{i}</span>&nbsp;{_e(t)}' for i, t in enumerate(tokens))
 
 

@@ -12,11 +12,12 @@ import base64
 import hashlib
 import html
 import json
+import os
 import pathlib
 import re
-from dataclasses import dataclass, field
 from collections.abc import Sequence
-from typing import Any, Protocol, Union
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .. import wire
 from ..core.trace import Trace
@@ -78,7 +79,7 @@ class ShowsTrace(Protocol):
 
 
 #: What `render_html` and `save_html` accept for each text.
-Reportable = Union[Trace, ReportText, ShowsTrace]
+Reportable = Trace | ReportText | ShowsTrace
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,12 @@ def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None 
     return render_report(traces, title=title, max_bytes=max_bytes).html
 
 
-def save_html(traces: Reportable | Sequence[Reportable], path: str | pathlib.Path, *, title: str | None = None,
+def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike[str], *, title: str | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES) -> pathlib.Path:
     """Write the report of a trace, a widget, or a list of them to `path`; returns the path."""
-    path = pathlib.Path(path).expanduser()
-    path.write_text(render_html(traces, title=title, max_bytes=max_bytes), encoding="utf-8")
-    return path
+    out = pathlib.Path(path).expanduser()
+    out.write_text(render_html(traces, title=title, max_bytes=max_bytes), encoding="utf-8")
+    return out
 
 
 def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
@@ -124,12 +125,12 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
                   [_trace_json(m, []) for m in metas])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
-    notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans)]
-    for meta, line in zip(metas, notices):
+    notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
+    for meta, line in zip(metas, notices, strict=True):
         if line:
             meta["warnings"].append(line)
     header = _header(texts, title, max_bytes, plans)
-    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans)]
+    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
@@ -159,8 +160,8 @@ def _as_texts(traces: Reportable | Sequence[Reportable]) -> list[ReportText]:
             out.append(item)
         elif isinstance(item, Trace):
             out.append(ReportText(item))
-        elif isinstance(getattr(item, "trace", None), Trace):  # the widget
-            out.append(ReportText(item.trace))
+        elif isinstance(shown := getattr(item, "trace", None), Trace):  # the widget
+            out.append(ReportText(shown))
         else:
             raise TypeError(f"expected a Trace, a ReportText or a widget, got {type(item).__name__}")
     return out
@@ -198,23 +199,28 @@ def _blocks(trace: Trace, plan: LayerPlan | None) -> list[dict[str, Any]]:
             for block in _layer_blocks(trace, kind, layer, plan.encoding)]
 
 
+def _b64_len(n: int) -> int:
+    """Characters of `n` bytes in base64."""
+    return 4 * -(-n // 3)
+
+
 def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
     """Bytes one layer of `kind` adds to the page: its JSON blocks with base64 bytes, plus commas."""
     layers, heads, q, k = trace.shape(kind)
     pool = enc.pool_of(trace, kind)
     rows, cols = -(-q // pool), -(-k // pool)
-    b64 = lambda n: 4 * -(-n // 3)  # noqa: E731
     frame = {"kind": kind, "layer": layers, "dtype": enc.dtype, "shape": [heads, rows, cols], "pool": pool,
              "q0": 0, "k0": 0, "data": ""}
     if enc.dtype == wire.DTYPE:
-        cost = len(script_json(frame)) + b64(heads * rows * cols * 4) + 1
+        cost = len(script_json(frame)) + _b64_len(heads * rows * cols * 4) + 1
     else:
-        cost = len(script_json({**frame, "scale": ""})) + b64(heads * rows * cols) + b64(heads * rows * 4) + 1
+        cost = (len(script_json({**frame, "scale": ""})) + _b64_len(heads * rows * cols)
+                + _b64_len(heads * rows * 4) + 1)
     top = enc.top_k(trace, kind)
     if top:
         topk = {"kind": kind, "layer": layers, "dtype": wire.DTYPE_TOPK, "shape": [heads, q, top], "index": "",
                 "data": ""}
-        cost += len(script_json(topk)) + 2 * b64(heads * q * top * 4) + 1
+        cost += len(script_json(topk)) + 2 * _b64_len(heads * q * top * 4) + 1
     return cost
 
 
@@ -233,7 +239,7 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
                 "target": t.target,
                 "omitted": [{"kind": k, "layers": v} for k, v in plan.omitted.items() if v] if plan else [],
             }
-            for i, (t, plan) in enumerate(zip(texts, plans))
+            for i, (t, plan) in enumerate(zip(texts, plans, strict=True))
         ],
     }
 
@@ -264,7 +270,7 @@ def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Seq
 def _joined(trace: Trace) -> str:
     """A readable stand-in for the text of a trace: its non-special tokens."""
     queries, _ = trace.tokens()
-    return " ".join(t for t, special in zip(queries.text, queries.special) if not special)
+    return " ".join(t for t, special in zip(queries.text, queries.special, strict=True) if not special)
 
 
 def _shorten(text: str, limit: int = 80) -> str:
