@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gpt2, tiny_llama
 
 import tx_magic
-from conftest import tiny_gpt2, tiny_llama
 from tx_magic import wire
 from tx_magic.analysis.hidden import hidden_stats
 from tx_magic.analysis.lens import logit_lens
@@ -225,17 +225,6 @@ def test_hidden_stats_refuses_a_wrong_shape():
         hidden_stats([np.zeros((2, 3, 4, 5))])
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    from test_gguf import smollm2_file
-    from tx_magic.capturing import load
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TX_MAGIC_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield load.load_model(str(smollm2_file()))
-    mp.undo()
-
-
 def test_smollm2_logit_lens_final_layer_says_paris(smollm2):
     trace = tx_magic.capture(smollm2.model, smollm2.tokenizer, "The capital of France is")
     lens = trace.lens.top([-1])
@@ -264,5 +253,6 @@ def test_sampling_fixture_checked_by_the_typescript_tests_is_what_transformers_c
 
     assert FIXTURE.exists(), "run `python tests/make_sampling_fixture.py`"
     assert json.loads(FIXTURE.read_text()) == json.loads(json.dumps(build_fixture())), (
-        "transformers' warpers changed: run `python tests/make_sampling_fixture.py` and make js/tests/sampling.test.ts pass"
+        "transformers' warpers changed: run `python tests/make_sampling_fixture.py` "
+        "and make js/tests/sampling.test.ts pass"
     )

@@ -400,7 +400,8 @@ def wait_for_attribute(page: Page, selector: str, name: str, value: str, *, time
     """Wait until the first element matching `selector` has attribute `name` equal to `value`."""
     wait_for_js(
         page,
-        "([sel, name, value]) => { const e = document.querySelector(sel); return !!e && e.getAttribute(name) === value; }",
+        "([sel, name, value]) => { const e = document.querySelector(sel); "
+        "return !!e && e.getAttribute(name) === value; }",
         f"{selector} to have {name}={value!r}", arg=[selector, name, value], timeout=timeout,
         describe="([sel, name]) => { const e = document.querySelector(sel); "
                  "return e ? {[name]: e.getAttribute(name)} : 'no element ' + sel; }",

@@ -51,7 +51,8 @@ def page(server: JupyterLabServer, new_page: Any) -> Any:
 
 def _shot(page: Any, name: str) -> None:
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    page.locator(".jp-OutputArea-output:has(.txm-root) >> nth=0").screenshot(path=str(OUTPUT_DIR / f"internals-{name}.png"))
+    shot = OUTPUT_DIR / f"internals-{name}.png"
+    page.locator(".jp-OutputArea-output:has(.txm-root) >> nth=0").screenshot(path=str(shot))
 
 
 def test_opens_on_the_scrubber_which_moves_the_focus(page: Any) -> None:
@@ -89,7 +90,8 @@ def test_hidden_states_and_logit_lens_draw_and_link(page: Any) -> None:
     poll_kernel(page, "print(g.token)", "2", "clicking a token column pins it in Python")
     assert hidden.locator('.txm-heat-cell.txm-sel').count() == 31
     _shot(page, "hidden")
-    assert execute_in_kernel(page, "print(len(g.trace.lens.computed))").strip() == "0", "no lens computed before the tab opens"
+    computed = execute_in_kernel(page, "print(len(g.trace.lens.computed))").strip()
+    assert computed == "0", "no lens computed before the tab opens"
     page.locator(f'{W} >> .txm-tab[data-tab="lens"]').click()
     lens = page.locator(f'{W} >> [data-view="lens"]')
     wait_for_js(page, f"() => {W_JS}.querySelector('[data-view=\"lens\"]').dataset.state === 'done'",

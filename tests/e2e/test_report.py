@@ -164,7 +164,8 @@ def test_text_selector_switches_the_data(context, reports, timings):
         page.select_option("select.txm-layer", "2")
         wait_for_attribute(page, MATRIX, "data-drawn-layer", "2")
         page.select_option("select.txm-text-select", "1")
-        wait_for_js(page, f"() => [...document.querySelectorAll('{QUERY_TOKENS}')].some(t => t.textContent.trim() === 'France')",
+        wait_for_js(page, f"() => [...document.querySelectorAll('{QUERY_TOKENS}')]"
+                    ".some(t => t.textContent.trim() === 'France')",
                     "the second text's tokens after switching")
         wait_for_js(page, f"() => !!document.querySelector('{READY}')", "the second text drawn")
         assert query_texts(page) != first

@@ -23,7 +23,8 @@ from .jupyterlab import (
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 TEXT = "</script><img src=x onerror=alert(1)> <script>alert(1)</script> & done"
-TOKENS = ("[CLS]", "</script><img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<b onmouseover=alert(1)>b</b>",
+TOKENS = ("[CLS]", "</script><img src=x onerror=alert(1)>", "<script>alert(1)</script>",
+          "<b onmouseover=alert(1)>b</b>",
           "[SEP]")
 CELLS = [
     "%load_ext tx_magic",
@@ -52,7 +53,8 @@ def page(server: JupyterLabServer, new_page: Any) -> tuple[Any, list[str], list[
 def arc_tokens(page: Any, root: int) -> list[str]:
     return page.evaluate(
         """(i) => [...document.querySelectorAll('.jp-OutputArea-output .txm-root')[i]
-                   .querySelectorAll('[data-view="arc"] .txm-token[data-side="query"]')].map(t => t.textContent.trim())""",
+                   .querySelectorAll('[data-view="arc"] .txm-token[data-side="query"]')]
+                   .map(t => t.textContent.trim())""",
         root)
 
 
