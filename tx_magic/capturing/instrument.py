@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model_state import attention_implementation, evaluating
+from .attention_functions import register, switched_to
 
 IMPLEMENTATION = "tx_magic_instrumented"
 #: Keyword arguments of attention terms tx_magic's fallback eager attention does not compute.
@@ -141,16 +141,6 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     return output, weights
 
 
-def register() -> None:
-    """Make IMPLEMENTATION known to transformers, with eager-style (additive) masks (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
-
-    if IMPLEMENTATION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(IMPLEMENTATION, _attention)
-        AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
-
-
 def supports(model: Any) -> bool:
     """Whether `model` can be switched to tx_magic's attention function (a transformers 5 model)."""
     return hasattr(model, "set_attn_implementation") and getattr(model, "config", None) is not None
@@ -163,11 +153,6 @@ def instrumented(model: Any, *instruments: Instrument) -> Iterator[Run]:
     The model is in eval mode and uses tx_magic's attention function for the block; both are put back
     when it ends, however it ends. Gradients are whatever the caller's context allows.
     """
-    register()
-    run = Run(instruments)
-    with attention_implementation(model, IMPLEMENTATION), evaluating(model):
-        token = _RUN.set(run)
-        try:
-            yield run
-        finally:
-            _RUN.reset(token)
+    register(IMPLEMENTATION, _attention, mask="eager")
+    with switched_to(model, IMPLEMENTATION, _RUN, Run(instruments)) as run:
+        yield run

@@ -32,7 +32,7 @@ import numpy as np
 from ..core.attention import ROW_STATS, ReducedAttention
 from ..core.tiles import THUMBNAIL_SIZE, tile_starts
 from ..core.tokens import induction_target_rows
-from .model_state import attention_implementation, evaluating
+from .attention_functions import register, switched_to
 
 IMPLEMENTATION = "tx_magic_streamed"
 #: Stands for -inf on masked cells: exp() gives 0 exactly, and 0 * MASKED is 0, not NaN.
@@ -148,28 +148,14 @@ def _recording_attention(module: Any, query: Any, key: Any, value: Any, attentio
     return output, None
 
 
-def register() -> None:
-    """Make IMPLEMENTATION known to transformers (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
-    if IMPLEMENTATION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(IMPLEMENTATION, _recording_attention)
-        AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
-
-
 @contextlib.contextmanager
 def recording(model: Any, n: int, *, tile: int, top_k: int, token_ids: list[int],
               on_layer: Callable[[], None] | None = None) -> Iterator[_Recorder]:
     """Run `model` under the recording attention; the model is put back as it was afterwards."""
-    register()
+    register(IMPLEMENTATION, _recording_attention, mask="sdpa")
     recorder = _Recorder(n=n, tile=tile, top_k=top_k, token_ids=token_ids, on_layer=on_layer)
-    with attention_implementation(model, IMPLEMENTATION), evaluating(model):
-        token = _RECORDER.set(recorder)
-        try:
-            yield recorder
-        finally:
-            _RECORDER.reset(token)
+    with switched_to(model, IMPLEMENTATION, _RECORDER, recorder):
+        yield recorder
 
 
 def tile_for(n: int, max_tiles: int) -> int:
