@@ -19,6 +19,7 @@ from .errors import ShapeError
 from .generation import Generation
 from .image import PatchImage
 from .internals import Internals
+from .intervention import Intervention
 from .tokens import Tokens
 
 #: Attention kinds, and which token sequences their queries and keys come from.
@@ -52,6 +53,8 @@ class Trace:
     generation: Generation | None = None
     #: The picture a vision model saw (ViT-style: patches as tokens).
     image: PatchImage | None = None
+    #: What was done to the run (heads ablated, weights edited), None for the model as it is.
+    intervention: Intervention | None = None
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
