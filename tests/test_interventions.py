@@ -159,7 +159,8 @@ def test_the_label_names_the_heads():
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
-    ({"ablate": [(2, 0)]}, "head (2, 0) is out of range: GPT2LMHeadModel's attention has 2 layers (0..1) x 4 heads (0..3)"),
+    ({"ablate": [(2, 0)]},
+     "head (2, 0) is out of range: GPT2LMHeadModel's attention has 2 layers (0..1) x 4 heads (0..3)"),
     ({"ablate": [(0, -1)]}, "out of range"),
     ({"ablate": [(1,)]}, "each head to ablate is a tuple (layer, head)"),
     ({"ablate": [(0, 1)], "ablation": "half"}, "ablation must be one of ['zero', 'mean']"),
@@ -197,14 +198,15 @@ def test_models_outside_the_attention_interface_are_refused_in_one_line(gpt2_tok
     assert "\n" not in str(err.value)
     model = tiny_gpt2()
     monkeypatch.setattr(hf.memory, "plan_capture", lambda *_a, **_k: memory.Plan(memory.STREAMED, 0))
-    with pytest.raises(NoAttentionError, match="streamed capture .*pass max_tokens"):
+    with pytest.raises(NoAttentionError, match=r"streamed capture .*pass max_tokens"):
         tx_magic.capture(model, gpt2_tokenizer, TEXT, ablate=[(0, 0)])
 
 
 def state(model) -> tuple:
     hooks = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
     forwards = [m for m in model.modules() if "forward" in m.__dict__]
-    return model.config._attn_implementation, model.training, hooks, forwards, [p.requires_grad for p in model.parameters()]
+    flags = [p.requires_grad for p in model.parameters()]
+    return model.config._attn_implementation, model.training, hooks, forwards, flags
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()], ids=["error", "ctrl-c"])

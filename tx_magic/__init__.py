@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import analysis  # noqa: F401 - provides the analyses Trace offers (tx_magic.core.extensions)
+from .analysis.patching import Patching, patch, rank_correlation
 from .api import capture_text, explain, show
 from .capturing import capture, load_model
 from .core.errors import EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, TxMagicError
@@ -22,8 +23,8 @@ from .widget import AttentionWidget, ExportError
 
 __all__ = [
     "AttentionWidget", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model", "save_html",
-    "show",
+    "Patching", "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model",
+    "patch", "rank_correlation", "save_html", "show",
 ]
 
 

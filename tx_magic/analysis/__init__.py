@@ -12,13 +12,14 @@ from .hidden import hidden_of
 from .labels import LABELS, head_types
 from .lens import lens_of
 from .nexttoken import logits_of
+from .patching import Patching, patch, rank_correlation
 from .reduced import streamed_stats
 from .rollouts import attention_rollout, rollout
 from .stats import STAT_NAMES, head_stats
 from .table import head_summary, stats_records, stats_table
 
-__all__ = ["LABELS", "STAT_NAMES", "attention_rollout", "head_stats", "head_summary", "head_types", "rollout",
-           "stats_records", "stats_table", "streamed_stats"]
+__all__ = ["LABELS", "STAT_NAMES", "Patching", "attention_rollout", "head_stats", "head_summary", "head_types",
+           "patch", "rank_correlation", "rollout", "stats_records", "stats_table", "streamed_stats"]
 
 extensions.provide("stats", stats_table)
 extensions.provide("rollout", rollout)

@@ -109,7 +109,7 @@ def check_intervention(intervention: Intervention, layout: Layout, lengths: Mapp
                               f"{rows[row]:.3g}; a row of attention sums to 1.")
 
 
-def _by_site(layout: Layout, items: Any) -> dict[Site, list[Any]]:
+def _by_site(items: Any) -> dict[Site, list[Any]]:
     out: dict[Site, list[Any]] = {}
     for kind, layer, *rest in items:
         out.setdefault((kind, layer), []).append(rest[0] if len(rest) == 1 else tuple(rest))
@@ -121,7 +121,7 @@ class Ablate(Instrument):
 
     def __init__(self, layout: Layout, heads: tuple[Head, ...], mode: str) -> None:
         self.layout, self.mode = layout, mode
-        self.heads = _by_site(layout, heads)
+        self.heads = _by_site(heads)
 
     def on_output(self, call: AttentionCall, output: Any) -> Any:
         heads = self.heads.get(self.layout.site(call))
