@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..capturing.hf import prepare_inputs
+from ..capturing.hf import capture_transformers, prepare_inputs
 from ..capturing.interventions import Layout, unsupported
 from ..capturing.memory import FULL_LIMIT, STREAMED, Shape, full_bytes, plan_capture
 from ..capturing.models import is_transformers_model, model_name
 from ..capturing.patch_runs import CHUNK_TOKENS, PatchRuns, Recorded, RowPatch
 from ..core import extensions
 from ..core.errors import OptionError, TxMagicError
+from ..core.trace import Trace
 
 BY = ("head", "layer", "position")
 METHODS = ("exact", "gradient")
@@ -61,6 +62,8 @@ class Patching:
     model_name: str
     #: Wall-clock seconds the patching took (the clean and corrupted runs included).
     seconds: float
+    #: The clean run's capture, which `show` draws beside the effects.
+    trace: Trace | None = field(default=None, repr=False, compare=False)
 
     def table(self) -> Any:
         """One row per patched site (layer, head / position) with its effect and raw metric, largest effect
@@ -96,9 +99,10 @@ class Patching:
         """Spearman rank correlation of this result's effects with `other`'s (e.g. exact vs gradient)."""
         return rank_correlation(self, other)
 
-    def show(self, **options: Any) -> Any:
-        """The Effects view of this result (a widget; `tx_magic.widget` draws it)."""
-        return extensions.call("show_patching", self, **options)
+    def show(self, *others: Patching, **options: Any) -> Any:
+        """The widget of the clean run with an Effects tab of this result (and `others` of the same sites side
+        by side, e.g. ``exact.show(gradient)``); `tx_magic.widget` draws it."""
+        return extensions.call("show_patching", self, *others, **options)
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.effects.shape)
@@ -288,8 +292,9 @@ def patch(model: Any, tokenizer: Any, clean: str, corrupted: str, *, answer: Any
         raise TxMagicError(f"the clean and corrupted runs give the same metric ({words} = {metric_clean:.6g}), so "
                            "there is no difference for a head to carry: use inputs that change the answer.")
     tokens, corrupted_tokens = (x.sequences[sequence] for x in inputs)
+    trace = capture_transformers(model, tokenizer, clean, target=target, max_tokens=max_tokens, name=name)
     return Patching(raw=raw, effects=(raw - metric_corrupt) / span, metric_clean=metric_clean,
                     metric_corrupt=metric_corrupt, by=by, method=method, kind=kind,
                     tokens=tuple(tokens.text), corrupted_tokens=tuple(corrupted_tokens.text),
-                    metric=words, model_name=name, seconds=time.perf_counter() - started)
+                    metric=words, model_name=name, seconds=time.perf_counter() - started, trace=trace)
 

@@ -17,12 +17,15 @@ import anywidget
 import traitlets
 
 from .. import wire
+from ..analysis.patching import Patching
 from ..core.errors import OptionError
+from ..core.intervention import Intervention
 from ..core.trace import Trace
 from ..report import fallback_html, save_html
 from . import lifecycle
 from .bundle import BUNDLE, BUNDLE_ID, CSS, LOADER
 from .exports import ExportError, PendingExports
+from .reruns import Rerun, Reruns, no_reruns
 
 
 class AttentionWidget(anywidget.AnyWidget):
@@ -37,6 +40,11 @@ class AttentionWidget(anywidget.AnyWidget):
     _layers: traitlets.List[wire.Block] = traitlets.List().tag(sync=True)
     #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
     _internals = traitlets.Dict().tag(sync=True)
+    #: Whether the kernel reruns the model on the user's request, and the unintervened run's last logits
+    #: while an intervention is shown (`wire.encode_reruns`); {} when it cannot.
+    _reruns = traitlets.Dict().tag(sync=True)
+    #: Effects of activation patching for the Effects tab (`wire.encode_patching`); {} if none.
+    _patching = traitlets.Dict().tag(sync=True)
 
     #: Attention kind shown: "self", or "encoder" / "decoder" / "cross".
     kind = traitlets.Unicode("self").tag(sync=True)
@@ -53,7 +61,8 @@ class AttentionWidget(anywidget.AnyWidget):
     token = traitlets.Int(-1).tag(sync=True)
 
     def __init__(self, trace: Trace, *, kind: str | None = None, layer: int = 0,
-                 head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, **kwargs: Any) -> None:
+                 head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, rerun: Rerun | None = None,
+                 patching: Any = (), **kwargs: Any) -> None:
         kind = kind or trace.kinds[0]
         if kind not in trace.kinds:
             raise OptionError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
@@ -64,12 +73,18 @@ class AttentionWidget(anywidget.AnyWidget):
             raise OptionError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
         self.trace = trace  # before the traits, whose validators read it
         self._exports = PendingExports()
+        self._eager_budget = eager_budget
+        self._reruns_of = Reruns(self, rerun, trace) if rerun is not None else None
+        results = [patching] if isinstance(patching, Patching) else list(patching)
         super().__init__(
             _meta=wire.encode_meta(trace),
             _layers=wire.eager_layers(trace, eager_budget, layer=layer),
             kind=kind, layer=layer, heads=list(range(n_heads)),
-            head=-1 if head is None else head, _internals=wire.encode_internals(trace), **kwargs,
+            head=-1 if head is None else head, _internals=wire.encode_internals(trace),
+            _reruns=self._reruns_of.state() if self._reruns_of else {},
+            _patching=wire.encode_patching(results) if results else {}, **kwargs,
         )
+        self._handlers = self._reruns_of.handlers() if self._reruns_of else wire.HANDLERS
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
 
@@ -128,9 +143,46 @@ class AttentionWidget(anywidget.AnyWidget):
         if wire.is_reply(content):
             self._exports.answer(content, list(buffers or []))
             return
-        reply = wire.reply_to(self.trace, content)
+        reply = wire.reply_to(self.trace, content, self._handlers)
         if reply is not None:
             self.send(reply[0], buffers=reply[1])
+
+    # -- interventions: rerun the model (widgets made by explain / %explain) ---------------------------
+
+    @property
+    def intervention(self) -> Intervention | None:
+        """What was done to the run shown (heads ablated, weights edited), None for the model as it is."""
+        return self.trace.intervention
+
+    def ablate(self, heads: Any, ablation: str = "zero") -> Trace:
+        """Rerun with exactly `heads` ablated (``[(layer, head), ...]``, by zeros or their "mean" over the
+        input's positions), weight edits kept; the views show that run. Returns its trace."""
+        if self._reruns_of is None:
+            raise no_reruns("ablate heads")
+        return self._reruns_of.ablate(heads, ablation)
+
+    def edit(self, edits: Any) -> Trace:
+        """Rerun with exactly these weight edits (``[(layer, head, query, key, weight), ...]``; weight 0
+        blocks the key), ablations kept; the views show that run (and the Next token tab the change)."""
+        if self._reruns_of is None:
+            raise no_reruns("edit weights")
+        return self._reruns_of.edit(edits)
+
+    def restore(self) -> Trace:
+        """Back to the model's own run (no ablation, no edit)."""
+        if self._reruns_of is None:
+            raise no_reruns("restore a run")
+        return self._reruns_of.apply(None)
+
+    def show_trace(self, trace: Trace) -> None:
+        """Show another run of the same input (an intervened one): the data traits change, the selection stays."""
+        self.trace = trace
+        with self.hold_sync():
+            self._meta = dict(wire.encode_meta(trace))
+            self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
+            self._internals = dict(wire.encode_internals(trace))
+            if self._reruns_of is not None:
+                self._reruns = dict(self._reruns_of.state())
 
     @traitlets.validate("_bundle")
     def _keep_bundle(self, proposal: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from .blocks import (
 )
 from .decode import as_base64, decode_block, decode_layer, decode_stats, decode_thumbnails, decode_topk
 from .internals import encode_image, encode_internals, encode_logits
+from .interventions import encode_intervention, encode_patching, encode_reruns, read_ablate, read_edit
 from .meta import encode_meta, mask_type, thumbnails
 from .plan import Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
 from .rpc import HANDLERS, is_reply, reply_to, request
@@ -34,7 +35,8 @@ from .schema import __all__ as _schema_names
 __all__ = [
     "HANDLERS", "Block", "Eager", "as_base64", "block_nbytes", "block_parts", "decode_block", "decode_layer",
     "decode_stats", "decode_thumbnails", "decode_topk", "eager_layers", "eager_plan", "encode_block", "encode_eager",
-    "encode_image", "encode_internals", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",
+    "encode_image", "encode_internals", "encode_intervention", "encode_patching", "encode_reruns", "read_ablate",
+    "read_edit", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",
     "is_reply", "kind_pool", "layer_nbytes", "layer_pool", "make_block", "mask_type", "meta_nbytes", "plan_nbytes",
     "pooled_layer", "quantize", "reply_to", "request", "thumbnails", "topk_parts", "topk_width", *_schema_names,
 ]
