@@ -25,8 +25,6 @@ import { MatrixTooltip } from "./matrix-tooltip";
 import { MatrixZoom, sameWindow } from "./matrix-zoom";
 import { focusOnly, type Changes, type View, type ViewContext } from "./view";
 
-export { EXACT_WINDOW_CELLS } from "./matrix-cells";
-
 export interface MatrixOptions {
   /** Largest side of the heat map in CSS pixels. */
   maxSize?: number;
@@ -100,7 +98,7 @@ export class MatrixView implements View {
     // Pointer events where the browser has them; the compatibility mouse events that follow
     // each pointer event are then ignored (mouse events alone still work, e.g. in tests).
     let pointer = false;
-    const on = (target: EventTarget, type: string, fn: (e: Event) => void) => this.listeners.on(target, type, fn);
+    const on = this.listeners.on.bind(this.listeners);
     on(this.overlay, "pointermove", (e) => {
       pointer = true;
       this.onMove(e as MouseEvent);
