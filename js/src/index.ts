@@ -7,9 +7,11 @@
 
 import "./style.css";
 import "./views/internals.css";
+import "./views/interventions.css";
 import { watchConnection } from "./connection";
 import { errorBox, clear } from "./dom";
-import { renderExplorer, type ExplorerApi } from "./render";
+import { renderExplorer, type ExplorerApi, type TabName } from "./render";
+import { decodePatching } from "./patching";
 import { internalsFromModel } from "./internals";
 import { openChannel, type Answer, type Channel } from "./rpc";
 import { LayerStore, type Fetchers, type LayerData } from "./source";
@@ -58,6 +60,8 @@ export function exportResponder(channel: Channel, api: ExplorerApi): () => void 
 export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
   let teardown: () => void = () => {};
   let closed = false;
+  // The tab the user opened stays open when a rerun (an ablation, an edit) replaces the data.
+  let tab: TabName | "none" | undefined;
 
   const mount = () => {
     teardown();
@@ -77,8 +81,13 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
       disposers.push(channel.dispose);
       const source = LayerStore.fromWire(model.get("_meta"), model.get("_layers"), channelFetchers(channel));
       const store = new SelectionStore(selectionFromModel(model, source.meta));
+      const patching = decodePatching(model.get("_patching"));
       disposers.push(renderExplorer(el, source, store, {
         onApi: (api) => disposers.push(exportResponder(channel, api)), internals: internalsFromModel(model, channel),
+        reruns: { state: model.get("_reruns"), send: (type, payload) => channel.request(type, payload as never) },
+        patching, tab: tab ?? (patching ? "effects" : undefined), onTab: (name) => {
+          tab = name;
+        },
       }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {

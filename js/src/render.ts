@@ -32,9 +32,13 @@ import { ImageView } from "./views/image";
 import { LensView } from "./views/lens";
 import { NextTokenView } from "./views/next";
 import type { Changes, PanelView, Theme, ViewContext } from "./views/view";
+import { Interventions, type RerunSender } from "./interventions";
+import type { Patching } from "./patching";
+import { InterventionBanner } from "./views/banner";
+import { EffectsView } from "./views/effects";
 
 /** The secondary views, in tab order. */
-export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image"] as const;
+export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "effects"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -56,6 +60,12 @@ export interface ExplorerOptions {
   onApi?: (api: ExplorerApi) => void;
   /** Hidden states, logit lens, next-token logits, generation: their tabs appear when present. */
   internals?: Internals | null;
+  /** The kernel's reruns (ablate, edit, restore) and its `_reruns` state; absent in reports. */
+  reruns?: { state: unknown; send: RerunSender } | null;
+  /** Activation-patching effects: the Effects tab appears when present. */
+  patching?: Patching | null;
+  /** Called with the open tab after the user opens one or folds the row. */
+  onTab?: (tab: TabName | "none") => void;
 }
 
 const MAX_ERRORS = 3;
@@ -113,6 +123,8 @@ export function renderExplorer(
   store.setErrorHandler((err) => report(err));
 
   const frames = new FrameCache(source.meta);
+  const interventions = new Interventions(source.meta, opts.reruns?.state, opts.reruns?.send ?? null,
+    (err) => report(err, "tx_magic could not rerun the model"));
   const ctx: ViewContext = {
     source, store, theme, frames,
     matrices: new MatrixCache(),
@@ -122,7 +134,10 @@ export function renderExplorer(
       failedAll.delete(kind);
       ensureAll(kind);
     },
+    interventions,
   };
+  const banner = new InterventionBanner(interventions, (err) => report(err));
+  const unbusy = interventions.onBusy((busy) => root.classList.toggle("txm-rerunning", busy));
   const help = new Help();
   const exportPicture = (format: ExportFormat, scale = 2) => exportBytes(ctx, format, scale);
   const controls = new Controls(ctx, {
@@ -145,15 +160,19 @@ export function renderExplorer(
     ["next", inside?.logits ? new NextTokenView(ctx, inside) : null],
     ["generation", inside?.generation ? new GenerationView(ctx, inside, inside.generation) : null],
     ["image", source.meta.image ? new ImageView(ctx) : null],
+    ["effects", opts.patching ? new EffectsView(ctx, opts.patching) : null],
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
   const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
-  const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => guarded("all"));
+  const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => {
+    opts.onTab?.(present.find(([, panel]) => panel === tabs.active)?.[0] ?? "none");
+    guarded("all");
+  });
   const setStatus = (text: string) => {
     controls.setStatus(text);
     placeholder.textContent = text;
   };
-  root.append(controls.element, help.element, errors, views, tabs.element);
+  root.append(controls.element, help.element, banner.element, errors, views, tabs.element);
   el.append(root);
 
   const refresh = (changes: Changes) => {
@@ -305,6 +324,8 @@ export function renderExplorer(
     themer?.disconnect();
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
     controls.destroy();
+    unbusy();
+    banner.destroy();
     arc.destroy();
     matrix.destroy();
     tabs.destroy();

@@ -28,7 +28,8 @@ from .interventions import Layout, PatchOutputs, Probe, RecordOutputs, Site, int
 from .model_state import frozen_parameters, hook_handles, replaced_forwards
 from .models import input_device
 
-#: Rows x tokens of one batched forward of exact patching (bounds its memory; 512 ran fastest here: benchmarks/bench_patching.py).
+#: Rows x tokens of one batched forward of exact patching: bounds its memory (512 ran fastest here,
+#: benchmarks/bench_patching.py).
 CHUNK_TOKENS = 512
 #: A metric: what the model's run reads out (B, X) -> one value per row (B,).
 Metric = Callable[[Any], Any]

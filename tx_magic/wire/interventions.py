@@ -30,7 +30,7 @@ def encode_reruns(ablation: str, baseline: Trace | None) -> Reruns:
     """The ``_reruns`` trait of a widget that reruns its model; `baseline`: the unintervened run, while an
     intervention is shown (its last logits go along for the Next token tab's before and after)."""
     out: Reruns = {"ablation": ablation}
-    if baseline is not None and baseline.internals is not None and baseline.internals.last_logits is not None:
+    if baseline is not None and baseline.logits is not None:
         out["baseline"] = encode_logits(baseline, len(baseline.tokens()[0]) - 1)
     return out
 

@@ -70,7 +70,7 @@ export class GridView implements PanelView {
     const header = h("div", "txm-view-header");
     this.note = h("span", "txm-hint", "");
     header.append(h("span", "txm-view-title", "All layers × heads"), this.note);
-    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key) => this.onClick(key));
+    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key, e) => this.onClick(key, e));
     this.legendHost = h("div", "");
     this.element.append(header, this.multiples.element, this.legendHost, this.preview.element);
   }
@@ -102,6 +102,7 @@ export class GridView implements PanelView {
     const layout = gridLayout(info.layers, info.heads, width);
     const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
     this.panels.clear();
+    const ablated = new Set(this.ctx.interventions?.ablatedKeys(s.kind, info.heads) ?? []);
     for (let l = 0; l < info.layers; l++) {
       // The meta thumbnails show the whole matrix: a layer that is here draws a pair filter's crop.
       const layer = s.pair === "all" && info.thumbnails ? undefined : this.ctx.source.peekLayer(s.kind, l);
@@ -112,7 +113,7 @@ export class GridView implements PanelView {
           row: layout.transposed ? x : l,
           col: layout.transposed ? l : x,
           pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : metaThumbnail(info, l, x, q, k),
-          badge: badgeOf(this.stats?.[key]),
+          badge: ablated.has(key) ? `×${badgeOf(this.stats?.[key]) ?? ""}` : badgeOf(this.stats?.[key]),
           key,
         });
       }
@@ -121,7 +122,8 @@ export class GridView implements PanelView {
       `thumbnails of ${info.layers} layers x ${info.heads} heads`);
     this.lastPaintMs = performance.now() - t0;
     this.element.dataset.paintMs = this.lastPaintMs.toFixed(1);
-    this.note.textContent = `${layout.transposed ? "layers across, heads down" : "layers down, heads across"} · click to select, hover to preview`;
+    this.note.textContent = `${layout.transposed ? "layers across, heads down" : "layers down, heads across"} · click to select, hover to preview` +
+      (this.ctx.interventions?.live ? " · Alt-click ablates (× marks ablated heads)" : "");
     const missing = complete ? null : missingLayersNote(this.ctx, s.kind);
     if (missing) this.note.replaceChildren(missing);
     clear(this.legendHost);
@@ -144,8 +146,13 @@ export class GridView implements PanelView {
     this.preview.show(this.element, e, pooled, lines, this.ctx.theme.dark);
   }
 
-  private onClick(key: number): void {
-    this.ctx.store.set({ layer: Math.floor(key / this.heads), head: key % this.heads });
+  private onClick(key: number, e?: MouseEvent): void {
+    const layer = Math.floor(key / this.heads), head = key % this.heads;
+    if (e && (e.altKey || e.ctrlKey || e.metaKey) && this.ctx.interventions?.live) {
+      this.ctx.interventions.toggle(this.ctx.store.get().kind, layer, head); // ablate / restore: the kernel reruns
+      return;
+    }
+    this.ctx.store.set({ layer, head });
   }
 
   destroy(): void {
