@@ -29,12 +29,14 @@ shutil.copy(data / "encoder.json", folder / "vocab.json")
 shutil.copy(data / "vocab.bpe", folder / "merges.txt")
 tok = tf.GPT2TokenizerFast.from_pretrained(str(folder))
 torch.manual_seed(0)
-model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=3, n_head=4, n_embd=32, n_positions=64, initializer_range=0.3)).eval()
+config = tf.GPT2Config(n_layer=3, n_head=4, n_embd=32, n_positions=64, initializer_range=0.3)
+model = tf.GPT2LMHeadModel(config).eval()
 hooks = lambda: sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-corrupted = %s
-""" % repr(CORRUPT)
-CELLS = ["%load_ext tx_magic", SETUP, f'w = %explain -m model -t tok --patch "{{corrupted}}" --answer " Mary" --wrong " John" {CLEAN}',
-         "before = (model.config._attn_implementation, model.training, hooks())\nw"]
+corrupted = CORRUPTED
+""".replace("CORRUPTED", repr(CORRUPT))
+EXPLAIN = f'w = %explain -m model -t tok --patch "{{corrupted}}" --answer " Mary" --wrong " John" {CLEAN}'
+SHOW = "before = (model.config._attn_implementation, model.training, hooks())\nw"
+CELLS = ["%load_ext tx_magic", SETUP, EXPLAIN, SHOW]
 ROOT = "document.querySelector('.txm-root')"
 
 
@@ -47,15 +49,17 @@ def page(server: JupyterLabServer, new_page: Any) -> Any:
 
 
 def banner(page: Any) -> str:
-    return page.evaluate(f"() => {{ const b = {ROOT}.querySelector('.txm-intervention'); "
-                         "return b && !b.hidden ? b.querySelector('.txm-intervention-label')?.textContent ?? '' : ''; }")
+    return page.evaluate(f"() => {{ const b = {ROOT}.querySelector('.txm-intervention'); return b && !b.hidden "
+                         "? b.querySelector('.txm-intervention-label')?.textContent ?? '' : ''; }")
 
 
 def wait_banner(page: Any, label: str) -> None:
     wait_for_js(page, f"(want) => {{ const b = {ROOT}?.querySelector('.txm-intervention'); return want === '' ? "
-                "(!b || b.hidden) : (b && !b.hidden && b.querySelector('.txm-intervention-label')?.textContent === want); }",
+                "(!b || b.hidden) : (b && !b.hidden && "
+                "b.querySelector('.txm-intervention-label')?.textContent === want); }",
                 f"the banner to say {label!r}", arg=label, timeout=30,
-                describe=f"() => Array.from(document.querySelectorAll('.txm-intervention'), (b) => [b.hidden, b.textContent])")
+                describe="() => Array.from(document.querySelectorAll('.txm-intervention'), "
+                         "(b) => [b.hidden, b.textContent])")
 
 
 def test_the_effects_tab_opens_first_and_a_click_selects_the_head_everywhere(page: Any) -> None:
@@ -76,7 +80,8 @@ def test_alt_click_on_a_head_chip_ablates_it_and_the_next_token_tab_compares(pag
     execute_in_kernel(page, "w.layer = 1; w.head = -1")
     page.locator('.txm-root >> .txm-head[data-head="3"]').click(modifiers=["Alt"])
     wait_banner(page, "ablated: L1H3")
-    poll_kernel(page, "print(w.intervention.label())", "ablated: L1H3", "w.intervention after the Alt-click", timeout=10)
+    poll_kernel(page, "print(w.intervention.label())", "ablated: L1H3", "w.intervention after the Alt-click",
+                timeout=10)
     assert page.locator('.txm-root >> .txm-head[data-head="3"]').get_attribute("class").count("txm-ablated") == 1
     assert execute_in_kernel(page, "print(w.layer)").strip() == "1"  # the selection stayed
     tab = page.locator('.txm-root >> [data-view="effects"]')
@@ -116,7 +121,8 @@ def test_alt_click_on_an_overview_cell_ablates_that_head(page: Any) -> None:
 
 def test_a_weight_set_from_the_matrix_view_reruns_and_a_masked_one_says_why(page: Any) -> None:
     execute_in_kernel(page, "w.layer = 2; w.head = 0")
-    wait_for_js(page, f"() => {ROOT}.querySelector('[data-view=\"matrix\"]').dataset.drawnHead === '0'", "head 0 shown")
+    wait_for_js(page, f"() => {ROOT}.querySelector('[data-view=\"matrix\"]').dataset.drawnHead === '0'",
+                "head 0 shown")
     overlay = page.locator('.txm-root >> [data-view="matrix"] .txm-matrix-overlay')
     box = overlay.bounding_box()
     n = 14
@@ -127,7 +133,8 @@ def test_a_weight_set_from_the_matrix_view_reruns_and_a_masked_one_says_why(page
     editor.locator("input.txm-weight-input").fill("0.5")
     editor.locator(".txm-weight-set").click()
     wait_banner(page, "ablated (mean): L0H2 · edited: L2H0 13→0 = 0.5")
-    poll_kernel(page, "print(round(float(w.trace.attention()[2, 0, 13, 0]), 4))", "0.5", "the weight is 0.5", timeout=10)
+    poll_kernel(page, "print(round(float(w.trace.attention()[2, 0, 13, 0]), 4))", "0.5", "the weight is 0.5",
+                timeout=10)
     execute_in_kernel(page, "w.layer = 2; w.head = 0")
     overlay = page.locator('.txm-root >> [data-view="matrix"] .txm-matrix-overlay')
     overlay.click(position={"x": cell * (n - 0.5), "y": cell * 0.5}, modifiers=["Alt"])  # query 0, key 13: masked
