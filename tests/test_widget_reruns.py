@@ -5,6 +5,10 @@ Next token tab, refuse bad requests in one line and leave the model as it was; t
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -193,7 +197,13 @@ def test_the_magic_says_what_is_wrong_in_one_line(shell, gpt2_tokenizer, line, w
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_report_of_an_ablated_run_says_so(gpt2_tokenizer, tmp_path):
-    w = tx_magic.explain(model(), gpt2_tokenizer, CLEAN, ablate=[(1, 3)])
+def test_a_report_of_an_ablated_patched_run_carries_the_banner_and_the_effects(gpt2_tokenizer, tmp_path):
+    w = tx_magic.explain(model(), gpt2_tokenizer, CLEAN, ablate=[(1, 3)], patch=CORRUPT, answer=" Mary")
     html = w.save_html(tmp_path / "ablated.html").read_text()
-    assert '"label": "ablated: L1H3"' in html or '"label":"ablated: L1H3"' in html
+    data = json.loads(re.search(r'<script type="application/json" id="txm-trace-0">(.*?)</script>', html, re.S)[1])
+    assert data["meta"]["intervention"]["label"] == "ablated: L1H3"
+    assert [r["method"] for r in data["patching"]["results"]] == ["exact", "gradient"]
+    effects = np.frombuffer(base64.b64decode(data["patching"]["results"][0]["effects"]), "<f4")
+    np.testing.assert_array_equal(effects, np.frombuffer(w._patching["results"][0]["effects"], "<f4"))
+    plain = tx_magic.save_html(w.trace, tmp_path / "plain.html").read_text()
+    assert '"patching"' not in plain  # a trace alone has no effects

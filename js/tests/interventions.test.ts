@@ -278,3 +278,37 @@ describe("the explorer with interventions", () => {
     expect(editor.hidden).toBe(true);
   });
 });
+
+describe("a saved report", () => {
+  it("shows the intervention (without a restore: no kernel) and opens on the Effects tab", async () => {
+    const { HEADER_ID, main, ROOT_ID, traceId } = await import("../src/report");
+    const { randomLayer } = await import("./helpers");
+    const b64 = (x: Float32Array) => btoa(String.fromCharCode(...new Uint8Array(x.buffer)));
+    const root = document.createElement("div");
+    root.id = ROOT_ID;
+    document.body.append(root);
+    const add = (id: string, value: unknown) => {
+      const s = document.createElement("script");
+      s.type = "application/json";
+      s.id = id;
+      s.textContent = JSON.stringify(value);
+      document.body.append(s);
+    };
+    add(HEADER_ID, { title: "patched", generator: "test", max_bytes: 1e6, texts: [{ label: "t", text: "t", omitted: [] }] });
+    const layers = [0, 1].map((l) => {
+      const block = randomLayer("self", l, 2, 5, 5, null, 3);
+      return { kind: "self", layer: l, dtype: "float32", shape: block.shape, data: b64(block.data) };
+    });
+    add(traceId(0), { meta: data.meta, layers, patching: data.patching });
+    main(document);
+    const effects = root.querySelector<HTMLElement>('[data-view="effects"]')!;
+    expect(effects.hidden).toBe(false);
+    expect(effects.querySelectorAll(".txm-effect-cell").length).toBe(12);
+    const banner = root.querySelector<HTMLElement>(".txm-intervention")!;
+    expect(banner.hidden).toBe(false);
+    expect(banner.textContent).toContain("ablated (mean): L0H1, L1H0 · edited: L1H1 3→1 = 0.25");
+    expect(banner.querySelector(".txm-restore")).toBeNull();
+    root.remove();
+    document.body.replaceChildren();
+  });
+});

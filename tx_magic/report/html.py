@@ -69,6 +69,8 @@ class ReportText:
     target: str | None = None
     #: What the text selector shows for it (default: the text, shortened).
     label: str | None = None
+    #: Activation-patching effects for the Effects tab (a widget's ``_patching``), None for none.
+    patching: Any = None
 
 
 class ShowsTrace(Protocol):
@@ -122,7 +124,7 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     title = title or f"tx_magic: {texts[0].trace.model_name}"
     metas = [_meta(t.trace) for t in texts]
     empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
-                  [_trace_json(m, []) for m in metas])
+                  [_trace_json(m, [], t.patching) for m, t in zip(metas, texts, strict=True)])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
@@ -130,7 +132,8 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
         if line:
             meta["warnings"].append(line)
     header = _header(texts, title, max_bytes, plans)
-    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans, strict=True)]
+    data = [_trace_json(meta, _blocks(t.trace, plan), t.patching)
+            for meta, t, plan in zip(metas, texts, plans, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
@@ -161,7 +164,7 @@ def _as_texts(traces: Reportable | Sequence[Reportable]) -> list[ReportText]:
         elif isinstance(item, Trace):
             out.append(ReportText(item))
         elif isinstance(shown := getattr(item, "trace", None), Trace):  # the widget
-            out.append(ReportText(shown))
+            out.append(ReportText(shown, patching=getattr(item, "_patching", None) or None))
         else:
             raise TypeError(f"expected a Trace, a ReportText or a widget, got {type(item).__name__}")
     return out
@@ -244,8 +247,11 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
     }
 
 
-def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"meta": meta, "layers": blocks}
+def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], patching: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"meta": meta, "layers": blocks}
+    if patching:
+        out["patching"] = wire.as_base64(patching)
+    return out
 
 
 def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Sequence[dict[str, Any]]) -> str:
