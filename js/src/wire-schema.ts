@@ -201,11 +201,17 @@ export interface WireInterventionInfo {
   edit: WireWeightEdit[];
 }
 
+/** The unintervened run's logits after `position`: float32 (V,). */
+export interface WireBaseline {
+  position: number;
+  data: WireBytes;
+}
+
 /** The `_reruns` trait ({} when the kernel cannot rerun): the ablation mode, and the unintervened run's
  * last logits while an intervention is shown. */
 export interface WireReruns {
   ablation: string;
-  baseline?: WireLogits;
+  baseline?: WireBaseline;
 }
 
 export interface WirePatchingResult {
@@ -375,6 +381,7 @@ export const WEIGHT_EDIT_FIELDS = {
   kind: R, layer: R, head: R, query: R, key: R, weight: R,
 } satisfies Fields<WireWeightEdit>;
 export const INTERVENTION_FIELDS = { label: R, ablate: R, ablation: R, edit: R } satisfies Fields<WireInterventionInfo>;
+export const BASELINE_FIELDS = { position: R, data: R } satisfies Fields<WireBaseline>;
 export const RERUNS_FIELDS = { ablation: R, baseline: O } satisfies Fields<WireReruns>;
 export const PATCHING_RESULT_FIELDS = { method: R, effects: R, raw: R, seconds: R } satisfies Fields<WirePatchingResult>;
 export const PATCHING_FIELDS = {
@@ -399,6 +406,7 @@ export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
   HeadRef: HEAD_REF_FIELDS, WeightEdit: WEIGHT_EDIT_FIELDS, InterventionInfo: INTERVENTION_FIELDS, Reruns: RERUNS_FIELDS,
   PatchingResult: PATCHING_RESULT_FIELDS, PatchingInfo: PATCHING_FIELDS, AblateRequest: ABLATE_REQUEST_FIELDS,
   EditRequest: EDIT_REQUEST_FIELDS, RestoreRequest: RESTORE_REQUEST_FIELDS, RerunReply: RERUN_REPLY_FIELDS,
+  Baseline: BASELINE_FIELDS,
 };
 
 /** The keys of `_meta.image`, in order (derived from IMAGE_FIELDS). */

@@ -15,7 +15,7 @@ import { KEYS } from "../src/keyboard";
 import { topSites } from "../src/views/effects";
 import { compareRows } from "../src/views/next-compare";
 import {
-  ABLATE_REQUEST_FIELDS, EDIT_REQUEST_FIELDS, HEAD_REF_FIELDS, INTERVENTION_FIELDS, PATCHING_FIELDS, PATCHING_RESULT_FIELDS,
+  ABLATE_REQUEST_FIELDS, BASELINE_FIELDS, EDIT_REQUEST_FIELDS, HEAD_REF_FIELDS, INTERVENTION_FIELDS, PATCHING_FIELDS, PATCHING_RESULT_FIELDS,
   REQUEST_ABLATE, REQUEST_EDIT, REQUEST_FIELDS, REQUEST_RESTORE, RERUNS_FIELDS, RESTORE_REQUEST_FIELDS, WEIGHT_EDIT_FIELDS,
   decodeMeta, type Meta,
 } from "../src/wire";
@@ -46,7 +46,7 @@ describe("what Python writes", () => {
     for (const e of data.meta.intervention.edit) conforms(e, WEIGHT_EDIT_FIELDS, "edit");
     expect(info.label).toBe("ablated (mean): L0H1, L1H0 · edited: L1H1 3→1 = 0.25");
     expect(info.ablate).toEqual([{ kind: "self", layer: 0, head: 1 }, { kind: "self", layer: 1, head: 0 }]);
-    conforms(data.reruns, RERUNS_FIELDS, "reruns");
+    conforms(conforms(data.reruns, RERUNS_FIELDS, "reruns").baseline, BASELINE_FIELDS, "baseline");
     const reruns = rerunsOf(data.reruns)!;
     expect(reruns.ablation).toBe("mean");
     near(reruns.baseline!.logits, data.expected_baseline);

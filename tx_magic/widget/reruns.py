@@ -12,24 +12,29 @@ guarantee); a failed rerun leaves the widget showing what it showed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import wire
 from ..core.errors import OptionError
 from ..core.intervention import Intervention, intervention_of
 from ..core.trace import Trace
 
-if TYPE_CHECKING:
-    from .widget import AttentionWidget
-
 #: Captures the widget's input again with an intervention (None: as the model is).
 Rerun = Callable[[Intervention | None], Trace]
+
+
+class ShowsRuns(Protocol):
+    """What reruns need of the widget: the trace it shows, and a way to show another run."""
+
+    trace: Trace
+
+    def show_trace(self, trace: Trace) -> None: ...
 
 
 class Reruns:
     """The rerun side of one widget: its capture function, the unintervened run, the ablation mode."""
 
-    def __init__(self, widget: AttentionWidget, rerun: Rerun, trace: Trace) -> None:
+    def __init__(self, widget: ShowsRuns, rerun: Rerun, trace: Trace) -> None:
         self.widget, self.rerun = widget, rerun
         self.baseline: Trace | None = trace if trace.intervention is None else None
         self.ablation = trace.intervention.ablation if trace.intervention is not None else "zero"

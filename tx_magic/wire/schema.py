@@ -3,6 +3,7 @@ object that crosses (mirrored by the interfaces of js/src/wire-schema.ts; tests/
 and js/tests/wire-schema.test.ts check both declare the same objects, keys and constants).
 
 Version 3. A trace crosses as three synced traits, plus requests and replies over custom messages.
+Interventions and patching add their objects from `tx_magic.wire.schema_interventions` (imported here).
 
 - ``_meta`` (`Meta`): the model, warnings, token sequences (`TokenSequence`), each attention kind
   (`Kind`, with its `Thumbnails`, an explicit mask's ``mask_data`` and, for a streamed kind,
@@ -47,6 +48,23 @@ from typing import Final, Literal
 
 from ..core import attention
 from ..core.tiles import THUMBNAIL_SIZE
+from .schema_interventions import (
+    ABLATIONS,
+    REQUEST_ABLATE,
+    REQUEST_EDIT,
+    REQUEST_RESTORE,
+    AblateRequest,
+    Baseline,
+    EditRequest,
+    HeadRef,
+    InterventionInfo,
+    PatchingInfo,
+    PatchingResult,
+    RerunReply,
+    Reruns,
+    RestoreRequest,
+    WeightEdit,
+)
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -81,10 +99,6 @@ REQUEST_TOPK = "get_topk"
 REQUEST_LOGITS = "get_logits"
 REQUEST_LENS = "get_lens"
 REQUEST_EXPORT = "export"
-REQUEST_ABLATE = "ablate"
-REQUEST_EDIT = "edit"
-REQUEST_RESTORE = "restore"
-ABLATIONS = ("zero", "mean")
 REPLY: Final = "reply"
 REPLY_ERROR: Final = "error"
 
@@ -155,7 +169,7 @@ class Meta(TypedDict):
     sequences: dict[str, TokenSequence]
     kinds: list[Kind]
     image: NotRequired[Image]
-    intervention: NotRequired["InterventionInfo"]
+    intervention: NotRequired[InterventionInfo]
 
 
 class BlockHeader(TypedDict):
@@ -230,70 +244,6 @@ class Internals(TypedDict, total=False):
     generation: Generation
 
 
-# -- interventions and patching (tx_magic.wire.interventions) -------------------------------------
-
-class HeadRef(TypedDict):
-    """One head of one attention kind."""
-
-    kind: str
-    layer: int
-    head: int
-
-
-class WeightEdit(HeadRef):
-    """Weight (query, key) of a head set to `weight`, the rest of its row rescaled to sum to 1."""
-
-    query: int
-    key: int
-    weight: float
-
-
-class InterventionInfo(TypedDict):
-    """``_meta["intervention"]``: what was done to the run shown (the renderer's banner)."""
-
-    label: str
-    ablate: list[HeadRef]
-    ablation: str
-    edit: list[WeightEdit]
-
-
-class Reruns(TypedDict):
-    """The widget's ``_reruns`` trait ({} when it cannot rerun its model): the kernel reruns the model on
-    REQUEST_ABLATE / REQUEST_EDIT / REQUEST_RESTORE; while an intervention is shown, ``baseline`` holds the
-    unintervened run's last logits (the Next token tab shows both)."""
-
-    ablation: str
-    baseline: NotRequired[Logits]
-
-
-class PatchingResult(TypedDict):
-    """One method's patching: float32 (rows, cols) row-major effects and raw metrics."""
-
-    method: str
-    effects: bytes
-    raw: bytes
-    seconds: float
-
-
-class PatchingInfo(TypedDict):
-    """The widget's ``_patching`` trait ({} when none): effects of patching each layer (rows) and head,
-    position or the whole attention block (cols), by one or more methods over the same sites."""
-
-    by: str
-    kind: str
-    metric: str
-    metric_clean: float
-    metric_corrupt: float
-    rows: int
-    cols: int
-    #: Column labels: heads ("0".."H-1"), the clean tokens (by position), or one ("attention", by layer).
-    columns: list[str]
-    corrupted: list[str]
-    results: list[PatchingResult]
-    #: Spearman rank correlation of the first two results' effects.
-    correlation: NotRequired[float]
-
-
 # -- requests and replies --------------------------------------------------------------------------
 
 class LayerRequest(TypedDict):
@@ -339,27 +289,6 @@ class ExportReply(TypedDict):
     format: str
 
 
-class AblateRequest(TypedDict):
-    """Rerun with exactly these heads ablated (edits kept)."""
-
-    heads: list[HeadRef]
-    ablation: str
-
-
-class EditRequest(TypedDict):
-    """Rerun with exactly these weight edits (ablations kept)."""
-
-    edits: list[WeightEdit]
-
-
-class RestoreRequest(TypedDict):
-    """Back to the model's own run."""
-
-
-class RerunReply(TypedDict):
-    label: str
-
-
 #: What a reply's content may be.
 ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply | RerunReply
 
@@ -389,7 +318,7 @@ SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
     Meta, TokenSequence, Kind, Thumbnails, Image, BlockHeader, ValueBlock, TopKHeader, TopKBlock, Internals, Hidden,
     LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
     LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, HeadRef, WeightEdit, InterventionInfo, Reruns,
-    PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply)}
+    PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply, Baseline)}
 
 
 def keys_of(cls: type) -> tuple[str, ...]:
@@ -405,9 +334,9 @@ __all__ = [
     "GENERATION_KEYS", "IMAGE_KEYS", "MASK_CAUSAL", "MASK_EXPLICIT", "MASK_NONE", "MAX_BLOCK_CELLS", "MAX_LAYER_BYTES",
     "MAX_LENS_POSITIONS", "META_IMAGE", "PYTHON_ONLY", "REPLY", "REPLY_ERROR", "REQUEST_ABLATE", "REQUEST_BLOCK",
     "REQUEST_EDIT", "REQUEST_EXPORT", "REQUEST_LAYER", "REQUEST_LENS", "REQUEST_LOGITS", "REQUEST_RESTORE",
-    "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K", "WIRE_VERSION", "AblateRequest", "BlockHeader", "BlockRequest",
-    "EditRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation", "HeadRef", "Hidden", "Image",
-    "Internals", "InterventionInfo", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
+    "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K", "WIRE_VERSION", "AblateRequest", "Baseline", "BlockHeader",
+    "BlockRequest", "EditRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation", "HeadRef", "Hidden",
+    "Image", "Internals", "InterventionInfo", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
     "LogitsHeader", "LogitsRequest", "Meta", "PatchingInfo", "PatchingResult", "Reply", "ReplyContent", "Request",
     "RequestError", "RerunReply", "Reruns", "RestoreRequest", "Thumbnails", "TokenSequence", "TopKBlock", "TopKHeader",
     "TopKRequest", "ValueBlock", "WeightEdit", "keys_of"
