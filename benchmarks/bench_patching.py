@@ -116,7 +116,7 @@ def main(argv: list[str]) -> None:
         print(f"| exact, chunk_tokens={chunk} | {seconds:.2f} | {seconds / forward_s:.0f}x forward | |")
     print()
     print(f"max |exact - by hand| = {np.abs(exact.raw - hooks).max():.2e}")
-    print(f"metric logit(' Mary') - logit(' John'): clean {exact.metric_clean:.3f}, corrupted {exact.metric_corrupt:.3f}")
+    print(f"metric {exact.metric}: clean {exact.metric_clean:.3f}, corrupted {exact.metric_corrupt:.3f}")
     print(f"rank correlation (Spearman) of exact and gradient effects: {exact.correlation(gradient):.3f}")
     print("top heads (exact effect / gradient effect):",
           ", ".join(f"L{lay}H{h} {e:+.2f}/{gradient.effects[lay, h]:+.2f}" for (lay, h), e in exact.top(6)))
