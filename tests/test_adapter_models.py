@@ -12,7 +12,6 @@ import pytest
 import torch
 import transformers as tf
 from conftest import tiny_bart
-from nnsight import LanguageModel
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
 import tx_magic
@@ -83,6 +82,19 @@ def test_cross_encoder_runs_the_pair_as_the_library_does():
 
 
 @pytest.fixture(scope="module")
+def nnsight():
+    """nnsight, imported for these tests only. Its import mounts a `.save` method on every Python object (a C
+    extension); it is taken off afterwards, because it breaks later imports in the same process (TensorFlow's
+    `from ...keras.saving import save` then finds the method instead of the module)."""
+    import nnsight
+    from nnsight._c import unmount
+
+    yield nnsight
+    if unmount is not None and hasattr(object(), "save"):
+        unmount("save")
+
+
+@pytest.fixture(scope="module")
 def gpt2(tiny_gpt2_folder):
     model = tf.GPT2LMHeadModel.from_pretrained(str(tiny_gpt2_folder), attn_implementation="eager").eval()
     return model, tf.AutoTokenizer.from_pretrained(str(tiny_gpt2_folder))
@@ -96,22 +108,22 @@ def nnsight_attention(lm, text):
     return stacked([first, second])
 
 
-def test_nnsight_language_model_equals_what_nnsight_saves(gpt2):
+def test_nnsight_language_model_equals_what_nnsight_saves(nnsight, gpt2):
     model, tokenizer = gpt2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nnsight 0.8 deprecates LanguageModel's name, not the class
-        lm = LanguageModel(model, tokenizer=tokenizer)
+        lm = nnsight.LanguageModel(model, tokenizer=tokenizer)
     trace = tx_magic.explain(lm, text=TEXT).trace
     np.testing.assert_allclose(trace.attention(), nnsight_attention(lm, TEXT), atol=1e-6)
     assert list(trace.sequences["input"].ids) == tokenizer(TEXT)["input_ids"]
     assert trace.internals is not None  # the transformers model itself ran: logit lens, next token
 
 
-def test_nnsight_model_not_yet_dispatched_is_loaded_first(tiny_gpt2_folder, gpt2):
+def test_nnsight_model_not_yet_dispatched_is_loaded_first(nnsight, tiny_gpt2_folder, gpt2):
     _, tokenizer = gpt2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lm = LanguageModel(str(tiny_gpt2_folder), tokenizer=tokenizer, attn_implementation="eager")
+        lm = nnsight.LanguageModel(str(tiny_gpt2_folder), tokenizer=tokenizer, attn_implementation="eager")
     assert not lm.dispatched  # meta weights until first use
     trace = tx_magic.explain(lm, text=TEXT).trace
     np.testing.assert_allclose(trace.attention(), nnsight_attention(lm, TEXT), atol=1e-6)
@@ -132,7 +144,8 @@ def test_pipelines_run_their_model_with_their_tokenizer(gpt2, minilm):
     assert list(trace.sequences["input"].ids) == enc["input_ids"][0].tolist()
 
 
-def test_the_magic_takes_these_objects_by_name(shell, sentence_model):
+def test_the_magic_takes_these_objects_by_name(shell, sentence_model, nnsight):
+    assert hasattr(object(), "save")  # nnsight's mount: --save must still default to None
     shell.user_ns["st_model"] = sentence_model
     widget = shell.run_line_magic("explain", "-m st_model " + TEXT)
     expected, _ = own_attention(sentence_model, TEXT)
