@@ -135,10 +135,11 @@ def test_pipelines_run_their_model_with_their_tokenizer(gpt2, minilm):
         expected = stacked(model(**tokenizer(TEXT, return_tensors="pt"), output_attentions=True).attentions)
     generator = tf.pipeline("text-generation", model=model, tokenizer=tokenizer)
     np.testing.assert_allclose(tx_magic.explain(generator, text=TEXT).trace.attention(), expected, atol=1e-6)
-    features = tf.pipeline("feature-extraction", model=minilm.model, tokenizer=minilm.tokenizer)
+    bert = tf.AutoModel.from_pretrained(str(default_model_path()), attn_implementation="eager").eval()
+    features = tf.pipeline("feature-extraction", model=bert, tokenizer=minilm.tokenizer)
     enc = minilm.tokenizer(TEXT, return_tensors="pt")
     with torch.no_grad():
-        own = stacked(minilm.model(**enc, output_attentions=True).attentions)
+        own = stacked(bert(**enc, output_attentions=True).attentions)
     trace = tx_magic.explain(features, text=TEXT).trace
     np.testing.assert_allclose(trace.attention(), own, atol=1e-6)
     assert list(trace.sequences["input"].ids) == enc["input_ids"][0].tolist()

@@ -14,21 +14,31 @@ import pytest
 import torch
 from conftest import tiny_bart
 from IPython.display import HTML
+from transformers import AutoModel, AutoTokenizer
 
 import tx_magic
+from tx_magic.capturing.load import default_model_path
 from tx_magic.compat import CompatError, ReportPage, head_view, model_view
 
 INPUT_TEXT = "The cat sat on the mat"
 
 
 @pytest.fixture(scope="module")
-def readme(minilm):
+def bert():
+    """As bertviz's README loads its model: ``AutoModel.from_pretrained(name, output_attentions=True)`` (eager),
+    here the default model's folder."""
+    path = str(default_model_path())
+    return AutoModel.from_pretrained(path, output_attentions=True).eval(), AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def readme(bert):
     """bertviz README's self-attention example: `outputs.attentions` (outputs[-1] is transformers 5's empty
     cross_attentions for an encoder) and the tokens."""
-    model, tokenizer = minilm.model, minilm.tokenizer
+    model, tokenizer = bert
     inputs = tokenizer.encode(INPUT_TEXT, return_tensors="pt")
     with torch.no_grad():
-        outputs = model(inputs, output_attentions=True)
+        outputs = model(inputs)
     return outputs.attentions, tokenizer.convert_ids_to_tokens(inputs[0])
 
 
@@ -80,12 +90,12 @@ def test_layer_and_heads_open_the_widget_and_the_returned_page(readme, tmp_path)
     assert html_head_view._repr_html_().startswith("<iframe srcdoc=")  # its styles stay out of the notebook
 
 
-def test_sentence_pairs_mark_text_b(minilm):
-    tokenizer = minilm.tokenizer
+def test_sentence_pairs_mark_text_b(bert):
+    model, tokenizer = bert
     inputs = tokenizer("The cat sat on the mat", "The cat lay on the rug", return_tensors="pt")
     input_ids, token_type_ids = inputs["input_ids"], inputs["token_type_ids"]
     with torch.no_grad():
-        attention = minilm.model(input_ids, token_type_ids=token_type_ids, output_attentions=True).attentions
+        attention = model(input_ids, token_type_ids=token_type_ids).attentions
     sentence_b_start = token_type_ids[0].tolist().index(1)
     tokens = tokenizer.convert_ids_to_tokens(input_ids[0].tolist())
     widget = model_view(attention, tokens, sentence_b_start, html_action="widget")
@@ -93,8 +103,8 @@ def test_sentence_pairs_mark_text_b(minilm):
     np.testing.assert_array_equal(widget.trace.attention(), bertviz_sees(attention))
 
 
-def test_encoder_decoder_arguments(minilm):
-    tok = minilm.tokenizer
+def test_encoder_decoder_arguments(bert):
+    _, tok = bert
     model = tiny_bart(tok.vocab_size, tok.cls_token_id)
     model.set_attn_implementation("eager")
     encoder_input_ids = tok("She sees the small elephant.", return_tensors="pt").input_ids
