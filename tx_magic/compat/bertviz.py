@@ -86,7 +86,7 @@ def _view(function: str, attention: Any, tokens: Any, sentence_b_start: int | No
         raise CompatError("'html_action' parameter must be 'view' or 'return' (or tx_magic's 'widget'), "
                           f"got {html_action!r}.")
     trace = bertviz_trace(attention, tokens, sentence_b_start, prettify, encoder_attention, decoder_attention,
-                          cross_attention, encoder_tokens, decoder_tokens)
+                          cross_attention, encoder_tokens, decoder_tokens, name=function)
     layers, n_heads, _, _ = trace.shape()
     unhonoured: dict[str, str] = {}
     if display_mode is not UNSET:
@@ -106,7 +106,7 @@ def _view(function: str, attention: Any, tokens: Any, sentence_b_start: int | No
     warn_unhonoured(function, unhonoured)
     warn_trace(trace)
     if html_action == "return":
-        return report_page(trace, layer=layer, heads=chosen, title=f"tx_magic {function}")
+        return report_page(trace, layer=layer, heads=chosen, title=f"tx_magic: {function}")
     widget = widget_for(trace, layer=layer, heads=chosen)
     if html_action == "widget":
         return widget
@@ -115,7 +115,8 @@ def _view(function: str, attention: Any, tokens: Any, sentence_b_start: int | No
 
 
 def bertviz_trace(attention: Any, tokens: Any, sentence_b_start: int | None, prettify: bool, encoder_attention: Any,
-                  decoder_attention: Any, cross_attention: Any, encoder_tokens: Any, decoder_tokens: Any) -> Trace:
+                  decoder_attention: Any, cross_attention: Any, encoder_tokens: Any, decoder_tokens: Any, *,
+                  name: str = "head_view") -> Trace:
     """A `Trace` from bertviz's arguments, refusing what bertviz refuses (with its messages)."""
     cross_args = (encoder_attention, decoder_attention, cross_attention, encoder_tokens, decoder_tokens)
     if attention is not None:
@@ -127,7 +128,7 @@ def bertviz_trace(attention: Any, tokens: Any, sentence_b_start: int | None, pre
             raise CompatError("If you specify 'attention' you may not specify any encoder-decoder arguments. This "
                               "argument is only for self-attention models.")
         shown = with_segments(shown, sentence_b_start)
-        return trace_of(attention, shown, name="bertviz attention")
+        return trace_of(attention, shown, name=name)
     given = {k: v for k, v in (("encoder", encoder_attention), ("decoder", decoder_attention),
                                ("cross", cross_attention)) if v is not None}
     if not given:
@@ -141,4 +142,4 @@ def bertviz_trace(attention: Any, tokens: Any, sentence_b_start: int | None, pre
     for seq, what in (("source", "encoder_tokens"), ("target", "decoder_tokens")):
         if any(what in _TOKENS_NEEDED[kind] for kind in given):
             sequences[seq] = token_strings(named[what], what, prettify=prettify)
-    return trace_of(given, sequences, name="bertviz attention")
+    return trace_of(given, sequences, name=name)

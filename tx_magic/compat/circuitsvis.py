@@ -100,7 +100,7 @@ def attention_pattern(tokens: Sequence[str], attention: Any, max_value: float | 
 
 def _view(function: str, attention: Any, tokens: Any, mask_upper_tri: bool | None,
           styling: dict[str, Any]) -> CircuitsView:
-    trace = trace_of(attention, token_strings(tokens, "tokens", prettify=False), name="CircuitsVis attention")
+    trace = trace_of(attention, token_strings(tokens, "tokens", prettify=False), name=function)
     if mask_upper_tri:
         trace.masks["self"] = causal_mask(trace.shape()[-1])  # self-attention: square
     elif mask_upper_tri is not None:

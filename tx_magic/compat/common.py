@@ -18,7 +18,7 @@ from ..report import render_html
 from ..widget import AttentionWidget
 
 #: Height of the frame a returned page is shown in inside a notebook, in CSS pixels.
-FRAME_HEIGHT = 860
+FRAME_HEIGHT = 960
 
 
 class CompatError(TxMagicError, ValueError):
