@@ -176,3 +176,12 @@ def test_show_model_outputs_self_and_encoder_decoder(gpt2):
     batch = tokenizer(["The cat sat", "A dog ran"], return_tensors="pt")
     with pytest.raises(OutputsError, match="batch of 2"):
         tx_magic.show(model(**batch, output_attentions=True), None)
+
+
+def test_generation_runs_the_model_inside_a_pipeline(gpt2):
+    model, tokenizer = gpt2
+    generator = tf.pipeline("text-generation", model=model, tokenizer=tokenizer)
+    wrapped = tx_magic.explain(generator, text="The cat", generate=4).trace
+    direct = tx_magic.explain(model, tokenizer, "The cat", generate=4).trace
+    assert wrapped.generation.new_ids == direct.generation.new_ids and len(direct.generation.new_ids) == 4
+    np.testing.assert_array_equal(wrapped.attention(), direct.attention())
