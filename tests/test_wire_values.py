@@ -34,8 +34,8 @@ def test_meta_says_what_each_kind_can_answer(llama_trace, minilm):
     from conftest import tiny_bart
 
     bart = tx_magic.capture(tiny_bart(minilm.tokenizer.vocab_size, 101), minilm.tokenizer, "a b", target="c d")
-    assert wire.encode_meta(bart)["analyses"] == {"encoder": ["value", "qk", "flow"], "decoder": ["value", "qk", "flow"],
-                                                 "cross": ["value", "qk"]}
+    assert wire.encode_meta(bart)["analyses"] == {
+        "encoder": ["value", "qk", "flow"], "decoder": ["value", "qk", "flow"], "cross": ["value", "qk"]}
 
 
 def test_value_norms_reply(llama_trace):
@@ -52,8 +52,8 @@ def test_value_norms_reply(llama_trace):
     size = c["thumbnail_size"]
     t = np.frombuffer(thumbs, np.uint8).reshape(layers, heads, size, size)
     tiles = np.array_split(np.arange(q), size)
-    top = np.array([[[[weighted[l, h][np.ix_(r, cc)].max() for cc in tiles] for r in tiles] for h in range(heads)]
-                    for l in range(layers)])
+    top = np.array([[[[weighted[at, h][np.ix_(r, cc)].max() for cc in tiles] for r in tiles] for h in range(heads)]
+                    for at in range(layers)])
     np.testing.assert_array_equal(t, np.rint(top * 255).astype(np.uint8))
 
 
