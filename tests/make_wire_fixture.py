@@ -254,6 +254,14 @@ def _message(wire: Any, trace: Any, number: int, type_: str, payload: dict[str, 
     elif reply["type"] == wire.REPLY and type_ in (wire.REQUEST_VALUE_NORMS, wire.REQUEST_QUERIES_KEYS):
         dtypes = ("<f4", "<f4", "u1") if type_ == wire.REQUEST_VALUE_NORMS else ("<f4",) * len(buffers)
         expected["arrays"] = [_floats(np.frombuffer(b, t)) for b, t in zip(buffers, dtypes, strict=True)]
+        analysis = importlib.import_module("tx_magic.analysis")
+        if type_ == wire.REQUEST_VALUE_NORMS:  # what the renderer's weighting must give, from Python's definition
+            expected["attention"] = _floats(trace.attention())
+            expected["weighted"] = _floats(analysis.weighted_rows(trace.attention(), trace.value_norms(per_key=True)))
+        else:
+            pair = trace.queries_keys(payload["kind"], payload["layer"])
+            expected["scores"] = _floats(pair.scores()[:, payload["query"]])
+            expected["unrotated_scores"] = _floats(pair.scores(rotated=False)[:, payload["query"]])
     elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_FLOW:
         pass  # the edges are the reply's content
     elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_LOGITS:

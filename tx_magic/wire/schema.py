@@ -51,8 +51,16 @@ from typing import Final, Literal
 
 from ..core import attention
 from ..core.tiles import THUMBNAIL_SIZE
-from .schema_analyses import *  # noqa: F403 - value weighting, queries and keys, flow: their own section
-from .schema_analyses import (
+from .schema_analyses import (  # value weighting, queries and keys, the flow: their own section
+    ANALYSIS_FLOW,
+    ANALYSIS_QK,
+    ANALYSIS_VALUE,
+    FLOW_EDGE_TYPES,
+    MAX_FLOW_EDGES,
+    MIN_FLOW_THRESHOLD,
+    REQUEST_FLOW,
+    REQUEST_QUERIES_KEYS,
+    REQUEST_VALUE_NORMS,
     FlowReply,
     FlowRequest,
     QueriesKeysReply,
@@ -60,7 +68,6 @@ from .schema_analyses import (
     ValueNormsReply,
     ValueNormsRequest,
 )
-from .schema_analyses import __all__ as _analyses_names
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -338,4 +345,8 @@ __all__ = [
     "LogitsHeader", "LogitsRequest", "Meta", "Reply", "ReplyContent", "Request", "RequestError", "Thumbnails",
     "TokenSequence", "TopKBlock", "TopKHeader", "TopKRequest", "ValueBlock", "keys_of",
 ]
-__all__ += _analyses_names
+__all__ += [  # the section on value weighting, queries and keys, the flow (schema_analyses.py)
+    "ANALYSIS_FLOW", "ANALYSIS_QK", "ANALYSIS_VALUE", "FLOW_EDGE_TYPES", "MAX_FLOW_EDGES", "MIN_FLOW_THRESHOLD",
+    "REQUEST_FLOW", "REQUEST_QUERIES_KEYS", "REQUEST_VALUE_NORMS", "FlowReply", "FlowRequest", "QueriesKeysReply",
+    "QueriesKeysRequest", "ValueNormsReply", "ValueNormsRequest",
+]
