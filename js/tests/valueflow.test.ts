@@ -55,16 +55,22 @@ describe("value weighting", () => {
     const want = m.value_norms.expected.weighted!;
     for (const layer of layers) {
       const got = weighBlock(layer, v);
-      got.data.forEach((x, i) => expect(Math.abs(x - want[layer.layer * H * N * N + i])).toBeLessThan(1e-6));
+      got.data.forEach((x, i) => {
+        expect(Math.abs(x - want[layer.layer * H * N * N + i])).toBeLessThan(1e-6);
+      });
     }
     // A window needs no other cell of its rows: the totals come from Python.
     const l = layers[1];
     const window = { kind: "self", layer: 1, shape: [H, 2, 2] as [number, number, number], q0: 3, k0: 1, pool: 1,
       data: Float32Array.from([0, 1].flatMap((h) => [3, 4].flatMap((q) => [1, 2].map((k) => l.data[(h * N + q) * N + k])))) };
     const got = weighBlock(window, v);
-    [0, 1].forEach((h) => [3, 4].forEach((q, r) => [1, 2].forEach((k, c) => {
-      expect(Math.abs(got.data[(h * 2 + r) * 2 + c] - want[((1 * H + h) * N + q) * N + k])).toBeLessThan(1e-6);
-    })));
+    for (const h of [0, 1]) {
+      for (const [r, q] of [3, 4].entries()) {
+        for (const [c, k] of [1, 2].entries()) {
+          expect(Math.abs(got.data[(h * 2 + r) * 2 + c] - want[((1 * H + h) * N + q) * N + k])).toBeLessThan(1e-6);
+        }
+      }
+    }
     expect(() => weighBlock({ ...l, pool: 2 }, v)).toThrow(/pooled/);
   });
 
@@ -79,9 +85,10 @@ describe("value weighting", () => {
     store.set({ weighting: "value" });
     expect(source.peekLayer("self", 0)).toBeUndefined(); // never raw weights under a "value" label
     const pending = source.getLayer("self", 1);
-    source.values.load("self");
+    const loading = source.values.load("self");
     expect(fetch).toHaveBeenCalledTimes(1);
     answer(norms());
+    await loading;
     const weighted = await pending;
     expect(Math.abs(weighted.data[4 * N] - m.value_norms.expected.weighted![H * N * N + 4 * N])).toBeLessThan(1e-6);
     expect(source.peekLayer("self", 1)).toBe(weighted); // cached with the block
@@ -106,8 +113,10 @@ describe("queries and keys", () => {
     expect([qk.layer, qk.query, qk.kvHeads, qk.groups]).toEqual([1, 3, 1, [0, 0]]);
     for (let head = 0; head < H; head++) {
       const { scores, unrotated, softmax } = headScores(qk, head, (j) => j <= qk.query);
-      scores.forEach((s, j) => expect(Math.abs(s - m.queries_keys.expected.scores![head * N + j])).toBeLessThan(1e-5));
-      unrotated!.forEach((s, j) => expect(Math.abs(s - m.queries_keys.expected.unrotated_scores![head * N + j])).toBeLessThan(1e-5));
+      for (let j = 0; j < N; j++) {
+        expect(Math.abs(scores[j] - m.queries_keys.expected.scores![head * N + j])).toBeLessThan(1e-5);
+        expect(Math.abs(unrotated![j] - m.queries_keys.expected.unrotated_scores![head * N + j])).toBeLessThan(1e-5);
+      }
       expect(softmax[4]).toBe(0);
       expect(Math.abs(softmax.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-12);
     }
@@ -177,6 +186,27 @@ describe("the explorer", () => {
     expect(failing.root.querySelector(".txm-errors")?.textContent).toMatch(/no projection found/);
   });
 
+  it("the Statistics tab follows the weighting: value-weighted shares on the first token", async () => {
+    const { store, root } = mount();
+    root.querySelector<HTMLButtonElement>('.txm-tab[data-tab="stats"]')!.click();
+    await flush();
+    const view = root.querySelector<HTMLElement>('[data-view="stats"]')!;
+    const column = [...view.querySelectorAll("th")].findIndex((th) => th.dataset.column === "first");
+    const first = (layer: number, head: number) =>
+      Number(view.querySelector(`tr[data-key="${layer * H + head}"]`)!.children[column].textContent);
+    const share = (values: number[], layer: number, head: number) => {
+      let sum = 0;
+      for (let q = 1; q < N; q++) sum += values[((layer * H + head) * N + q) * N];
+      return sum / (N - 1);
+    };
+    expect(Math.abs(first(1, 0) - share(m.value_norms.expected.attention!, 1, 0))).toBeLessThan(6e-4);
+    store.set({ weighting: "value" });
+    await flush();
+    for (let l = 0; l < L; l++) for (let x = 0; x < H; x++) {
+      expect(Math.abs(first(l, x) - share(m.value_norms.expected.weighted!, l, x))).toBeLessThan(6e-4);
+    }
+  });
+
   it("the Flow tab draws the routes; clicking an edge or a head selects its layer and head", async () => {
     const { store, root, analyses } = mount();
     root.querySelector<HTMLButtonElement>('.txm-tab[data-tab="flow"]')!.click();
@@ -206,7 +236,9 @@ describe("the explorer", () => {
     expect([view.dataset.state, view.dataset.query, view.dataset.head, view.dataset.rotary]).toEqual(["done", "3", "1", "true"]);
     const rows = [...view.querySelectorAll<HTMLElement>(".txm-qk-row[data-key]")];
     expect(rows.map((r) => Number(r.dataset.key))).toEqual([0, 1, 2, 3]); // causal: keys up to the query
-    rows.forEach((r) => expect(Math.abs(Number(r.dataset.score) - m.queries_keys.expected.scores![N + Number(r.dataset.key)])).toBeLessThan(1e-5));
+    for (const r of rows) {
+      expect(Math.abs(Number(r.dataset.score) - m.queries_keys.expected.scores![N + Number(r.dataset.key)])).toBeLessThan(1e-5);
+    }
     expect(view.querySelectorAll(".txm-qk-head.txm-shared").length).toBe(2);
   });
 });

@@ -199,6 +199,8 @@ export class QueriesKeysView implements PanelView {
       numbers.append(row);
     }
     clear(this.body);
+    this.body.append(h("div", "txm-inside-note", `strips, one cell per dimension (red > 0 > blue): the query, then each key (left) ` +
+      `and q ⊙ k (right), whose sum × scale is the score`));
     const grid = h("div", "txm-qk-grid");
     grid.append(labels, canvas, numbers);
     this.body.append(grid);
