@@ -175,6 +175,8 @@ def test_streamed_capture_gives_its_kept_queries_and_keys(monkeypatch, gpt2_toke
         np.testing.assert_allclose(lq, fq, atol=1e-5)
         np.testing.assert_allclose(lk, fk, atol=1e-5)
     np.testing.assert_array_equal(long.kv_groups(), [0, 0, 1, 1])
+    with pytest.raises(ReplayError, match="max_tokens"):
+        long.value_norms()
 
 
 def test_traces_without_a_model_say_what_to_do():

@@ -207,6 +207,20 @@ describe("the explorer", () => {
     }
   });
 
+  it("a long input captured reduced: the value button is disabled and a visible note says what to do", () => {
+    const meta = fakeMeta();
+    const long = { ...meta, kinds: [{ ...meta.kinds[0], streamed: true }], analyses: { self: ["qk"] } };
+    const store = new SelectionStore({ kind: "self", heads: [0, 1, 2], weighting: "value" });
+    const layers = Array.from({ length: 4 }, (_, l) => ({ kind: "self", layer: l, shape: [3, 5, 5] as [number, number, number],
+      data: new Float32Array(75).fill(0.2) }));
+    dom.cleanup = renderExplorer(dom.host, new LayerStore(long, layers), store, { dark: false, values: new ValueWeights() });
+    const value = dom.host.querySelector<HTMLButtonElement>('.txm-weigh[data-weighting="value"]')!;
+    expect(value.disabled).toBe(true);
+    expect(value.title).toMatch(/max_tokens/);
+    expect(dom.host.querySelector(".txm-weighting-note")?.textContent).toMatch(/long input/);
+    expect(store.get().weighting).toBe("raw"); // the explorer corrects what cannot be had
+  });
+
   it("the Flow tab draws the routes; clicking an edge or a head selects its layer and head", async () => {
     const { store, root, analyses } = mount();
     root.querySelector<HTMLButtonElement>('.txm-tab[data-tab="flow"]')!.click();

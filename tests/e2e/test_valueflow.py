@@ -103,3 +103,20 @@ def test_qk_tab_softmax_is_the_attention_row(page: Any) -> None:
     assert [k for k, _ in got] == list(range(len(row)))
     assert max(abs(p - row[k]) for k, p in got) < 1e-5
     save_screenshot(page, "valueflow-qk")
+
+
+def test_a_saved_report_weighs_by_value_offline(context: Any, tmp_path: Any, minilm: Any) -> None:
+    """The report inlines the value norms: the switch works from file://, with no kernel and no network."""
+    import tx_magic
+
+    from .test_report import assert_clean, open_report
+
+    path = tx_magic.save_html(tx_magic.capture(minilm.model, minilm.tokenizer, TEXT), tmp_path / "value.html")
+    with open_report(context, path) as opened:
+        page = opened.page
+        assert page.locator('.txm-tab[data-tab="flow"]').count() == 0  # no kernel to compute the flow
+        page.locator('.txm-weigh[data-weighting="value"]').click()
+        wait_for_js(page, "() => document.querySelector('[data-view=\"matrix\"] .txm-view-title')"
+                          "?.textContent.includes('value-weighted')", "the report's matrix value-weighted")
+        save_screenshot(page, "valueflow-report")
+        assert_clean(opened)

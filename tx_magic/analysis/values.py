@@ -95,12 +95,9 @@ def per_key_norms(trace: Trace, kind: str | None = None) -> np.ndarray:
     kind = kind_of(trace, kind)
     store = _streamed(trace, kind)
     if store is not None:
-        kept = getattr(store, "value_norms", None)
-        if kept is None:
-            raise ReplayError("This long input was captured reduced, without its value norms (the model's output "
-                              "projection was not found while it ran). Capture fewer tokens (max_tokens=...).")
-        out: np.ndarray = kept
-        return out
+        raise ReplayError("Value norms need every weight of a layer, and this long input was captured reduced "
+                          "(streamed). Capture fewer tokens (max_tokens=...; in the magic --max-tokens) to weigh "
+                          "attention by value; trace.queries_keys() works at any length.")
     norms = []
     for i, layer in enumerate(recorded_layers(trace, kind)):
         if layer.value_norms is None:
