@@ -230,3 +230,12 @@ def test_the_model_is_put_back_after_the_replay_however_it_ends(gpt2_tokenizer, 
     finally:
         handle.remove()
     assert model.training and model.config._attn_implementation == implementation
+
+
+def test_a_bfloat16_model_gets_its_norms_and_flow_within_its_own_precision(gpt2_tokenizer):
+    """The projection and residual checks allow the rounding of the model's own dtype, not float32's."""
+    model = tiny_llama(len(gpt2_tokenizer))
+    full = tx_magic.capture(model, gpt2_tokenizer, TEXT).value_norms(per_key=True)
+    half = tx_magic.capture(model.to(torch.bfloat16), gpt2_tokenizer, TEXT)
+    np.testing.assert_allclose(half.value_norms(per_key=True), full, rtol=0.05, atol=0.01 * full.max())
+    assert len(half.flow(token=-1)) > 0

@@ -52,14 +52,17 @@ def _numpy(x: Any) -> np.ndarray:
     return out
 
 
-def _close(a: Any, b: Any) -> bool:
-    """Equal up to float32 rounding of a few sums (relative to the larger tensor's scale)."""
+def _close(a: Any, b: Any, dtype: Any = None) -> bool:
+    """Equal up to the rounding of a few sums in `dtype` (float32 by default; a bfloat16 model's own outputs
+    are only that exact), relative to the larger tensor's scale."""
     import torch
 
     if a.shape != b.shape:
         return False
+    eps = torch.finfo(dtype).eps if dtype is not None and dtype.is_floating_point else 0.0
+    rtol = max(1e-4, 8 * eps)
     scale = float(torch.maximum(a.abs().max(), b.abs().max())) if a.numel() else 0.0
-    return bool(torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5 * max(scale, 1.0)))
+    return bool(torch.allclose(a.float(), b.float(), rtol=rtol, atol=rtol / 10 * max(scale, 1.0)))
 
 
 def _first_tensor(output: Any) -> Any:
@@ -88,6 +91,8 @@ class _Call:
     children: list[Any] = field(default_factory=list)
     norms: list[tuple[Any, Any]] = field(default_factory=list)
     residual: Residual | None = None
+    dtype: Any = None
+    eps: float = float(np.finfo(np.float32).eps)
 
 
 class PassRecorder(Instrument):
@@ -104,15 +109,19 @@ class PassRecorder(Instrument):
     # -- the instrument ---------------------------------------------------------------------------
 
     def on_inputs(self, call: AttentionCall, query: Any, key: Any, value: Any) -> None:
+        import torch
+
         if call.step > 0 or call.layer in self.calls:
             return
         scaling = float(call.scaling) if call.scaling is not None else float(query.shape[-1]) ** -0.5
         record = _Call(call.module, call.layer, scaling, _numpy(query[0]), _numpy(key[0]),
                        value[0].detach().float().clone())
+        record.eps = float(torch.finfo(query.dtype).eps) if query.dtype.is_floating_point else record.eps
         record.unrotated = self._unrotated(call.module, query, key)
         if self.flow and self._layers:
             record.layer, hidden = self._layers[-1]
             record.inputs = hidden[0].detach().float().clone()
+            record.dtype = hidden.dtype
             self._watch_layer(record)
         self.calls[call.layer] = record
 
@@ -158,7 +167,7 @@ class PassRecorder(Instrument):
         self._pending = None
         weight, bias = linear_weight(module) or (x.new_zeros(0), None)
         expected = x.float() @ weight.float() + (0 if bias is None else bias.float())
-        if not _close(output, expected):
+        if not _close(output, expected, output.dtype):
             record.missing = (f"the output projection of attention layer {record.index} "
                               f"({type(module).__name__}) is not plain x @ W + b (quantized or wrapped?)")
             return
@@ -242,7 +251,8 @@ class PassRecorder(Instrument):
                                   " (neither pre-norm nor post-norm additions)")
         return LayerRecord(queries=record.queries, keys=record.keys, values=_numpy(record.values),
                            scaling=record.scaling, last_row=record.last_row, value_norms=norms, projection=projection,
-                           bias=bias, unrotated=record.unrotated, residual=residual, missing=missing)
+                           bias=bias, unrotated=record.unrotated, residual=residual, missing=missing,
+                           eps=record.eps)
 
 
 def head_slices(projection: Any, heads: int, d: int) -> tuple[Any, Any]:
@@ -278,16 +288,20 @@ def _residual(record: _Call) -> Residual | None:
     if x is None or a is None or out is None:
         return None
     whole = x + a
+
+    def close(p: Any, q: Any) -> bool:
+        return _close(p, q, record.dtype)
+
     for child in record.children:
-        if _close(out, whole + child):
+        if close(out, whole + child):
             return Residual(PRE_NORM, _numpy(x), _numpy(whole), _numpy(whole), _numpy(out))
     for first_in, first_out in record.norms:
-        if not _close(first_in, whole):
+        if not close(first_in, whole):
             continue
         for second_in, second_out in record.norms:
-            if second_in is first_in or not _close(second_out, out):
+            if second_in is first_in or not close(second_out, out):
                 continue
-            if any(_close(second_in, first_out + child) for child in record.children):
+            if any(close(second_in, first_out + child) for child in record.children):
                 return Residual(POST_NORM, _numpy(x), _numpy(first_in), _numpy(first_out), _numpy(second_in))
     return None
 

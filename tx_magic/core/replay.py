@@ -84,6 +84,9 @@ class LayerRecord:
     residual: Residual | None = None
     #: Why `value_norms` / `residual` are missing, in words a person can act on ("" when nothing is).
     missing: str = ""
+    #: Machine epsilon of the dtype the model computed in (float32's, or bfloat16's...): how exactly the
+    #: recorded parts can add up.
+    eps: float = float(np.finfo(np.float32).eps)
 
     @property
     def heads(self) -> int:
