@@ -60,16 +60,22 @@ class Edge:
     weight: float
 
 
+def closeness(parts: Any, whole: Any) -> Any:
+    """The paper's proximity ``max(0, |y|_1 - |y - z|_1)`` of parts (..., D) to wholes broadcast against them,
+    summed term by term (``sum_d |y_d| - |y_d - z_d|``: no difference of two large sums, so float32 is exact
+    enough for shares to 1e-5)."""
+    return (whole.abs() - (whole - parts).abs()).sum(-1).clamp(min=0)
+
+
 def proximity_shares(parts: Any, whole: Any) -> Any:
-    """Each part's share of its whole: ``max(0, |y|_1 - |y - z|_1)`` normalised over the parts.
+    """Each part's share of its whole: its `closeness`, normalised over the parts.
 
     `parts` (P, n, D) and `whole` (n, D), torch; returns (P, n) (0 where no part is close)."""
     import torch
 
-    size = whole.abs().sum(-1)
-    closeness = (size[None] - (whole[None] - parts).abs().sum(-1)).clamp(min=0)
-    total = closeness.sum(0, keepdim=True)
-    return torch.where(total > 0, closeness / total.clamp(min=1e-30), torch.zeros_like(closeness))
+    close = closeness(parts, whole[None])
+    total = close.sum(0, keepdim=True)
+    return torch.where(total > 0, close / total.clamp(min=1e-30), torch.zeros_like(close))
 
 
 class LayerParts:
@@ -81,45 +87,47 @@ class LayerParts:
         if record.residual is None or record.projection is None:
             raise ReplayError(f"No information flow for {name}: {record.missing or f'layer {layer} has no record'}.")
         self.record, self.layer, self.name = record, layer, name
-        # float64: a share is a difference of two L1 norms of nearly the same size
-        values = torch.from_numpy(np.repeat(record.values, record.groups, axis=0)).double()  # (H, K, d)
-        self.f = values @ torch.from_numpy(record.projection).double()                       # (H, K, D)
-        self.weights = torch.from_numpy(np.asarray(weights, dtype=np.float64))                # (H, Q, K)
-        self.bias = torch.zeros(self.f.shape[-1], dtype=torch.float64) if record.bias is None \
-            else torch.from_numpy(record.bias).double()
+        values = torch.from_numpy(np.repeat(record.values, record.groups, axis=0))        # (H, K, d)
+        self.f = values @ torch.from_numpy(record.projection)                             # (H, K, D)
+        self.weights = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))  # (H, Q, K)
+        self.bias = torch.zeros(self.f.shape[-1]) if record.bias is None else torch.from_numpy(record.bias)
         self.residual = record.residual
 
     def attention(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shares of each (head, source) and of the residual in the ``mid`` node of each target:
-        float64 (targets, heads, keys) and (targets,)."""
+        float32 (targets, heads, keys) and (targets,). Keys no target attends to (masked) have share 0."""
         import torch
 
         heads, keys, width = self.f.shape
         step = max(1, CHUNK_VALUES // max(1, heads * keys * width))
         by_head, residual = [], []
         for start in range(0, len(targets), step):
-            rows = torch.from_numpy(np.asarray(targets[start:start + step], dtype=np.int64))
-            a = self.weights[:, rows].permute(1, 0, 2)                                 # (c, H, K)
-            z = a[..., None] * self.f[None]                                           # (c, H, K, D)
-            whole = torch.from_numpy(self.residual.whole[rows.numpy()]).double()
-            x = torch.from_numpy(self.residual.inputs[rows.numpy()]).double()
+            rows = np.asarray(targets[start:start + step], dtype=np.int64)
+            a = self.weights[:, torch.from_numpy(rows)].permute(1, 0, 2)               # (c, H, K)
+            used = torch.nonzero(a.abs().sum((0, 1)) > 0).flatten()                   # keys with any weight
+            z = a[:, :, used, None] * self.f[None, :, used]                           # (c, H, k, D)
+            whole = torch.from_numpy(self.residual.whole[rows])
+            x = torch.from_numpy(self.residual.inputs[rows])
             self._check(z.sum((1, 2)) + self.bias, whole - x, rows)
-            parts = torch.cat([z.permute(1, 2, 0, 3).reshape(heads * keys, len(rows), width), x[None]])
-            shares = proximity_shares(parts, whole)                                   # (H*K + 1, c)
-            by_head.append(shares[:-1].reshape(heads, keys, -1).permute(2, 0, 1).numpy())
-            residual.append(shares[-1].numpy())
+            close_z = closeness(z, whole[:, None, None, :])                           # (c, H, k)
+            close_x = closeness(x, whole)                                             # (c,)
+            total = (close_z.sum((1, 2)) + close_x).clamp(min=1e-30)
+            shares = torch.zeros(len(rows), heads, keys)
+            shares[:, :, used] = close_z / total[:, None, None]
+            by_head.append(shares.numpy())
+            residual.append((close_x / total).numpy())
         return np.concatenate(by_head), np.concatenate(residual)
 
     def mlp(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shares of the MLP's output and of the residual in the ``out`` node of each target: (targets,) each."""
         import torch
 
-        mid = torch.from_numpy(self.residual.mid[targets]).double()
-        post = torch.from_numpy(self.residual.post[targets]).double()
+        mid = torch.from_numpy(self.residual.mid[targets])
+        post = torch.from_numpy(self.residual.post[targets])
         shares = proximity_shares(torch.stack([post - mid, mid]), post)
         return shares[0].numpy(), shares[1].numpy()
 
-    def _check(self, parts_sum: Any, recorded: Any, rows: Any) -> None:
+    def _check(self, parts_sum: Any, recorded: Any, rows: np.ndarray) -> None:
         import torch
 
         scale = float(recorded.abs().max()) if recorded.numel() else 0.0
