@@ -34,12 +34,37 @@ export interface ReportText {
   omitted: Omitted[];
 }
 
+/** What the report opens on (a drop-in bertviz call's `layer` and `heads`); the explorer corrects what does not fit. */
+export interface OpeningSelection {
+  kind?: string;
+  layer?: number;
+  heads?: number[];
+  head?: number;
+}
+
 /** The report header (`#txm-report-data`). */
 export interface ReportHeader {
   title: string;
   generator: string;
   max_bytes: number;
   texts: ReportText[];
+  selection?: OpeningSelection;
+}
+
+const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= -1;
+
+/** The header's opening selection, keeping only well-formed fields. */
+export function decodeSelection(raw: unknown): OpeningSelection {
+  if (!raw || typeof raw !== "object") return {};
+  const r = raw as Record<string, unknown>;
+  const out: OpeningSelection = {};
+  if (typeof r.kind === "string") out.kind = r.kind;
+  if (isIndex(r.layer) && r.layer >= 0) out.layer = r.layer;
+  if (Array.isArray(r.heads) && r.heads.length > 0 && r.heads.every((h) => isIndex(h) && h >= 0)) {
+    out.heads = r.heads as number[];
+  }
+  if (isIndex(r.head)) out.head = r.head;
+  return out;
 }
 
 export function traceId(index: number): string {
@@ -73,6 +98,7 @@ export function decodeHeader(raw: unknown): ReportHeader {
       target: t.target == null ? null : String(t.target),
       omitted: Array.isArray(t.omitted) ? t.omitted : [],
     })),
+    selection: decodeSelection(r.selection),
   };
 }
 
@@ -126,7 +152,7 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
   host.append(head, app, foot);
 
   let dispose: () => void = () => {};
-  let last: Partial<Selection> = {};
+  let last: Partial<Selection> = { ...header.selection };
 
   const show = (index: number) => {
     dispose();
