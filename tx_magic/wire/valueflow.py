@@ -45,27 +45,31 @@ def analyses(trace: Trace) -> dict[str, list[str]]:
 
 
 def value_thumbnails(weighted: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (layers, heads, size, size): round(255 * the max of each tile) of value-weighted rows, tiles split
-    as numpy.array_split does (as the weights' thumbnails)."""
-    from ..core.attention import DenseAttention
+    """uint8 (heads, size, size) of one layer's value-weighted rows (heads, Q, K): round(255 * the max of each
+    tile), tiles split as numpy.array_split does (as the weights' thumbnails)."""
+    from ..core.tiles import split_matrix
 
-    tiles = DenseAttention(weighted).thumbnails_at(size)
+    tiles = split_matrix(weighted, size)
     codes: np.ndarray = np.rint(np.clip(np.nan_to_num(tiles), 0.0, 1.0) * 255).astype(np.uint8)
     return codes
 
 
 def encode_value_norms(trace: Trace, kind: str) -> tuple[ValueNormsReply, list[bytes]]:
-    """The reply to REQUEST_VALUE_NORMS: buffers [norms (L, H, K) f32, totals (L, H, Q) f32, thumbnails u8]."""
+    """The reply to REQUEST_VALUE_NORMS: buffers [norms (L, H, K) f32, totals (L, H, Q) f32, thumbnails u8].
+    One layer at a time, so it holds no more than a layer's weights beside the trace's."""
     kind = kind_of(trace, kind)
     if trace.is_streamed(kind):
         raise RequestError("value weighting needs every weight of a layer; this long input was captured reduced. "
                            "Capture fewer tokens (max_tokens=...) to weigh attention by value.")
     norms = per_key_norms(trace, kind)
-    att = trace.attention(kind)
-    totals = np.einsum("lhqk,lhk->lhq", att.astype(np.float64), norms.astype(np.float64)).astype("<f4")
     layers, heads, q, k = trace.shape(kind)
     size = max(1, min(THUMBNAIL_SIZE, q, k))
-    thumbs = value_thumbnails(weighted_rows(att, norms), size)
+    totals = np.empty((layers, heads, q), "<f4")
+    thumbs = np.empty((layers, heads, size, size), np.uint8)
+    for layer in range(layers):
+        weights = trace.layer(kind, layer)
+        totals[layer] = np.einsum("hqk,hk->hq", weights, norms[layer], dtype=np.float64)
+        thumbs[layer] = value_thumbnails(weighted_rows(weights, norms[layer]), size)
     header: ValueNormsReply = {"kind": kind, "layers": layers, "heads": heads, "queries": q, "keys": k,
                                "thumbnail_size": size}
     return header, [np.ascontiguousarray(norms, "<f4").tobytes(), totals.tobytes(), thumbs.tobytes()]
