@@ -34,7 +34,7 @@ def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target:
             pair: str | None = None, layer: int = 0, head: int | None = None,
             max_tokens: int | None = None, generate: int | None = None, sample: bool = False,
             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-            seed: int | None = None, ids: Any = None, image: Any = None) -> AttentionWidget:
+            seed: int | None = None, ids: Any = None, image: Any = None, weighting: str = "raw") -> AttentionWidget:
     """Run `model` on `text` and return the interactive attention widget.
 
     `model` is a hub id, a local folder, a loaded model object (with its `tokenizer`), or
@@ -50,7 +50,8 @@ def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target:
     `model` may be any torch.nn.Module, with any callable `tokenizer` giving token ids (see
     `tx_magic.capturing.hooks`); `ids` runs these token ids instead of a text (the tokenizer may then be None);
     `image` (or a PIL image / array / path in place of `text`, with an image processor as
-    `tokenizer`) runs a ViT-style model on it.
+    `tokenizer`) runs a ViT-style model on it. `weighting="value"` starts with value-weighted views
+    (Kobayashi et al. 2020; `AttentionWidget.weighting`).
     """
     if generate is not None:
         mod, tok, name = resolve_model(model, tokenizer)
@@ -59,7 +60,7 @@ def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target:
     else:
         trace = capture_text(model, tokenizer, text, target=target, pair=pair, max_tokens=max_tokens, ids=ids,
                              image=image)
-    return show(trace, layer=layer, head=head)
+    return show(trace, layer=layer, head=head, weighting=weighting)
 
 
 def capture_text(model: Any = None, tokenizer: Any = None, text: str = "", *, target: str | None = None,
@@ -73,7 +74,7 @@ def capture_text(model: Any = None, tokenizer: Any = None, text: str = "", *, ta
 
 
 def show(trace: Any, tokens: Any = None, *, kind: str | None = None, layer: int = 0,
-         head: int | None = None, name: str = "attention arrays") -> AttentionWidget:
+         head: int | None = None, name: str = "attention arrays", weighting: str = "raw") -> AttentionWidget:
     """The widget for an existing `Trace`, or for attention arrays from any framework.
 
     Arrays (numpy, torch, JAX, TensorFlow...) are (layers, heads, q, k), (heads, q, k), (q, k), a
@@ -90,4 +91,4 @@ def show(trace: Any, tokens: Any = None, *, kind: str | None = None, layer: int 
             warnings.warn(f"tx_magic: {warning}", stacklevel=2)
     elif tokens is not None:
         raise TypeError("show(trace) takes no tokens: a Trace carries its own.")
-    return AttentionWidget(trace, kind=kind, layer=layer, head=head)
+    return AttentionWidget(trace, kind=kind, layer=layer, head=head, weighting=weighting)

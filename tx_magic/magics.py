@@ -94,6 +94,8 @@ class ExplainMagics(Magics):
     @argument("--top-k", type=int, default=None, help="With --generate --sample: draw from the k likeliest tokens.")
     @argument("--top-p", type=float, default=None, help="With --generate --sample: nucleus sampling threshold.")
     @argument("--seed", type=int, default=None, help="With --generate --sample: random seed, for repeatable samples.")
+    @argument("--weighting", choices=("raw", "value"), default="raw",
+              help="raw attention, or value-weighted rows (||a_ij f(x_j)||, Kobayashi et al. 2020) in every view.")
     @argument("--save", default=None, metavar="PATH",
               help="Also write a self-contained HTML report of this run to PATH (opens offline, anywhere).")
     @argument("text", nargs="*", help="The text to explain (in %%%%explain: the cell body).")
@@ -148,7 +150,8 @@ class ExplainMagics(Magics):
                         "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed} \
                 if args.generate is not None else {}
             widget = explain(model, tokenizer, text, target=target, pair=pair, layer=args.layer, head=args.head,
-                             max_tokens=args.max_tokens, ids=ids, image=args.image, **sampling)
+                             max_tokens=args.max_tokens, ids=ids, image=args.image, weighting=args.weighting,
+                             **sampling)
         except (TxMagicError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         for warning in widget.trace.warnings:

@@ -32,9 +32,15 @@ import { ImageView } from "./views/image";
 import { LensView } from "./views/lens";
 import { NextTokenView } from "./views/next";
 import type { Changes, PanelView, Theme, ViewContext } from "./views/view";
+import { ValueWeights } from "./values";
+import { offered, type AnalysisFetchers } from "./analyses";
+import { FlowView } from "./views/flow";
+import { QueriesKeysView } from "./views/qk";
+import { ANALYSIS_FLOW, ANALYSIS_QK } from "./wire";
+import { WeightedSource } from "./weighted";
 
 /** The secondary views, in tab order. */
-export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image"] as const;
+export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "flow", "qk"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -56,6 +62,10 @@ export interface ExplorerOptions {
   onApi?: (api: ExplorerApi) => void;
   /** Hidden states, logit lens, next-token logits, generation: their tabs appear when present. */
   internals?: Internals | null;
+  /** Value norms (asked of the kernel, or a report's): the "value" weighting of every view. */
+  values?: ValueWeights;
+  /** Queries and keys (the Q/K tab) and the information flow (the Flow tab), asked of the kernel. */
+  analyses?: AnalysisFetchers;
 }
 
 const MAX_ERRORS = 3;
@@ -66,10 +76,13 @@ const MAX_ERRORS = 3;
  */
 export function renderExplorer(
   el: HTMLElement,
-  source: AttentionSource,
+  rawSource: AttentionSource,
   store: SelectionStore,
   opts: ExplorerOptions = {},
 ): () => void {
+  // Every view reads through the weighting switch (raw or value-weighted blocks): weighted.ts.
+  const values = opts.values ?? new ValueWeights();
+  const source = new WeightedSource(rawSource, store, values);
   const root = h("div", "txm-root");
   root.tabIndex = 0;
   root.setAttribute("aria-label", "attention explorer (press ? for keyboard shortcuts)");
@@ -122,6 +135,7 @@ export function renderExplorer(
       failedAll.delete(kind);
       ensureAll(kind);
     },
+    values,
   };
   const help = new Help();
   const exportPicture = (format: ExportFormat, scale = 2) => exportBytes(ctx, format, scale);
@@ -145,6 +159,8 @@ export function renderExplorer(
     ["next", inside?.logits ? new NextTokenView(ctx, inside) : null],
     ["generation", inside?.generation ? new GenerationView(ctx, inside, inside.generation) : null],
     ["image", source.meta.image ? new ImageView(ctx) : null],
+    ["flow", opts.analyses?.flow && offered(source.meta, ANALYSIS_FLOW) ? new FlowView(ctx, opts.analyses) : null],
+    ["qk", opts.analyses?.queriesKeys && offered(source.meta, ANALYSIS_QK) ? new QueriesKeysView(ctx, opts.analyses) : null],
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
   const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
@@ -165,7 +181,13 @@ export function renderExplorer(
       return;
     }
     controls.update(s, changes);
-    if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer"))) failed.clear();
+    if (s.weighting === "value" && !values.peek(s.kind)) {
+      weighByValue(s.kind);
+      views.classList.add("txm-stale");
+      setStatus(`computing ${s.kind} value norms…`);
+      return;
+    }
+    if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer") || changes.has("weighting"))) failed.clear();
     if (typeof changes !== "string" && changes.has("kind")) failedAll.clear();
     const info = kindInfo(source.meta, s.kind);
     const full = source.peekLayer(s.kind, s.layer);
@@ -220,6 +242,23 @@ export function renderExplorer(
     matrix.update(s, frame, changes);
     tabs.update(s, changes);
     if (arc.drawn && matrix.drawn && root.dataset.ready !== "1") root.dataset.ready = "1";
+  };
+
+  /** Fetch a kind's value norms, then redraw; a failure says why in the widget and goes back to raw weights. */
+  const weighing = new Set<string>();
+  const weighByValue = (kind: string): void => {
+    if (weighing.has(kind)) return;
+    weighing.add(kind);
+    values.load(kind).finally(() => weighing.delete(kind)).then(
+      () => {
+        if (!destroyed) guarded("all");
+      },
+      (err: unknown) => {
+        if (destroyed) return;
+        report(err, "tx_magic could not weigh attention by value");
+        if (store.get().weighting === "value") store.set({ weighting: "raw" });
+      },
+    );
   };
 
   const onKey = (e: KeyboardEvent) => {

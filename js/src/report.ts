@@ -13,6 +13,8 @@ import { clear, errorBox, h } from "./dom";
 import { renderExplorer } from "./render";
 import { LayerStore } from "./source";
 import { SelectionStore, type Selection } from "./state";
+import { ValueWeights } from "./values";
+import { decodeValueNorms } from "./wire";
 
 export const HEADER_ID = "txm-report-data";
 export const ROOT_ID = "txm-report";
@@ -114,6 +116,12 @@ export function loadText(doc: Document, header: ReportHeader, index: number): La
     )));
 }
 
+/** The value norms text `index` inlines (for its "value" weighting), one per kind; none in older reports. */
+export function loadValues(doc: Document, index: number): ValueWeights {
+  const raw = readJson(doc, traceId(index)) as { values?: { content: unknown; buffers: string[] }[] };
+  return new ValueWeights(undefined, (raw.values ?? []).map((v) => decodeValueNorms(v.content, v.buffers)));
+}
+
 function describeText(t: ReportText): string {
   if (t.target != null) return `${t.text}  →  ${t.target}`;
   if (t.pair != null) return `${t.text}  ‖  ${t.pair}`;
@@ -160,10 +168,10 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
       const initial: Partial<Selection> = { kind: first.name, heads: Array.from({ length: first.heads }, (_, i) => i), ...last };
       if (!source.peekLayer(initial.kind ?? first.name, initial.layer ?? 0)) initial.layer = 0;
       const store = new SelectionStore(initial);
-      const stop = renderExplorer(app, source, store);
+      const stop = renderExplorer(app, source, store, { values: loadValues(doc, index) });
       dispose = () => {
         const s = store.get();
-        last = { kind: s.kind, layer: s.layer, heads: s.heads, head: s.head };
+        last = { kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, weighting: s.weighting };
         stop();
       };
     } catch (err) {

@@ -15,6 +15,8 @@ import {
   REPLY, REPLY_ERROR, REQUEST_BLOCK, REQUEST_LAYER, REQUEST_LENS, REQUEST_LOGITS, REQUEST_TOPK, type Unchecked,
   type WireBlockRequest, type WireErrorReply, type WireLayerRequest, type WireLensRequest, type WireLogitsRequest,
   type WireReply, type WireRequest, type WireTopKRequest,
+  REQUEST_FLOW, REQUEST_QUERIES_KEYS, REQUEST_VALUE_NORMS, type WireFlowRequest, type WireQueriesKeysRequest,
+  type WireValueNormsRequest,
 } from "./wire";
 
 /** The payload of each request type the renderer sends (Python's `wire.rpc.HANDLERS` answers them). */
@@ -24,6 +26,9 @@ export interface Payloads {
   [REQUEST_TOPK]: WireTopKRequest;
   [REQUEST_LOGITS]: WireLogitsRequest;
   [REQUEST_LENS]: WireLensRequest;
+  [REQUEST_VALUE_NORMS]: WireValueNormsRequest;
+  [REQUEST_QUERIES_KEYS]: WireQueriesKeysRequest;
+  [REQUEST_FLOW]: WireFlowRequest;
 }
 export type RequestType = keyof Payloads;
 
@@ -47,6 +52,15 @@ export const REQUESTS: { [T in RequestType]: RequestSpec<Payloads[T]> } = {
   [REQUEST_TOPK]: { timeoutMs: FETCH_TIMEOUT_MS, verb: "send", subject: (p) => `${p.kind} top weights of layer ${p.layer}` },
   [REQUEST_LOGITS]: { timeoutMs: FETCH_TIMEOUT_MS, verb: "send", subject: (p) => `the logits after token ${p.position}` },
   [REQUEST_LENS]: { timeoutMs: LENS_TIMEOUT_MS, verb: "compute", subject: () => "the logit lens" },
+  // The first of these runs the model once more: as long as the lens may take.
+  [REQUEST_VALUE_NORMS]: { timeoutMs: LENS_TIMEOUT_MS, verb: "compute", subject: (p) => `the ${p.kind} value norms` },
+  [REQUEST_QUERIES_KEYS]: {
+    timeoutMs: LENS_TIMEOUT_MS, verb: "send", subject: (p) => `the queries and keys of ${p.kind} layer ${p.layer}`,
+  },
+  [REQUEST_FLOW]: {
+    timeoutMs: LENS_TIMEOUT_MS, verb: "compute",
+    subject: (p) => (p.token < 0 ? "the information flow" : `the information flow into token ${p.token}`),
+  },
 };
 
 /** A reply as it came: its content (still to be checked by a decoder) and its buffers. */

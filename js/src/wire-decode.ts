@@ -187,7 +187,20 @@ export function decodeMeta(raw: unknown): Meta {
   need(Array.isArray(r.kinds) && (r.kinds as unknown[]).length > 0, null, "kinds must be a non-empty list");
   const kinds = (r.kinds as unknown[]).map((k, i) => decodeKind(k, i, sequences));
   const image = r[META_IMAGE] === undefined || r[META_IMAGE] === null ? undefined : decodeImage(r[META_IMAGE], sequences);
-  return { version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}) };
+  const analyses = decodeAnalyses(r.analyses, kinds);
+  return { version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}), ...(analyses ? { analyses } : {}) };
+}
+
+/** `_meta.analyses`: per known kind, the names of what the kernel computes on request (unknown kinds dropped). */
+function decodeAnalyses(raw: unknown, kinds: KindInfo[]): Record<string, string[]> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  need(isRecord(raw), null, "analyses must be an object");
+  const out: Record<string, string[]> = {};
+  for (const [kind, names] of Object.entries(raw as Record<string, unknown>)) {
+    need(Array.isArray(names), null, `analyses of ${kind} must be a list`);
+    if (kinds.some((k) => k.name === kind)) out[kind] = (names as unknown[]).map(String);
+  }
+  return out;
 }
 
 /** uint8 values (head, row, col) as float32: byte / 255 * scale[head * rows + row]. */

@@ -12,6 +12,7 @@
  */
 
 import type { WireBytes } from "./wire";
+import { ANALYSES_SCHEMA } from "./wire-analyses";
 
 export const WIRE_VERSION = 3;
 export const EAGER_BUDGET = 8 * 1024 * 1024;
@@ -103,6 +104,8 @@ export interface WireMeta {
   sequences: Record<string, WireTokenSequence>;
   kinds: WireKind[];
   image?: WireImage;
+  /** Per kind, what the kernel computes on request (ANALYSIS_* of wire-analyses.ts). */
+  analyses?: Record<string, string[]>;
 }
 
 /** A value block without its bytes (a reply's content; the bytes are the message's buffers). */
@@ -254,7 +257,7 @@ export const IMAGE_FIELDS = {
   png: R, width: R, height: R, rows: R, cols: R, sequence: R, first: R,
 } satisfies Fields<WireImage>;
 export const META_FIELDS = {
-  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O,
+  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O, analyses: O,
 } satisfies Fields<WireMeta>;
 // Written out, not spread: tsc checks excess keys of the keys written in the literal only.
 export const BLOCK_HEADER_FIELDS = {
@@ -301,6 +304,7 @@ export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
   LogitsRequest: LOGITS_REQUEST_FIELDS, LensRequest: LENS_REQUEST_FIELDS, LensReply: LENS_REPLY_FIELDS,
   ExportRequest: EXPORT_REQUEST_FIELDS, ExportReply: EXPORT_REPLY_FIELDS, Request: REQUEST_FIELDS,
   Reply: REPLY_FIELDS, ErrorReply: ERROR_REPLY_FIELDS,
+  ...ANALYSES_SCHEMA,
 };
 
 /** The keys of `_meta.image`, in order (derived from IMAGE_FIELDS). */

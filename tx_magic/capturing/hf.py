@@ -20,10 +20,12 @@ from ..core.trace import Trace
 from . import memory, streamed
 from .display import display_tokens
 from .encode import decoder_inputs, encode, from_ids, position_limit
+from .instrument import supports
 from .internals import internals_of
 from .model_state import eager_attention
 from .models import input_device, model_name
 from .modules import capture_module
+from .replay import ModelReplay
 
 
 @dataclass
@@ -66,7 +68,7 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
         masks = {"self": causal_mask(n)} if _is_causal(model, attentions["self"]) else {}
     internals = None if inputs.encoder_decoder else internals_of(model, tokenizer, outputs)
     return Trace(model_name=name, sequences=inputs.sequences, attentions=attentions, masks=masks,
-                 warnings=inputs.warnings, internals=internals)
+                 warnings=inputs.warnings, internals=internals, replay=_replay(model, inputs, name))
 
 
 def prepare_inputs(model: Any, tokenizer: Any, text: str, *, target: str | None = None, pair: str | None = None,
@@ -115,6 +117,11 @@ def _streamed_trace(model: Any, inputs: Inputs, name: str) -> Trace:
     masks = {"self": causal_mask(n)} if reduced.causal else {}
     return Trace(model_name=name, sequences=inputs.sequences, attentions={"self": reduced}, masks=masks,
                  warnings=inputs.warnings)
+
+
+def _replay(model: Any, inputs: Inputs, name: str) -> ModelReplay | None:
+    """The model and batch, for the analyses that run the model once more (`tx_magic.core.replay`)."""
+    return ModelReplay(model, inputs.batch, name) if supports(model) else None
 
 
 def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import wire
+from ..core.errors import TxMagicError
 from ..core.trace import Trace
 from ..core.version import __version__
 from .budget import Encoding, LayerPlan, notice, plan_report
@@ -122,8 +123,9 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     bundle, css = _assets()
     title = title or f"tx_magic: {texts[0].trace.model_name}"
     metas = [_meta(t.trace) for t in texts]
+    values = [_values(t.trace, m) for t, m in zip(texts, metas, strict=True)]
     empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
-                  [_trace_json(m, []) for m in metas])
+                  [_trace_json(m, [], v) for m, v in zip(metas, values, strict=True)])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
@@ -133,7 +135,8 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     header = _header(texts, title, max_bytes, plans)
     if selection:
         header["selection"] = dict(selection)
-    data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans, strict=True)]
+    data = [_trace_json(meta, _blocks(t.trace, plan), v) for meta, t, plan, v in zip(metas, texts, plans, values,
+                                                                                     strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
@@ -247,8 +250,28 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
     }
 
 
-def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"meta": meta, "layers": blocks}
+def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], values: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"meta": meta, "layers": blocks, "values": values}
+
+
+def _values(trace: Trace, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each kind's value norms (the widget's REQUEST_VALUE_NORMS reply, bytes as base64), so the report's
+    "value" weighting works without a kernel; `meta`'s analyses then offer only that (no kernel answers
+    the Q/K and Flow tabs). A kind whose norms cannot be had (no model, a long input) is left raw."""
+    out, offered = [], {}
+    for kind, names in wire.analyses(trace).items():
+        if wire.ANALYSIS_VALUE not in names:
+            continue
+        try:
+            content, buffers = wire.encode_value_norms(trace, kind)
+        except (TxMagicError, wire.RequestError):
+            continue
+        out.append({"content": dict(content), "buffers": [base64.b64encode(b).decode("ascii") for b in buffers]})
+        offered[kind] = [wire.ANALYSIS_VALUE]
+    meta.pop("analyses", None)
+    if offered:
+        meta["analyses"] = offered
+    return out
 
 
 def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Sequence[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ from ..analysis import STAT_NAMES, head_summary
 from ..core.trace import KIND_SEQUENCES, Trace
 from .internals import encode_image
 from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION, Kind, Meta
+from .valueflow import analyses
 
 
 def mask_type(trace: Trace, kind: str) -> tuple[str, np.ndarray | None]:
@@ -70,6 +71,9 @@ def encode_meta(trace: Trace) -> Meta:
     image = encode_image(trace)
     if image is not None:
         meta["image"] = image
+    offered = analyses(trace)
+    if offered:
+        meta["analyses"] = offered
     return meta
 
 

@@ -35,8 +35,12 @@ buffers, or by `ErrorReply` ``{"type": REPLY_ERROR, "id", "message"}``. The rend
 REQUEST_LAYER (`LayerRequest` -> `BlockHeader`, buffers [data] or [data, scale]), REQUEST_BLOCK
 (`BlockRequest` -> `BlockHeader` of exact float32, [data]), REQUEST_TOPK (`TopKRequest` ->
 `TopKHeader`, [index, data]), REQUEST_LOGITS (`LogitsRequest` -> `LogitsHeader`, [data]) and
-REQUEST_LENS (`LensRequest` -> `LensReply`, [ids, probs]); Python asks a view for a picture with
-REQUEST_EXPORT (`ExportRequest` -> `ExportReply`, [the file], at most EXPORT_MAX_BYTES).
+REQUEST_LENS (`LensRequest` -> `LensReply`, [ids, probs]), REQUEST_VALUE_NORMS (`ValueNormsRequest` ->
+`ValueNormsReply`, [norms, totals, thumbnails]), REQUEST_QUERIES_KEYS (`QueriesKeysRequest` ->
+`QueriesKeysReply`, [q, k] or [q, k, unrotated q, unrotated k]) and REQUEST_FLOW (`FlowRequest` ->
+`FlowReply`, no buffers); Python asks a view for a picture with REQUEST_EXPORT (`ExportRequest` ->
+`ExportReply`, [the file], at most EXPORT_MAX_BYTES). ``_meta["analyses"]`` says which of the last three a
+kind can answer.
 """
 
 # No `from __future__ import annotations` here: TypedDict reads NotRequired[...] from evaluated annotations.
@@ -47,6 +51,23 @@ from typing import Final, Literal
 
 from ..core import attention
 from ..core.tiles import THUMBNAIL_SIZE
+from .schema_analyses import (  # value weighting, queries and keys, the flow: their own section
+    ANALYSIS_FLOW,
+    ANALYSIS_QK,
+    ANALYSIS_VALUE,
+    FLOW_EDGE_TYPES,
+    MAX_FLOW_EDGES,
+    MIN_FLOW_THRESHOLD,
+    REQUEST_FLOW,
+    REQUEST_QUERIES_KEYS,
+    REQUEST_VALUE_NORMS,
+    FlowReply,
+    FlowRequest,
+    QueriesKeysReply,
+    QueriesKeysRequest,
+    ValueNormsReply,
+    ValueNormsRequest,
+)
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -151,6 +172,9 @@ class Meta(TypedDict):
     sequences: dict[str, TokenSequence]
     kinds: list[Kind]
     image: NotRequired[Image]
+    #: Per kind, the analyses the kernel can compute on request (ANALYSIS_*): value weighting, queries
+    #: and keys, the flow. Absent or empty: none (arrays, hook captures, a report without them).
+    analyses: NotRequired[dict[str, list[str]]]
 
 
 class BlockHeader(TypedDict):
@@ -271,7 +295,8 @@ class ExportReply(TypedDict):
 
 
 #: What a reply's content may be.
-ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply
+ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply | ValueNormsReply | \
+    QueriesKeysReply | FlowReply
 
 
 class Request(TypedDict):
@@ -298,7 +323,8 @@ class ErrorReply(TypedDict):
 SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
     Meta, TokenSequence, Kind, Thumbnails, Image, BlockHeader, ValueBlock, TopKHeader, TopKBlock, Internals, Hidden,
     LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
-    LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply)}
+    LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, ValueNormsRequest, ValueNormsReply,
+    QueriesKeysRequest, QueriesKeysReply, FlowRequest, FlowReply)}
 
 
 def keys_of(cls: type) -> tuple[str, ...]:
@@ -318,4 +344,9 @@ __all__ = [
     "Hidden", "Image", "Internals", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
     "LogitsHeader", "LogitsRequest", "Meta", "Reply", "ReplyContent", "Request", "RequestError", "Thumbnails",
     "TokenSequence", "TopKBlock", "TopKHeader", "TopKRequest", "ValueBlock", "keys_of",
+]
+__all__ += [  # the section on value weighting, queries and keys, the flow (schema_analyses.py)
+    "ANALYSIS_FLOW", "ANALYSIS_QK", "ANALYSIS_VALUE", "FLOW_EDGE_TYPES", "MAX_FLOW_EDGES", "MIN_FLOW_THRESHOLD",
+    "REQUEST_FLOW", "REQUEST_QUERIES_KEYS", "REQUEST_VALUE_NORMS", "FlowReply", "FlowRequest", "QueriesKeysReply",
+    "QueriesKeysRequest", "ValueNormsReply", "ValueNormsRequest",
 ]

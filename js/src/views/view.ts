@@ -5,6 +5,7 @@ import type { Derived } from "../derived";
 import type { Frame, FrameCache } from "../frame";
 import type { AttentionSource } from "../source";
 import type { Selection, SelectionStore } from "../state";
+import type { ValueWeights } from "../values";
 
 export interface Theme {
   dark: boolean;
@@ -24,6 +25,8 @@ export interface ViewContext {
   report(err: unknown): void;
   /** Fetch every layer of `kind` (with the explorer's loading status), then redraw. */
   loadAll(kind: string): void;
+  /** Each kind's value norms, for value weighting (`source` already weighs the blocks it gives). */
+  values?: ValueWeights;
 }
 
 /**
