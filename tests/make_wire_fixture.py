@@ -17,7 +17,8 @@ base64 lists. The fixture holds:
 - ``vision``: the ``_meta`` of a trace with an image, and the PNG's bytes;
 - ``internals``: a causal LM trace's ``_internals`` (hidden states, lens, logits, vocab, generation) and
   its values (NaN as null);
-- ``messages``: per reply kind (layer, block, topk, logits, lens, error) the request as the renderer
+- ``messages``: per reply kind (layer, block, topk, logits, lens, error; value norms, queries and keys,
+  flow and a flow error, of a trace whose model is "run again" by a fixed stand-in) the request as the renderer
   sends it, Python's reply (`tx_magic.wire.reply_to`), its buffers and the values they decode to;
   ``export_request``: the request Python sends a view for a picture;
 - ``interventions``: an intervened run's ``_meta`` (ablated heads, an edit), the ``_reruns`` trait with the
@@ -195,6 +196,47 @@ def build_internals_trace() -> Any:
         generation=generation.Generation(prompt_length=3, new_ids=(5, 6)))
 
 
+class _Replay:
+    """Stands for a model run once more: a fixed recording that agrees with the trace's weights (the flow's
+    parts add up to its attention output), so the analyses' replies are the same bytes everywhere."""
+
+    description = "fixture model"
+
+    def __init__(self, attention: np.ndarray) -> None:
+        self.attention = attention
+
+    def record(self, kinds: Any, *, flow: bool) -> Any:
+        replay = importlib.import_module("tx_magic.core.replay")
+        rng = np.random.default_rng(5)
+        layers, heads, n, _ = self.attention.shape
+        d, width, kv = 2, 4, 1  # grouped KV: both query heads read key/value head 0
+        records = []
+        for layer in range(layers):
+            ints = lambda *shape: rng.integers(-2, 3, shape).astype(np.float32)  # noqa: E731
+            values, projection, bias = ints(kv, n, d), ints(heads, d, width), ints(width)
+            f = np.repeat(values, heads // kv, 0) @ projection  # (H, K, D)
+            inputs = ints(n, width)
+            whole = inputs + np.einsum("hqk,hkd->qd", self.attention[layer].astype(np.float64), f) + bias
+            residual = replay.Residual(replay.PRE_NORM, inputs, whole.astype(np.float32), whole.astype(np.float32),
+                                       (whole + ints(n, width)).astype(np.float32))
+            records.append(replay.LayerRecord(
+                queries=ints(heads, n, d), keys=ints(kv, n, d), values=values, scaling=0.5,
+                last_row=self.attention[layer, :, -1], value_norms=np.linalg.norm(f, axis=-1).astype(np.float32),
+                projection=projection if flow else None, bias=bias if flow else None,
+                unrotated=(ints(heads, n, d), ints(kv, n, d)), residual=residual if flow else None))
+        return replay.Recording(layers={"self": records}, flow=flow)
+
+
+def build_replay_trace() -> Any:
+    """A causal trace of 5 tokens, 2 layers x 2 heads, whose model can be "run again" (`_Replay`)."""
+    _, trace_mod = modules()
+    causal = np.tril(np.ones((5, 5), dtype=bool))
+    att = _attention(np.random.default_rng(13), 2, 2, causal)
+    tokens = trace_mod.Tokens(text=("<s>", " the", " cat", " sat", " down"), special=(True, False, False, False, False))
+    return trace_mod.Trace("fixture/replay", {"input": tokens}, {"self": att}, masks={"self": causal},
+                           replay=_Replay(att))
+
+
 def _internals(trace: Any) -> dict[str, Any]:
     wire, _ = modules()
     return {"raw": wire.as_base64(wire.encode_internals(trace)),
@@ -212,6 +254,19 @@ def _message(wire: Any, trace: Any, number: int, type_: str, payload: dict[str, 
     elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_TOPK:
         index, values = wire.decode_topk(reply["content"], buffers)
         expected["index"], expected["values"] = _ints(index), _floats(values)
+    elif reply["type"] == wire.REPLY and type_ in (wire.REQUEST_VALUE_NORMS, wire.REQUEST_QUERIES_KEYS):
+        dtypes = ("<f4", "<f4", "u1") if type_ == wire.REQUEST_VALUE_NORMS else ("<f4",) * len(buffers)
+        expected["arrays"] = [_floats(np.frombuffer(b, t)) for b, t in zip(buffers, dtypes, strict=True)]
+        analysis = importlib.import_module("tx_magic.analysis")
+        if type_ == wire.REQUEST_VALUE_NORMS:  # what the renderer's weighting must give, from Python's definition
+            expected["attention"] = _floats(trace.attention())
+            expected["weighted"] = _floats(analysis.weighted_rows(trace.attention(), trace.value_norms(per_key=True)))
+        else:
+            pair = trace.queries_keys(payload["kind"], payload["layer"])
+            expected["scores"] = _floats(pair.scores()[:, payload["query"]])
+            expected["unrotated_scores"] = _floats(pair.scores(rotated=False)[:, payload["query"]])
+    elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_FLOW:
+        pass  # the edges are the reply's content
     elif reply["type"] == wire.REPLY and type_ == wire.REQUEST_LOGITS:
         expected["values"] = _floats(np.frombuffer(buffers[0], "<f4"))
     elif reply["type"] == wire.REPLY:
@@ -230,7 +285,16 @@ def _messages(wire: Any) -> dict[str, Any]:
         "lens": (wire.REQUEST_LENS, {"positions": [3, 0]}),
         "error": (wire.REQUEST_LAYER, {"kind": "self", "layer": 9}),
     }
-    return {name: _message(wire, trace, i + 1, *ask) for i, (name, ask) in enumerate(asks.items())}
+    out = {name: _message(wire, trace, i + 1, *ask) for i, (name, ask) in enumerate(asks.items())}
+    replayed = build_replay_trace()
+    more = {
+        "value_norms": (wire.REQUEST_VALUE_NORMS, {"kind": "self"}),
+        "queries_keys": (wire.REQUEST_QUERIES_KEYS, {"kind": "self", "layer": 1, "query": 3}),
+        "flow": (wire.REQUEST_FLOW, {"kind": "self", "token": 4, "threshold": 0.04}),
+        "flow_error": (wire.REQUEST_FLOW, {"kind": "self", "token": 4, "threshold": 2}),
+    }
+    out.update({name: _message(wire, replayed, len(out) + i + 1, *ask) for i, (name, ask) in enumerate(more.items())})
+    return out
 
 
 def _schema(wire: Any) -> tuple[dict[str, Any], dict[str, Any]]:

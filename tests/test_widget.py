@@ -28,7 +28,8 @@ def trace(minilm):
 def test_meta_describes_tokens_and_kinds_without_values(trace):
     meta = wire.encode_meta(trace)
     assert meta["version"] == wire.WIRE_VERSION
-    assert tuple(meta) == wire.keys_of(wire.Meta)[:5]  # no image: every other key, in the declared order
+    # no image: every other key, in the declared order (a model's trace also says what it can compute on request)
+    assert tuple(meta) == (*wire.keys_of(wire.Meta)[:5], "analyses")
     assert meta["sequences"]["input"]["text"] == list(trace.tokens()[0])
     assert meta["sequences"]["input"]["special"][0] is True
     (kind,) = meta["kinds"]

@@ -79,10 +79,12 @@ def test_every_request_and_reply_is_what_the_typeddicts_declare():
     fixture = build_fixture()
     contents = {wire.REQUEST_LAYER: wire.BlockHeader, wire.REQUEST_BLOCK: wire.BlockHeader,
                 wire.REQUEST_TOPK: wire.TopKHeader, wire.REQUEST_LOGITS: wire.LogitsHeader,
-                wire.REQUEST_LENS: wire.LensReply}
+                wire.REQUEST_LENS: wire.LensReply, wire.REQUEST_VALUE_NORMS: wire.ValueNormsReply,
+                wire.REQUEST_QUERIES_KEYS: wire.QueriesKeysReply, wire.REQUEST_FLOW: wire.FlowReply}
     payloads = {wire.REQUEST_LAYER: wire.LayerRequest, wire.REQUEST_BLOCK: wire.BlockRequest,
                 wire.REQUEST_TOPK: wire.TopKRequest, wire.REQUEST_LOGITS: wire.LogitsRequest,
-                wire.REQUEST_LENS: wire.LensRequest}
+                wire.REQUEST_LENS: wire.LensRequest, wire.REQUEST_VALUE_NORMS: wire.ValueNormsRequest,
+                wire.REQUEST_QUERIES_KEYS: wire.QueriesKeysRequest, wire.REQUEST_FLOW: wire.FlowRequest}
     assert set(contents) == set(payloads) == set(wire.HANDLERS)  # one payload and one content per request type
     for name, message in fixture["messages"].items():
         request, reply = message["request"], message["reply"]

@@ -57,13 +57,19 @@ export class Derived {
     return pending;
   }
 
+  /** "raw" or "value": what the source weighs `kind` by now (a value-weighting source says; weighted.ts). */
+  private variant(kind: string): string {
+    return (this.source as { variant?: (kind: string) => string }).variant?.(kind) ?? "raw";
+  }
+
   /** Statistics and label of every (layer, head) of `kind`, layer-major; null until all layers are here. */
   stats(kind: string): HeadStats[] | null {
-    const cached = this.statsByKind.get(kind);
+    const cacheKey = `${kind}|${this.variant(kind)}`;
+    const cached = this.statsByKind.get(cacheKey);
     if (cached) return cached;
     const sent = this.sentStats(kind);
     if (sent) {
-      this.statsByKind.set(kind, sent);
+      this.statsByKind.set(cacheKey, sent);
       return sent;
     }
     const layers = this.layers(kind);
@@ -73,7 +79,7 @@ export class Derived {
     const same = isSelfKind(info);
     const ctx = { sameSequence: same, mask: this.frames.mask(info), ids: same ? meta.sequences[info.queries].ids : null };
     const all = layers.flatMap((layer) => layerStats(layer, ctx));
-    this.statsByKind.set(kind, all);
+    this.statsByKind.set(cacheKey, all);
     return all;
   }
 
@@ -95,7 +101,7 @@ export class Derived {
 
   /** Rollout of `heads` through each layer of self-attention `kind`; null until all layers are here. */
   rollout(kind: string, heads: readonly number[]): Float32Array[] | null {
-    const key = `${kind}|${heads.join(",")}`;
+    const key = `${kind}|${this.variant(kind)}|${heads.join(",")}`;
     const hit = this.rollouts.get(key);
     if (hit) {
       this.rollouts.delete(key);

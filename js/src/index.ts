@@ -8,6 +8,7 @@
 import "./style.css";
 import "./views/internals.css";
 import "./views/interventions.css";
+import "./views/valueflow.css";
 import { watchConnection } from "./connection";
 import { errorBox, clear } from "./dom";
 import { renderExplorer, type ExplorerApi, type TabName } from "./render";
@@ -17,9 +18,11 @@ import { openChannel, type Answer, type Channel } from "./rpc";
 import { LayerStore, type Fetchers, type LayerData } from "./source";
 import { SelectionStore } from "./state";
 import { bindModel, selectionFromModel, type WidgetModel } from "./sync";
+import { ValueWeights } from "./values";
+import { channelAnalyses } from "./analyses";
 import {
-  decodeBlock, decodeTopK, EXPORT_FORMATS, EXPORT_MAX_BYTES, REQUEST_BLOCK, REQUEST_EXPORT, REQUEST_LAYER, REQUEST_TOPK,
-  unchecked, type ExportFormat, type WireExportReply, type WireExportRequest,
+  decodeBlock, decodeTopK, decodeValueNorms, EXPORT_FORMATS, EXPORT_MAX_BYTES, REQUEST_BLOCK, REQUEST_EXPORT, REQUEST_LAYER,
+  REQUEST_TOPK, REQUEST_VALUE_NORMS, unchecked, type ExportFormat, type WireExportReply, type WireExportRequest,
 } from "./wire";
 
 /** The LayerStore's fetchers over `channel`: whole layers, exact windows and top keys. */
@@ -30,6 +33,12 @@ export function channelFetchers(channel: Channel): Fetchers {
     block: (kind, layer, w) => channel.request(REQUEST_BLOCK, { kind, layer, q0: w.q0, q1: w.q1, k0: w.k0, k1: w.k1 }).then(block),
     topk: (kind, layer) => channel.request(REQUEST_TOPK, { kind, layer }).then(({ content, buffers }) => decodeTopK(content, buffers)),
   };
+}
+
+/** Each kind's value norms, asked of Python over `channel` the first time value weighting is chosen. */
+export function channelValues(channel: Channel): ValueWeights {
+  return new ValueWeights((kind) => channel.request(REQUEST_VALUE_NORMS, { kind })
+    .then(({ content, buffers }) => decodeValueNorms(content, buffers)));
 }
 
 /**
@@ -88,6 +97,7 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
         patching, tab: tab ?? (patching ? "effects" : undefined), onTab: (name) => {
           tab = name;
         },
+        values: channelValues(channel), analyses: channelAnalyses(channel),
       }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {

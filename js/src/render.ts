@@ -36,9 +36,15 @@ import { Interventions, type RerunSender } from "./interventions";
 import type { Patching } from "./patching";
 import { InterventionBanner } from "./views/banner";
 import { EffectsView } from "./views/effects";
+import { ValueWeights } from "./values";
+import { offered, type AnalysisFetchers } from "./analyses";
+import { FlowView } from "./views/flow";
+import { QueriesKeysView } from "./views/qk";
+import { ANALYSIS_FLOW, ANALYSIS_QK } from "./wire";
+import { WeightedSource } from "./weighted";
 
 /** The secondary views, in tab order. */
-export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "effects"] as const;
+export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "flow", "qk", "effects"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -66,6 +72,10 @@ export interface ExplorerOptions {
   patching?: Patching | null;
   /** Called with the open tab after the user opens one or folds the row. */
   onTab?: (tab: TabName | "none") => void;
+  /** Value norms (asked of the kernel, or a report's): the "value" weighting of every view. */
+  values?: ValueWeights;
+  /** Queries and keys (the Q/K tab) and the information flow (the Flow tab), asked of the kernel. */
+  analyses?: AnalysisFetchers;
 }
 
 const MAX_ERRORS = 3;
@@ -76,10 +86,13 @@ const MAX_ERRORS = 3;
  */
 export function renderExplorer(
   el: HTMLElement,
-  source: AttentionSource,
+  rawSource: AttentionSource,
   store: SelectionStore,
   opts: ExplorerOptions = {},
 ): () => void {
+  // Every view reads through the weighting switch (raw or value-weighted blocks): weighted.ts.
+  const values = opts.values ?? new ValueWeights();
+  const source = new WeightedSource(rawSource, store, values);
   const root = h("div", "txm-root");
   root.tabIndex = 0;
   root.setAttribute("aria-label", "attention explorer (press ? for keyboard shortcuts)");
@@ -135,6 +148,7 @@ export function renderExplorer(
       ensureAll(kind);
     },
     interventions,
+    values,
   };
   const banner = new InterventionBanner(interventions, (err) => report(err));
   const unbusy = interventions.onBusy((busy) => root.classList.toggle("txm-rerunning", busy));
@@ -161,6 +175,8 @@ export function renderExplorer(
     ["generation", inside?.generation ? new GenerationView(ctx, inside, inside.generation) : null],
     ["image", source.meta.image ? new ImageView(ctx) : null],
     ["effects", opts.patching ? new EffectsView(ctx, opts.patching) : null],
+    ["flow", opts.analyses?.flow && offered(source.meta, ANALYSIS_FLOW) ? new FlowView(ctx, opts.analyses) : null],
+    ["qk", opts.analyses?.queriesKeys && offered(source.meta, ANALYSIS_QK) ? new QueriesKeysView(ctx, opts.analyses) : null],
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
   const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
@@ -184,7 +200,13 @@ export function renderExplorer(
       return;
     }
     controls.update(s, changes);
-    if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer"))) failed.clear();
+    if (s.weighting === "value" && !values.peek(s.kind)) {
+      weighByValue(s.kind);
+      views.classList.add("txm-stale");
+      setStatus(`computing ${s.kind} value norms…`);
+      return;
+    }
+    if (typeof changes !== "string" && (changes.has("kind") || changes.has("layer") || changes.has("weighting"))) failed.clear();
     if (typeof changes !== "string" && changes.has("kind")) failedAll.clear();
     const info = kindInfo(source.meta, s.kind);
     const full = source.peekLayer(s.kind, s.layer);
@@ -239,6 +261,23 @@ export function renderExplorer(
     matrix.update(s, frame, changes);
     tabs.update(s, changes);
     if (arc.drawn && matrix.drawn && root.dataset.ready !== "1") root.dataset.ready = "1";
+  };
+
+  /** Fetch a kind's value norms, then redraw; a failure says why in the widget and goes back to raw weights. */
+  const weighing = new Set<string>();
+  const weighByValue = (kind: string): void => {
+    if (weighing.has(kind)) return;
+    weighing.add(kind);
+    values.load(kind).finally(() => weighing.delete(kind)).then(
+      () => {
+        if (!destroyed) guarded("all");
+      },
+      (err: unknown) => {
+        if (destroyed) return;
+        report(err, "tx_magic could not weigh attention by value");
+        if (store.get().weighting === "value") store.set({ weighting: "raw" });
+      },
+    );
   };
 
   const onKey = (e: KeyboardEvent) => {

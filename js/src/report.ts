@@ -14,6 +14,8 @@ import { decodePatching } from "./patching";
 import { renderExplorer } from "./render";
 import { LayerStore } from "./source";
 import { SelectionStore, type Selection } from "./state";
+import { ValueWeights } from "./values";
+import { decodeValueNorms } from "./wire";
 
 export const HEADER_ID = "txm-report-data";
 export const ROOT_ID = "txm-report";
@@ -33,12 +35,37 @@ export interface ReportText {
   omitted: Omitted[];
 }
 
+/** What the report opens on (a drop-in bertviz call's `layer` and `heads`); the explorer corrects what does not fit. */
+export interface OpeningSelection {
+  kind?: string;
+  layer?: number;
+  heads?: number[];
+  head?: number;
+}
+
 /** The report header (`#txm-report-data`). */
 export interface ReportHeader {
   title: string;
   generator: string;
   max_bytes: number;
   texts: ReportText[];
+  selection?: OpeningSelection;
+}
+
+const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= -1;
+
+/** The header's opening selection, keeping only well-formed fields. */
+export function decodeSelection(raw: unknown): OpeningSelection {
+  if (!raw || typeof raw !== "object") return {};
+  const r = raw as Record<string, unknown>;
+  const out: OpeningSelection = {};
+  if (typeof r.kind === "string") out.kind = r.kind;
+  if (isIndex(r.layer) && r.layer >= 0) out.layer = r.layer;
+  if (Array.isArray(r.heads) && r.heads.length > 0 && r.heads.every((h) => isIndex(h) && h >= 0)) {
+    out.heads = r.heads as number[];
+  }
+  if (isIndex(r.head)) out.head = r.head;
+  return out;
 }
 
 export function traceId(index: number): string {
@@ -72,6 +99,7 @@ export function decodeHeader(raw: unknown): ReportHeader {
       target: t.target == null ? null : String(t.target),
       omitted: Array.isArray(t.omitted) ? t.omitted : [],
     })),
+    selection: decodeSelection(r.selection),
   };
 }
 
@@ -91,6 +119,12 @@ export function loadText(doc: Document, header: ReportHeader, index: number, raw
             "Write the report with a larger budget (--max-bytes, or max_bytes=...) or fewer tokens to include it."
         : `${kind} layer ${layer} is not in this report's data`,
     )));
+}
+
+/** The value norms text `index` inlines (for its "value" weighting), one per kind; none in older reports. */
+export function loadValues(doc: Document, index: number): ValueWeights {
+  const raw = readJson(doc, traceId(index)) as { values?: { content: unknown; buffers: string[] }[] };
+  return new ValueWeights(undefined, (raw.values ?? []).map((v) => decodeValueNorms(v.content, v.buffers)));
 }
 
 function describeText(t: ReportText): string {
@@ -123,7 +157,7 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
   host.append(head, app, foot);
 
   let dispose: () => void = () => {};
-  let last: Partial<Selection> = {};
+  let last: Partial<Selection> = { ...header.selection };
 
   const show = (index: number) => {
     dispose();
@@ -141,10 +175,12 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
       const initial: Partial<Selection> = { kind: first.name, heads: Array.from({ length: first.heads }, (_, i) => i), ...last };
       if (!source.peekLayer(initial.kind ?? first.name, initial.layer ?? 0)) initial.layer = 0;
       const store = new SelectionStore(initial);
-      const stop = renderExplorer(app, source, store, patching ? { patching, tab: "effects" } : {});
+      const stop = renderExplorer(app, source, store, {
+        values: loadValues(doc, index), ...(patching ? { patching, tab: "effects" as const } : {}),
+      });
       dispose = () => {
         const s = store.get();
-        last = { kind: s.kind, layer: s.layer, heads: s.heads, head: s.head };
+        last = { kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, weighting: s.weighting };
         stop();
       };
     } catch (err) {

@@ -16,6 +16,8 @@ import {
   REQUEST_RESTORE, REQUEST_TOPK, type Unchecked, type WireAblateRequest, type WireBlockRequest, type WireEditRequest,
   type WireErrorReply, type WireLayerRequest, type WireLensRequest, type WireLogitsRequest, type WireReply,
   type WireRequest, type WireRestoreRequest, type WireTopKRequest,
+  REQUEST_FLOW, REQUEST_QUERIES_KEYS, REQUEST_VALUE_NORMS, type WireFlowRequest, type WireQueriesKeysRequest,
+  type WireValueNormsRequest,
 } from "./wire";
 
 /** The payload of each request type the renderer sends (Python's `wire.rpc.HANDLERS` answers them). */
@@ -28,6 +30,9 @@ export interface Payloads {
   [REQUEST_ABLATE]: WireAblateRequest;
   [REQUEST_EDIT]: WireEditRequest;
   [REQUEST_RESTORE]: WireRestoreRequest;
+  [REQUEST_VALUE_NORMS]: WireValueNormsRequest;
+  [REQUEST_QUERIES_KEYS]: WireQueriesKeysRequest;
+  [REQUEST_FLOW]: WireFlowRequest;
 }
 export type RequestType = keyof Payloads;
 
@@ -59,6 +64,15 @@ export const REQUESTS: { [T in RequestType]: RequestSpec<Payloads[T]> } = {
   },
   [REQUEST_EDIT]: { timeoutMs: RERUN_TIMEOUT_MS, verb: "rerun the model", subject: (p) => `with ${p.edits.length} edited weight(s)` },
   [REQUEST_RESTORE]: { timeoutMs: RERUN_TIMEOUT_MS, verb: "restore", subject: () => "the model's own run" },
+  // The first of these runs the model once more: as long as the lens may take.
+  [REQUEST_VALUE_NORMS]: { timeoutMs: LENS_TIMEOUT_MS, verb: "compute", subject: (p) => `the ${p.kind} value norms` },
+  [REQUEST_QUERIES_KEYS]: {
+    timeoutMs: LENS_TIMEOUT_MS, verb: "send", subject: (p) => `the queries and keys of ${p.kind} layer ${p.layer}`,
+  },
+  [REQUEST_FLOW]: {
+    timeoutMs: LENS_TIMEOUT_MS, verb: "compute",
+    subject: (p) => (p.token < 0 ? "the information flow" : `the information flow into token ${p.token}`),
+  },
 };
 
 /** A reply as it came: its content (still to be checked by a decoder) and its buffers. */

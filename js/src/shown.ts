@@ -41,8 +41,15 @@ export function matrixFor(ctx: ShownContext, s: Readonly<Selection>, frame: Fram
   return full ? cropOnce(full, frame.crop.colOf.length, frame.crop) : null;
 }
 
-/** A short description of what the matrix shows: "layer 3 · head 2", "layer 3 · rollout of 12 heads". */
+/**
+ * A short description of what the matrix shows: "layer 3 · head 2", "layer 3 · rollout of 12 heads",
+ * with " · value-weighted" when the selection weighs by value.
+ */
 export function describeShown(meta: Meta, s: Readonly<Selection>): string {
+  return describeHeads(meta, s) + (s.weighting === "value" ? " · value-weighted" : "");
+}
+
+function describeHeads(meta: Meta, s: Readonly<Selection>): string {
   if (s.head >= 0) return `layer ${s.layer} · head ${s.head}`;
   const n = s.heads.length;
   if (n === 0) return `layer ${s.layer} · no heads selected`;

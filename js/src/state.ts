@@ -4,7 +4,7 @@
  * A tiny observable store, no framework.
  */
 
-import { kindInfo, type KindInfo, type Meta } from "./wire";
+import { ANALYSIS_VALUE, kindInfo, type KindInfo, type Meta } from "./wire";
 
 /** Which column a focused token is in: a query (row of the matrix) or a key (column). */
 export type Side = "query" | "key";
@@ -12,6 +12,10 @@ export type Side = "query" | "key";
 /** What the matrix shows when no single head is chosen. */
 export type Aggregate = "mean" | "rollout";
 export const AGGREGATES: readonly Aggregate[] = ["mean", "rollout"];
+
+/** What the attention pictures weigh by: the raw weights, or value-weighted rows (Kobayashi et al. 2020). */
+export type Weighting = "raw" | "value";
+export const WEIGHTINGS: readonly Weighting[] = ["raw", "value"];
 
 /** Sentence-pair filter: all cells, or queries from text A/B attending to keys from A/B. */
 export type PairFilter = "all" | "AA" | "AB" | "BA" | "BB";
@@ -30,6 +34,8 @@ export interface Selection {
   pair: PairFilter;
   /** The matrix shows the mask (allowed vs masked) instead of weights. */
   showMask: boolean;
+  /** Raw weights, or each row a_ij ||f(x_j)|| normalised to sum to 1: matrix, arcs, overview, statistics. */
+  weighting: Weighting;
   /** Token under the pointer, or -1. */
   hover: number;
   hoverSide: Side;
@@ -68,6 +74,7 @@ export const DEFAULT_SELECTION: Readonly<Selection> = {
   aggregate: "mean",
   pair: "all",
   showMask: false,
+  weighting: "raw",
   hover: -1,
   hoverSide: "query",
   pinned: -1,
@@ -144,6 +151,11 @@ export function isSelfKind(info: KindInfo): boolean {
   return info.queries === info.keys;
 }
 
+/** Whether value weighting can be had for a kind: the kernel (or the report) offers it, and every weight is kept. */
+export function canWeighByValue(meta: Meta, info: KindInfo): boolean {
+  return !info.streamed && (meta.analyses?.[info.name] ?? []).includes(ANALYSIS_VALUE);
+}
+
 /** Whether a kind's queries or keys hold two texts (a sentence pair), so the pair filter applies. */
 export function hasPair(meta: Meta, info: KindInfo): boolean {
   return [info.queries, info.keys].some((name) => meta.sequences[name].segment.some((x) => x === 1));
@@ -169,8 +181,9 @@ export function sanitize(meta: Meta, s: Readonly<Selection>): Selection {
   const tokenIn = (i: number, side: Side) => (Number.isInteger(i) && i >= 0 && i < lengths[side] ? i : -1);
   const aggregate: Aggregate = s.aggregate === "rollout" && isSelfKind(info) ? "rollout" : "mean";
   const pair: PairFilter = PAIR_FILTERS.includes(s.pair) && hasPair(meta, info) ? s.pair : "all";
+  const weighting: Weighting = s.weighting === "value" && canWeighByValue(meta, info) ? "value" : "raw";
   return {
-    kind, layer, heads, head, aggregate, pair, showMask: s.showMask === true,
+    kind, layer, heads, head, aggregate, pair, showMask: s.showMask === true, weighting,
     hover: tokenIn(s.hover, s.hoverSide), hoverSide: s.hoverSide === "key" ? "key" : "query",
     pinned: tokenIn(s.pinned, s.pinnedSide), pinnedSide: s.pinnedSide === "key" ? "key" : "query",
   };

@@ -1,6 +1,6 @@
 /**
  * Binds the selection store to the anywidget model's traits `kind`, `layer`, `heads`, `head`,
- * `aggregate` and `token`. Python is authoritative when it changes a trait; the user's changes are saved
+ * `aggregate`, `token` and `weighting`. Python is authoritative when it changes a trait; the user's changes are saved
  * back. Values are compared before writing either way, so nothing echoes.
  */
 
@@ -20,7 +20,7 @@ export interface WidgetModel {
   send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
 }
 
-const SYNCED = ["kind", "layer", "heads", "head", "aggregate", "token"] as const;
+const SYNCED = ["kind", "layer", "heads", "head", "aggregate", "token", "weighting"] as const;
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -41,6 +41,8 @@ export function selectionFromModel(model: WidgetModel, meta: Meta): Partial<Sele
   if (typeof head === "number") out.head = head;
   const aggregate = model.get("aggregate");
   if (aggregate === "mean" || aggregate === "rollout") out.aggregate = aggregate;
+  const weighting = model.get("weighting");
+  if (weighting === "raw" || weighting === "value") out.weighting = weighting;
   const token = model.get("token");
   if (typeof token === "number" && token >= 0) {
     out.pinned = token;
@@ -66,6 +68,8 @@ export function bindModel(model: WidgetModel, store: SelectionStore, meta: Meta)
     if (typeof head === "number") patch.head = head;
     const aggregate = model.get("aggregate");
     if (aggregate === "mean" || aggregate === "rollout") patch.aggregate = aggregate;
+    const weighting = model.get("weighting");
+    if (weighting === "raw" || weighting === "value") patch.weighting = weighting;
     const token = model.get("token");
     // A token set by Python is a pin (on the query side); ignore the echo of our own value.
     if (typeof token === "number" && token !== focusedQuery(meta, s)) {
@@ -87,6 +91,7 @@ export function bindModel(model: WidgetModel, store: SelectionStore, meta: Meta)
     const s = store.get();
     const values: Record<(typeof SYNCED)[number], unknown> = {
       kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, aggregate: s.aggregate, token: focusedQuery(meta, s),
+      weighting: s.weighting,
     };
     let dirty = false;
     for (const name of SYNCED) {

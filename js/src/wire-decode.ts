@@ -189,7 +189,23 @@ export function decodeMeta(raw: unknown): Meta {
   const image = r[META_IMAGE] === undefined || r[META_IMAGE] === null ? undefined : decodeImage(r[META_IMAGE], sequences);
   // What was done to the run (interventions.ts checks it where it is read).
   const intervention = isRecord(r.intervention) ? { intervention: r.intervention as unknown as WireInterventionInfo } : {};
-  return { version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}), ...intervention };
+  const analyses = decodeAnalyses(r.analyses, kinds);
+  return {
+    version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}), ...(analyses ? { analyses } : {}),
+    ...intervention,
+  };
+}
+
+/** `_meta.analyses`: per known kind, the names of what the kernel computes on request (unknown kinds dropped). */
+function decodeAnalyses(raw: unknown, kinds: KindInfo[]): Record<string, string[]> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  need(isRecord(raw), null, "analyses must be an object");
+  const out: Record<string, string[]> = {};
+  for (const [kind, names] of Object.entries(raw as Record<string, unknown>)) {
+    need(Array.isArray(names), null, `analyses of ${kind} must be a list`);
+    if (kinds.some((k) => k.name === kind)) out[kind] = (names as unknown[]).map(String);
+  }
+  return out;
 }
 
 /** uint8 values (head, row, col) as float32: byte / 255 * scale[head * rows + row]. */

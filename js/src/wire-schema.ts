@@ -12,6 +12,7 @@
  */
 
 import type { WireBytes } from "./wire";
+import { ANALYSES_SCHEMA } from "./wire-analyses";
 
 export const WIRE_VERSION = 3;
 export const EAGER_BUDGET = 8 * 1024 * 1024;
@@ -109,6 +110,8 @@ export interface WireMeta {
   image?: WireImage;
   /** What was done to the run shown (heads ablated, weights edited). */
   intervention?: WireInterventionInfo;
+  /** Per kind, what the kernel computes on request (ANALYSIS_* of wire-analyses.ts). */
+  analyses?: Record<string, string[]>;
 }
 
 /** A value block without its bytes (a reply's content; the bytes are the message's buffers). */
@@ -340,7 +343,7 @@ export const IMAGE_FIELDS = {
   png: R, width: R, height: R, rows: R, cols: R, sequence: R, first: R,
 } satisfies Fields<WireImage>;
 export const META_FIELDS = {
-  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O, intervention: O,
+  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O, intervention: O, analyses: O,
 } satisfies Fields<WireMeta>;
 // Written out, not spread: tsc checks excess keys of the keys written in the literal only.
 export const BLOCK_HEADER_FIELDS = {
@@ -407,6 +410,7 @@ export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
   PatchingResult: PATCHING_RESULT_FIELDS, PatchingInfo: PATCHING_FIELDS, AblateRequest: ABLATE_REQUEST_FIELDS,
   EditRequest: EDIT_REQUEST_FIELDS, RestoreRequest: RESTORE_REQUEST_FIELDS, RerunReply: RERUN_REPLY_FIELDS,
   Baseline: BASELINE_FIELDS,
+  ...ANALYSES_SCHEMA,
 };
 
 /** The keys of `_meta.image`, in order (derived from IMAGE_FIELDS). */

@@ -58,11 +58,11 @@ describe("sanitize", () => {
   it("clamps everything into the trace", () => {
     const s = sanitize(meta, {
       kind: "nope", layer: 9, heads: [2, 0, 5, 0], head: 7, aggregate: "rollout", pair: "AB", showMask: true,
-      hover: 99, hoverSide: "query", pinned: 1, pinnedSide: "key",
+      weighting: "value", hover: 99, hoverSide: "query", pinned: 1, pinnedSide: "key",
     });
     expect(s).toEqual({
       kind: "self", layer: 3, heads: [0, 2], head: -1, aggregate: "rollout", pair: "all", showMask: true,
-      hover: -1, hoverSide: "query", pinned: 1, pinnedSide: "key",
+      weighting: "raw", hover: -1, hoverSide: "query", pinned: 1, pinnedSide: "key",
     });
   });
 
@@ -93,7 +93,7 @@ describe("focusedQuery", () => {
 
 describe("bindModel", () => {
   const meta = fakeMeta({ layers: 4, heads: 3 });
-  const traits = { kind: "self", layer: 0, heads: [0, 1, 2], head: -1, aggregate: "mean", token: -1 };
+  const traits = { kind: "self", layer: 0, heads: [0, 1, 2], head: -1, aggregate: "mean", token: -1, weighting: "raw" };
 
   it("seeds the store from the traits", () => {
     const model = new FakeModel({ ...traits, layer: 2, token: 3 });
@@ -118,6 +118,9 @@ describe("bindModel", () => {
     expect(model.saves).toBe(4);
     store.set({ pair: "AB", showMask: true }); // view-local: not a trait
     expect(model.saves).toBe(4);
+    store.set({ weighting: "value" });
+    expect(model.values.weighting).toBe("value");
+    expect(model.saves).toBe(5);
   });
 
   it("applies Python's changes to the store without saving them back", () => {
@@ -128,7 +131,12 @@ describe("bindModel", () => {
     expect(store.get()).toMatchObject({ layer: 3, heads: [2], head: 2, aggregate: "rollout" });
     model.pythonSets({ token: 1 });
     expect(store.get()).toMatchObject({ pinned: 1, pinnedSide: "query" });
+    model.pythonSets({ weighting: "value" });
+    expect(store.get().weighting).toBe("value");
     expect(model.saves).toBe(0);
+    model.pythonSets({ weighting: "bogus" }); // not a weighting: the store keeps its own, and says so
+    expect(store.get().weighting).toBe("value");
+    expect(model.values.weighting).toBe("value");
   });
 
   it("unbinds both directions", () => {

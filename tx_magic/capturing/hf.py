@@ -21,11 +21,13 @@ from ..core.trace import Trace
 from . import memory, streamed
 from .display import display_tokens
 from .encode import decoder_inputs, encode, from_ids, position_limit
+from .instrument import supports
 from .internals import internals_of
 from .interventions import Layout, check_intervention, instruments_for, intervening, unsupported
 from .model_state import eager_attention
 from .models import input_device, model_name
 from .modules import capture_module
+from .replay import ModelReplay
 
 
 @dataclass
@@ -62,8 +64,10 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
         return _streamed_trace(model, inputs, name)
     outputs = _forward(model, inputs.batch, hidden=not inputs.encoder_decoder, intervention=intervention, name=name)
     if not has_attentions(outputs, inputs.encoder_decoder):  # no output_attentions: find them with hooks
-        return capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
-                              target_ids=decoder, name=name)
+        hooked = capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
+                                target_ids=decoder, name=name)
+        hooked.warnings[:0] = [w for w in inputs.warnings if w not in hooked.warnings]  # truncation, said once
+        return hooked
     if inputs.encoder_decoder:
         attentions = {kind: _stack(outputs, f"{kind}_attentions", model) for kind in ("encoder", "decoder", "cross")}
         masks = {"decoder": causal_mask(len(inputs.sequences["target"]))}
@@ -72,7 +76,8 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
         masks = {"self": causal_mask(n)} if _is_causal(model, attentions["self"]) else {}
     internals = None if inputs.encoder_decoder else internals_of(model, tokenizer, outputs)
     return Trace(model_name=name, sequences=inputs.sequences, attentions=attentions, masks=masks,
-                 warnings=inputs.warnings, internals=internals, intervention=intervention)
+                 warnings=inputs.warnings, internals=internals, intervention=intervention,
+                 replay=_replay(model, inputs, name, intervention))
 
 
 def kind_lengths(inputs: Inputs) -> dict[str, tuple[int, int]]:
@@ -130,6 +135,15 @@ def _streamed_trace(model: Any, inputs: Inputs, name: str) -> Trace:
     masks = {"self": causal_mask(n)} if reduced.causal else {}
     return Trace(model_name=name, sequences=inputs.sequences, attentions={"self": reduced}, masks=masks,
                  warnings=inputs.warnings)
+
+
+def _replay(model: Any, inputs: Inputs, name: str, intervention: Intervention | None = None) -> ModelReplay | None:
+    """The model and batch, for the analyses that run the model once more (`tx_magic.core.replay`); an
+    intervened run is replayed with the same intervention, so its analyses are of the run shown."""
+    if not supports(model):
+        return None
+    instruments = () if intervention is None else tuple(instruments_for(intervention, Layout.of(model, name)))
+    return ModelReplay(model, inputs.batch, name, instruments)
 
 
 def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False, intervention: Intervention | None = None,

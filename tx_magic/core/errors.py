@@ -91,3 +91,9 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ReplayError(TxMagicError):
+    """An analysis that runs the model again (value norms, queries and keys, information flow) cannot run
+    for this trace: it was not captured from a transformers model, the model is gone or changed, or tx_magic
+    cannot read the part of it the analysis needs. The message says which, and what to do."""

@@ -15,11 +15,12 @@ import numpy as np
 from . import extensions
 from .attention import AttentionStore, DenseAttention
 from .checks import checked_attention, value_warnings
-from .errors import ShapeError
+from .errors import ReplayError, ShapeError
 from .generation import Generation
 from .image import PatchImage
 from .internals import Internals
 from .intervention import Intervention
+from .replay import Recording, Replay
 from .tokens import Tokens
 
 #: Attention kinds, and which token sequences their queries and keys come from.
@@ -55,6 +56,9 @@ class Trace:
     image: PatchImage | None = None
     #: What was done to the run (heads ablated, weights edited), None for the model as it is.
     intervention: Intervention | None = None
+    #: The model and batch, to run once more for the analyses that need more than the weights
+    #: (`value_norms`, `queries_keys`, `flow`; see `tx_magic.core.replay`). None for arrays and hook captures.
+    replay: Replay | None = field(default=None, repr=False, compare=False)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +162,73 @@ class Trace:
     def vocab(self) -> tuple[str, ...] | None:
         """Display string of every token id, for `lens` and `logits`."""
         return None if self.internals is None else self.internals.vocab
+
+    # -- analyses that run the model once more (see tx_magic.core.replay) ---------------------------
+
+    def value_norms(self, kind: str | None = None, *, per_key: bool = False) -> np.ndarray:
+        """Value-weighted attention (Kobayashi et al. 2020): float32 (layers, heads, queries, keys) holding
+        ``||a_ij f_h(x_j)||`` with ``f_h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` (the head's slice of the output
+        projection, no output bias). `per_key`: only ``||f_h(x_j)||``, (layers, heads, keys).
+
+        Computed the first time asked, by one more pass of the model (`tx_magic.analysis.values`).
+        """
+        result: np.ndarray = extensions.call("value_norms", self, kind, per_key)
+        return result
+
+    def queries_keys(self, kind: str | None, layer: int) -> Any:
+        """(q, k) of one layer: float32 (heads, queries, d) and (heads, keys, d) as the model used them
+        (after rotary embeddings; grouped KV heads expanded to their query heads), so that
+        ``softmax(q @ k.T * qk.scale + mask)`` is ``attention(kind)[layer]``. Also ``.scale``, ``.groups``
+        and, for rotary models, ``.unrotated`` (`tx_magic.analysis.values.QueriesKeys`)."""
+        return extensions.call("queries_keys", self, kind, layer)
+
+    def kv_groups(self, kind: str | None = None) -> np.ndarray:
+        """int (heads,): the key/value head each query head reads (0..heads-1 without grouped KV)."""
+        result: np.ndarray = extensions.call("kv_groups", self, kind)
+        return result
+
+    def flow(self, kind: str | None = None, token: int | None = None, threshold: float = 0.04) -> Any:
+        """The information-flow graph (Ferrando & Voita 2024) of routes into `token` (every token: None):
+        edges between (layer, token) nodes through attention heads and the residual / MLP path, each
+        weighted by its share of the node's contribution and pruned below `threshold`. A DataFrame with
+        pandas, else a list of dicts; definitions in `tx_magic.analysis.flow`."""
+        return extensions.call("flow", self, kind, token, threshold)
+
+    def recording(self, *, flow: bool = False) -> Recording:
+        """What one instrumented pass of the model recorded (`tx_magic.core.replay.Recording`): run the
+        first time an analysis asks, then cached. `flow` also records the residual stream.
+
+        Raises `ReplayError` when the trace cannot be replayed or the model no longer computes its attention.
+        """
+        for key in ("recording+flow", "recording+flow" if flow else "recording"):
+            if key in self._derived:
+                cached: Recording = self._derived[key]
+                return cached
+        if self.replay is None:
+            raise ReplayError(
+                "This trace keeps no model to run again (it came from arrays, forward hooks or an image model): "
+                "capture a transformers model with tx_magic.capture(model, tokenizer, text) for value norms, "
+                "queries and keys, and the information flow."
+            )
+        record = self.replay.record({k: self.shape(k)[0] for k in self.kinds}, flow=flow)
+        self._check_replay(record)
+        self._derived["recording+flow" if flow else "recording"] = record
+        return record
+
+    def _check_replay(self, record: Recording) -> None:
+        for kind in self.kinds:
+            layers = record.layers.get(kind, [])
+            _, heads, q, k = self.shape(kind)
+            if len(layers) != self.shape(kind)[0]:
+                raise ReplayError(f"Running {self.model_name} again gave {len(layers)} {kind} attention layers, the "
+                                  f"trace has {self.shape(kind)[0]}: capture the text again.")
+            for i, layer in enumerate(layers):
+                expected = self.block(kind, i, q - 1, q, 0, k)[:, 0]
+                if layer.last_row.shape != (heads, k) or not np.allclose(layer.last_row, expected, atol=1e-5):
+                    raise ReplayError(
+                        f"{self.model_name} no longer computes the attention this trace holds ({kind} layer {i} "
+                        "differs): the model changed since the capture. Capture the text again."
+                    )
 
     def _derive(self, name: str) -> Any:
         if self.internals is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import wire
+from ..core.errors import TxMagicError
 from ..core.trace import Trace
 from ..core.version import __version__
 from .budget import Encoding, LayerPlan, notice, plan_report
@@ -95,15 +96,16 @@ class RenderedReport:
 
 
 def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
-                max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+                max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None) -> str:
     """The report page of one or more traces (several get a text selector), as a string.
 
     Layers are inlined exactly (float32) while they all fit in `max_bytes`, else as 8-bit values,
     else max-pooled (long inputs), leaving out the layers that still do not fit (see
     `tx_magic.report.budget`); the report says what it did. Raises `ReportTooLarge` when not even
-    the first layer of each text fits.
+    the first layer of each text fits. `selection` is what the page opens on: ``kind``, ``layer``,
+    ``heads``, ``head`` (the widget's traits), each optional.
     """
-    return render_report(traces, title=title, max_bytes=max_bytes).html
+    return render_report(traces, title=title, max_bytes=max_bytes, selection=selection).html
 
 
 def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike[str], *, title: str | None = None,
@@ -115,7 +117,7 @@ def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike
 
 
 def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
-                  max_bytes: int = DEFAULT_MAX_BYTES) -> RenderedReport:
+                  max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None) -> RenderedReport:
     """`render_html`, also returning what was left out of each text."""
     texts = _as_texts(traces)
     if not texts:
@@ -123,8 +125,9 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     bundle, css = _assets()
     title = title or f"tx_magic: {texts[0].trace.model_name}"
     metas = [_meta(t.trace) for t in texts]
+    values = [_values(t.trace, m) for t, m in zip(texts, metas, strict=True)]
     empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
-                  [_trace_json(m, [], t.patching) for m, t in zip(metas, texts, strict=True)])
+                  [_trace_json(m, [], v, t.patching) for m, v, t in zip(metas, values, texts, strict=True)])
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
@@ -132,8 +135,10 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
         if line:
             meta["warnings"].append(line)
     header = _header(texts, title, max_bytes, plans)
-    data = [_trace_json(meta, _blocks(t.trace, plan), t.patching)
-            for meta, t, plan in zip(metas, texts, plans, strict=True)]
+    if selection:
+        header["selection"] = dict(selection)
+    data = [_trace_json(meta, _blocks(t.trace, plan), v, t.patching)
+            for meta, t, plan, v in zip(metas, texts, plans, values, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
 
@@ -247,10 +252,31 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
     }
 
 
-def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], patching: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"meta": meta, "layers": blocks}
+def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], values: list[dict[str, Any]],
+                patching: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"meta": meta, "layers": blocks, "values": values}
     if patching:
         out["patching"] = wire.as_base64(patching)
+    return out
+
+
+def _values(trace: Trace, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each kind's value norms (the widget's REQUEST_VALUE_NORMS reply, bytes as base64), so the report's
+    "value" weighting works without a kernel; `meta`'s analyses then offer only that (no kernel answers
+    the Q/K and Flow tabs). A kind whose norms cannot be had (no model, a long input) is left raw."""
+    out, offered = [], {}
+    for kind, names in wire.analyses(trace).items():
+        if wire.ANALYSIS_VALUE not in names:
+            continue
+        try:
+            content, buffers = wire.encode_value_norms(trace, kind)
+        except (TxMagicError, wire.RequestError):
+            continue
+        out.append({"content": dict(content), "buffers": [base64.b64encode(b).decode("ascii") for b in buffers]})
+        offered[kind] = [wire.ANALYSIS_VALUE]
+    meta.pop("analyses", None)
+    if offered:
+        meta["analyses"] = offered
     return out
 
 

@@ -1,6 +1,6 @@
 """`AttentionWidget`: the anywidget that shows a `Trace` with the bundled renderer.
 
-Selection traits (`kind`, `layer`, `heads`, `head`, `aggregate`, `token`) are synced both
+Selection traits (`kind`, `layer`, `heads`, `head`, `aggregate`, `token`, `weighting`) are synced both
 ways, so code can read, set and observe what the user looks at. Attention crosses as binary
 blocks (see `tx_magic.wire`); layers not sent eagerly are served on request. `save_png` /
 `save_svg` ask a displayed view for a picture of what it shows.
@@ -59,10 +59,13 @@ class AttentionWidget(anywidget.AnyWidget):
     aggregate = traitlets.Enum(("mean", "rollout"), "mean").tag(sync=True)
     #: Query token in focus (hovered, else clicked), or -1 for none.
     token = traitlets.Int(-1).tag(sync=True)
+    #: What the matrix, arcs, overview and statistics weigh by: the "raw" weights, or "value"-weighted rows
+    #: (a_ij ||f_h(x_j)||, each row normalised; Kobayashi et al. 2020), computed by one more pass of the model.
+    weighting = traitlets.Enum(("raw", "value"), "raw").tag(sync=True)
 
     def __init__(self, trace: Trace, *, kind: str | None = None, layer: int = 0,
-                 head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, rerun: Rerun | None = None,
-                 patching: Any = (), **kwargs: Any) -> None:
+                 head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, weighting: str = "raw",
+                 rerun: Rerun | None = None, patching: Any = (), **kwargs: Any) -> None:
         kind = kind or trace.kinds[0]
         if kind not in trace.kinds:
             raise OptionError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
@@ -85,6 +88,11 @@ class AttentionWidget(anywidget.AnyWidget):
             _patching=wire.encode_patching(results) if results else {}, **kwargs,
         )
         self._handlers = self._reruns_of.handlers() if self._reruns_of else wire.HANDLERS
+        if weighting != "raw":
+            try:
+                self.weighting = weighting
+            except traitlets.TraitError as exc:
+                raise OptionError(str(exc)) from None
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
 
@@ -216,6 +224,18 @@ class AttentionWidget(anywidget.AnyWidget):
             queries, keys = self.trace.tokens(change["new"])
             if queries is not keys:
                 self.aggregate = "mean"
+            if wire.ANALYSIS_VALUE not in wire.analyses(self.trace).get(change["new"], []):
+                self.weighting = "raw"
+
+    @traitlets.validate("weighting")
+    def _check_weighting(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        if value == "value" and wire.ANALYSIS_VALUE not in wire.analyses(self.trace).get(self.kind, []):
+            why = ("this long input was captured reduced: capture fewer tokens (max_tokens=...)"
+                   if self.trace.is_streamed(self.kind) else
+                   "it needs the model: capture a transformers model with tx_magic.capture or %explain")
+            raise traitlets.TraitError(f"no value weighting for {self.kind!r} attention: {why}")
+        return value
 
     @traitlets.validate("aggregate")
     def _check_aggregate(self, proposal: dict[str, Any]) -> str:

@@ -31,9 +31,12 @@ from .plan import Block, Eager, eager_layers, eager_plan, encode_eager, meta_nby
 from .rpc import HANDLERS, is_reply, reply_to, request
 from .schema import *  # noqa: F403 - the constants and TypedDicts are the schema's public names
 from .schema import __all__ as _schema_names
+from .valueflow import analyses, encode_flow, encode_queries_keys, encode_value_norms
 
 __all__ = [
-    "HANDLERS", "Block", "Eager", "as_base64", "block_nbytes", "block_parts", "decode_block", "decode_layer",
+    "HANDLERS", "Block", "Eager", "analyses", "as_base64", "block_nbytes", "block_parts", "decode_block",
+    "decode_layer",
+    "encode_flow", "encode_queries_keys", "encode_value_norms",
     "decode_stats", "decode_thumbnails", "decode_topk", "eager_layers", "eager_plan", "encode_block", "encode_eager",
     "encode_image", "encode_internals", "encode_intervention", "encode_patching", "encode_reruns", "read_ablate",
     "read_edit", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",

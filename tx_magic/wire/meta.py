@@ -10,6 +10,7 @@ from ..core.trace import KIND_SEQUENCES, Trace
 from .internals import encode_image
 from .interventions import encode_intervention
 from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION, Kind, Meta
+from .valueflow import analyses
 
 
 def mask_type(trace: Trace, kind: str) -> tuple[str, np.ndarray | None]:
@@ -72,6 +73,9 @@ def encode_meta(trace: Trace) -> Meta:
     image = encode_image(trace)
     if image is not None:
         meta["image"] = image
+    offered = analyses(trace)
+    if offered:
+        meta["analyses"] = offered
     if trace.intervention is not None and not trace.intervention.empty:
         meta["intervention"] = encode_intervention(trace.intervention)
     return meta

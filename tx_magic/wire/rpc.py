@@ -4,10 +4,11 @@ Every request, either way, is ``{"type": <request type>, "id": <str>, "payload":
 (`Request`). It is answered once, by id: ``{"type": REPLY, "id", "content": {...}}`` with the
 reply's bytes as the message's buffers (`Reply`), or ``{"type": REPLY_ERROR, "id", "message"}``
 (`ErrorReply`) saying what went wrong in words a person can act on. The renderer asks for layers,
-blocks, top keys, logits and the lens (`HANDLERS`, the table of what Python answers from a trace);
-a widget that reruns its model adds REQUEST_ABLATE, REQUEST_EDIT and REQUEST_RESTORE to the table it
-answers with (`reply_to(..., handlers=)`, see `tx_magic.widget.reruns`); Python asks a view for a
-picture (REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the other end.
+blocks, top keys, logits, the lens, value norms, queries and keys, and the flow (`HANDLERS`, the table
+of what Python answers from a trace); a widget that reruns its model adds REQUEST_ABLATE, REQUEST_EDIT
+and REQUEST_RESTORE to the table it answers with (`reply_to(..., handlers=)`, see `tx_magic.widget.reruns`);
+Python asks a view for a picture (REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the
+other end.
 
 Why our own channel and not anywidget's experimental ``command`` / ``invoke`` (0.11), although
 this one is shaped like it (an id-keyed request, one reply with buffers):
@@ -43,25 +44,35 @@ from .schema import (
     REPLY,
     REPLY_ERROR,
     REQUEST_BLOCK,
+    REQUEST_FLOW,
     REQUEST_LAYER,
     REQUEST_LENS,
     REQUEST_LOGITS,
+    REQUEST_QUERIES_KEYS,
     REQUEST_TOPK,
+    REQUEST_VALUE_NORMS,
     BlockHeader,
     BlockRequest,
     ErrorReply,
+    FlowReply,
+    FlowRequest,
     LayerRequest,
     LensReply,
     LensRequest,
     LogitsHeader,
     LogitsRequest,
+    QueriesKeysReply,
+    QueriesKeysRequest,
     Reply,
     ReplyContent,
     Request,
     RequestError,
     TopKHeader,
     TopKRequest,
+    ValueNormsReply,
+    ValueNormsRequest,
 )
+from .valueflow import encode_flow, encode_queries_keys, encode_value_norms
 
 #: A handler's answer: the reply's content and its buffers.
 Answer = tuple[ReplyContent, list[bytes]]
@@ -115,6 +126,25 @@ def answer_lens(trace: Trace, payload: LensRequest) -> tuple[LensReply, list[byt
     return {"positions": [int(p) for p in top.positions], "k": int(ids.shape[-1])}, [ids.tobytes(), probs.tobytes()]
 
 
+def answer_value_norms(trace: Trace, payload: ValueNormsRequest) -> tuple[ValueNormsReply, list[bytes]]:
+    """Value norms of a kind (one more pass of the model the first time): buffers [norms, totals, thumbnails]."""
+    return encode_value_norms(trace, _kind(trace, payload))
+
+
+def answer_queries_keys(trace: Trace, payload: QueriesKeysRequest) -> tuple[QueriesKeysReply, list[bytes]]:
+    """One query's vector and every key's, per head, of one layer: buffers [q, k] (+ before the rotation)."""
+    return encode_queries_keys(trace, _kind(trace, payload), integer(payload.get("layer"), "layer"),
+                               integer(payload.get("query"), "query"))
+
+
+def answer_flow(trace: Trace, payload: FlowRequest) -> tuple[FlowReply, list[bytes]]:
+    """The information-flow routes into a token (or every kept edge): no buffers."""
+    threshold = payload.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise RequestError(f"threshold must be a number, got {threshold!r}")
+    return encode_flow(trace, _kind(trace, payload), integer(payload.get("token"), "token"), float(threshold)), []
+
+
 #: What Python answers, by request type (js/src/rpc.ts's REQUESTS is the renderer's side of this table).
 HANDLERS: dict[str, Handler] = {
     REQUEST_LAYER: answer_layer,
@@ -122,6 +152,9 @@ HANDLERS: dict[str, Handler] = {
     REQUEST_TOPK: answer_topk,
     REQUEST_LOGITS: answer_logits,
     REQUEST_LENS: answer_lens,
+    REQUEST_VALUE_NORMS: answer_value_norms,
+    REQUEST_QUERIES_KEYS: answer_queries_keys,
+    REQUEST_FLOW: answer_flow,
 }
 
 

@@ -36,8 +36,12 @@ buffers, or by `ErrorReply` ``{"type": REPLY_ERROR, "id", "message"}``. The rend
 REQUEST_LAYER (`LayerRequest` -> `BlockHeader`, buffers [data] or [data, scale]), REQUEST_BLOCK
 (`BlockRequest` -> `BlockHeader` of exact float32, [data]), REQUEST_TOPK (`TopKRequest` ->
 `TopKHeader`, [index, data]), REQUEST_LOGITS (`LogitsRequest` -> `LogitsHeader`, [data]) and
-REQUEST_LENS (`LensRequest` -> `LensReply`, [ids, probs]); Python asks a view for a picture with
-REQUEST_EXPORT (`ExportRequest` -> `ExportReply`, [the file], at most EXPORT_MAX_BYTES).
+REQUEST_LENS (`LensRequest` -> `LensReply`, [ids, probs]), REQUEST_VALUE_NORMS (`ValueNormsRequest` ->
+`ValueNormsReply`, [norms, totals, thumbnails]), REQUEST_QUERIES_KEYS (`QueriesKeysRequest` ->
+`QueriesKeysReply`, [q, k] or [q, k, unrotated q, unrotated k]) and REQUEST_FLOW (`FlowRequest` ->
+`FlowReply`, no buffers); Python asks a view for a picture with REQUEST_EXPORT (`ExportRequest` ->
+`ExportReply`, [the file], at most EXPORT_MAX_BYTES). ``_meta["analyses"]`` says which of the last three a
+kind can answer.
 """
 
 # No `from __future__ import annotations` here: TypedDict reads NotRequired[...] from evaluated annotations.
@@ -48,7 +52,24 @@ from typing import Final, Literal
 
 from ..core import attention
 from ..core.tiles import THUMBNAIL_SIZE
-from .schema_interventions import (
+from .schema_analyses import (  # value weighting, queries and keys, the flow: their own section
+    ANALYSIS_FLOW,
+    ANALYSIS_QK,
+    ANALYSIS_VALUE,
+    FLOW_EDGE_TYPES,
+    MAX_FLOW_EDGES,
+    MIN_FLOW_THRESHOLD,
+    REQUEST_FLOW,
+    REQUEST_QUERIES_KEYS,
+    REQUEST_VALUE_NORMS,
+    FlowReply,
+    FlowRequest,
+    QueriesKeysReply,
+    QueriesKeysRequest,
+    ValueNormsReply,
+    ValueNormsRequest,
+)
+from .schema_interventions import (  # interventions and patching: their own section
     ABLATIONS,
     REQUEST_ABLATE,
     REQUEST_EDIT,
@@ -170,6 +191,9 @@ class Meta(TypedDict):
     kinds: list[Kind]
     image: NotRequired[Image]
     intervention: NotRequired[InterventionInfo]
+    #: Per kind, the analyses the kernel can compute on request (ANALYSIS_*): value weighting, queries
+    #: and keys, the flow. Absent or empty: none (arrays, hook captures, a report without them).
+    analyses: NotRequired[dict[str, list[str]]]
 
 
 class BlockHeader(TypedDict):
@@ -290,7 +314,8 @@ class ExportReply(TypedDict):
 
 
 #: What a reply's content may be.
-ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply | RerunReply
+ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply | ValueNormsReply | \
+    QueriesKeysReply | FlowReply | RerunReply
 
 
 class Request(TypedDict):
@@ -317,7 +342,8 @@ class ErrorReply(TypedDict):
 SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
     Meta, TokenSequence, Kind, Thumbnails, Image, BlockHeader, ValueBlock, TopKHeader, TopKBlock, Internals, Hidden,
     LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
-    LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, HeadRef, WeightEdit, InterventionInfo, Reruns,
+    LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, ValueNormsRequest, ValueNormsReply,
+    QueriesKeysRequest, QueriesKeysReply, FlowRequest, FlowReply, HeadRef, WeightEdit, InterventionInfo, Reruns,
     PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply, Baseline)}
 
 
@@ -330,14 +356,22 @@ IMAGE_KEYS = keys_of(Image)
 GENERATION_KEYS = keys_of(Generation)
 
 __all__ = [
-    "ABLATIONS", "DTYPE", "DTYPE_TOPK", "DTYPE_UINT8", "EAGER_BUDGET", "EXPORT_FORMATS", "EXPORT_MAX_BYTES",
-    "GENERATION_KEYS", "IMAGE_KEYS", "MASK_CAUSAL", "MASK_EXPLICIT", "MASK_NONE", "MAX_BLOCK_CELLS", "MAX_LAYER_BYTES",
-    "MAX_LENS_POSITIONS", "META_IMAGE", "PYTHON_ONLY", "REPLY", "REPLY_ERROR", "REQUEST_ABLATE", "REQUEST_BLOCK",
-    "REQUEST_EDIT", "REQUEST_EXPORT", "REQUEST_LAYER", "REQUEST_LENS", "REQUEST_LOGITS", "REQUEST_RESTORE",
-    "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K", "WIRE_VERSION", "AblateRequest", "Baseline", "BlockHeader",
-    "BlockRequest", "EditRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation", "HeadRef", "Hidden",
-    "Image", "Internals", "InterventionInfo", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
-    "LogitsHeader", "LogitsRequest", "Meta", "PatchingInfo", "PatchingResult", "Reply", "ReplyContent", "Request",
-    "RequestError", "RerunReply", "Reruns", "RestoreRequest", "Thumbnails", "TokenSequence", "TopKBlock", "TopKHeader",
-    "TopKRequest", "ValueBlock", "WeightEdit", "keys_of"
+    "DTYPE", "DTYPE_TOPK", "DTYPE_UINT8", "EAGER_BUDGET", "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "GENERATION_KEYS",
+    "IMAGE_KEYS", "MASK_CAUSAL", "MASK_EXPLICIT", "MASK_NONE", "MAX_BLOCK_CELLS", "MAX_LAYER_BYTES",
+    "MAX_LENS_POSITIONS", "META_IMAGE", "PYTHON_ONLY", "REPLY", "REPLY_ERROR", "REQUEST_BLOCK", "REQUEST_EXPORT",
+    "REQUEST_LAYER", "REQUEST_LENS", "REQUEST_LOGITS", "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K",
+    "WIRE_VERSION", "BlockHeader", "BlockRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation",
+    "Hidden", "Image", "Internals", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
+    "LogitsHeader", "LogitsRequest", "Meta", "Reply", "ReplyContent", "Request", "RequestError", "Thumbnails",
+    "TokenSequence", "TopKBlock", "TopKHeader", "TopKRequest", "ValueBlock", "keys_of",
+]
+__all__ += [  # the section on value weighting, queries and keys, the flow (schema_analyses.py)
+    "ANALYSIS_FLOW", "ANALYSIS_QK", "ANALYSIS_VALUE", "FLOW_EDGE_TYPES", "MAX_FLOW_EDGES", "MIN_FLOW_THRESHOLD",
+    "REQUEST_FLOW", "REQUEST_QUERIES_KEYS", "REQUEST_VALUE_NORMS", "FlowReply", "FlowRequest", "QueriesKeysReply",
+    "QueriesKeysRequest", "ValueNormsReply", "ValueNormsRequest",
+]
+__all__ += [  # the section on interventions and patching (schema_interventions.py)
+    "ABLATIONS", "REQUEST_ABLATE", "REQUEST_EDIT", "REQUEST_RESTORE", "AblateRequest", "Baseline", "EditRequest",
+    "HeadRef", "InterventionInfo", "PatchingInfo", "PatchingResult", "RerunReply", "Reruns", "RestoreRequest",
+    "WeightEdit",
 ]

@@ -1,7 +1,7 @@
 /**
  * Toolbar: model name, kind switch (traces with several kinds), layer selector with prev/next,
  * what the matrix shows (mean or rollout of the selected heads, or one head), the mask toggle,
- * the sentence-pair filter, Export and help; head chips in their colours; the trace's warnings.
+ * the sentence-pair filter, the weighting (raw or value-weighted, weighting.ts), Export and help; head chips in their colours; the trace's warnings.
  */
 
 import { cssColor, headColor, rgbToOklab } from "../colors";
@@ -9,6 +9,7 @@ import { clear, h, listenGuarded } from "../dom";
 import { hasPair, isSelfKind, PAIR_FILTERS, type PairFilter, type Selection } from "../state";
 import { EXPORT_FORMATS, kindInfo, type ExportFormat, type KindInfo, type Meta } from "../wire";
 import { focusOnly, type Changes, type ViewContext } from "./view";
+import { WeightingSwitch } from "./weighting";
 
 export interface ControlsActions {
   /** Export the main views as a download. */
@@ -36,6 +37,7 @@ export class Controls {
   private readonly headSelect: HTMLSelectElement;
   private readonly maskToggle: HTMLButtonElement;
   private readonly pairGroup: HTMLElement;
+  private readonly weighting: WeightingSwitch;
   private readonly exportMenu: HTMLElement;
   private readonly chips: HTMLElement;
   private readonly status: HTMLElement;
@@ -146,7 +148,8 @@ export class Controls {
     help.setAttribute("aria-label", "keyboard shortcuts");
     this.on(help, "click", () => this.actions.toggleHelp());
     tools.append(this.status, exportWrap, help);
-    bar.append(model, this.kindGroup, layerGroup, headGroup, this.pairGroup);
+    this.weighting = new WeightingSwitch(ctx);
+    bar.append(model, this.kindGroup, layerGroup, headGroup, this.pairGroup, this.weighting.element);
 
     const headsRow = h("div", "txm-heads-row");
     headsRow.append(h("span", "txm-label", "Heads"));
@@ -262,6 +265,7 @@ export class Controls {
       b.classList.toggle("txm-on", on);
       b.setAttribute("aria-pressed", String(on));
     }
+    this.weighting.update(s);
     const selected = new Set(s.heads);
     const iv = this.ctx.interventions;
     this.chipEls.forEach((chip, i) => {
@@ -318,6 +322,7 @@ export class Controls {
 
   destroy(): void {
     for (const fn of this.cleanups) fn();
+    this.weighting.destroy();
     this.element.remove();
   }
 }

@@ -12,7 +12,7 @@ import type { Selection } from "../state";
 import type { HeadStats } from "../stats";
 import { thumbnailFrom } from "../pooled";
 import { cachedPool, poolMatrix, type Pooled } from "../thumbnails";
-import { kindInfo, type KindInfo } from "../wire";
+import { kindInfo, type KindInfo, type Thumbnails } from "../wire";
 import { badgeOf, statLines, typeLegend } from "./headtypes";
 import { Multiples, type MultiplesLayout, type Panel } from "./multiples";
 import { Preview } from "./preview";
@@ -34,6 +34,11 @@ export function metaThumbnail(info: KindInfo, layer: number, head: number, q: nu
   const t = info.thumbnails;
   if (!t) return null;
   return cachedPool(info, `meta/${layer}/${head}`, () => thumbnailFrom(info, t, layer, head, q, k));
+}
+
+/** One head's thumbnail from a kind's value-weighted thumbnails (values.ts), cached with them. */
+export function valueThumbnail(info: KindInfo, t: Thumbnails, layer: number, head: number, q: number, k: number): Pooled {
+  return cachedPool(t, `${layer}/${head}`, () => thumbnailFrom(info, t, layer, head, q, k));
 }
 
 /** Grid geometry for `layers` x `heads` in `width` CSS pixels (layers down, or across when transposed). */
@@ -77,7 +82,18 @@ export class GridView implements PanelView {
 
   /** With thumbnails in the metadata the grid draws at once, without any layer. */
   needsAllLayers(s: Readonly<Selection>): boolean {
-    return !kindInfo(this.ctx.source.meta, s.kind).thumbnails;
+    return !this.thumbnails(s, kindInfo(this.ctx.source.meta, s.kind));
+  }
+
+  /** The thumbnails of what the selection weighs by: the weights' (in the metadata), or the value-weighted rows'. */
+  private thumbnails(s: Readonly<Selection>, info: KindInfo): Thumbnails | undefined {
+    return s.weighting === "value" ? this.ctx.values?.thumbnails(info) : info.thumbnails;
+  }
+
+  private thumbnailAt(s: Readonly<Selection>, info: KindInfo, layer: number, head: number, q: number, k: number): Pooled | null {
+    const t = this.thumbnails(s, info);
+    if (!t) return null;
+    return s.weighting === "value" ? valueThumbnail(info, t, layer, head, q, k) : metaThumbnail(info, layer, head, q, k);
   }
 
   update(s: Readonly<Selection>, changes: Changes): void {
@@ -86,11 +102,11 @@ export class GridView implements PanelView {
     this.heads = info.heads;
     const layers = this.ctx.derived.layers(s.kind);
     const width = this.element.clientWidth || 640;
-    const key = [s.kind, s.pair, this.ctx.theme.dark, width, layers ? "all" : this.ctx.derived.progress(s.kind)[0]].join("|");
+    const key = [s.kind, s.pair, s.weighting, this.ctx.theme.dark, width, layers ? "all" : this.ctx.derived.progress(s.kind)[0]].join("|");
     if (key !== this.drawnKey || changes === "all") {
       this.drawnKey = key;
       this.stats = this.ctx.derived.stats(s.kind);
-      this.paint(s, width, layers !== null || info.thumbnails !== undefined);
+      this.paint(s, width, layers !== null || this.thumbnails(s, info) !== undefined);
     }
     this.multiples.mark(s.head >= 0 ? [s.layer * info.heads + s.head] : []);
     this.element.dataset.selected = `${s.layer},${s.head}`;
@@ -105,14 +121,14 @@ export class GridView implements PanelView {
     const ablated = new Set(this.ctx.interventions?.ablatedKeys(s.kind, info.heads) ?? []);
     for (let l = 0; l < info.layers; l++) {
       // The meta thumbnails show the whole matrix: a layer that is here draws a pair filter's crop.
-      const layer = s.pair === "all" && info.thumbnails ? undefined : this.ctx.source.peekLayer(s.kind, l);
+      const layer = s.pair === "all" && this.thumbnails(s, info) ? undefined : this.ctx.source.peekLayer(s.kind, l);
       const frame = layer ? this.ctx.frames.frame(info, layer, s.pair) : null;
       for (let x = 0; x < info.heads; x++) {
         const key = l * info.heads + x;
         this.panels.set(key, {
           row: layout.transposed ? x : l,
           col: layout.transposed ? l : x,
-          pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : metaThumbnail(info, l, x, q, k),
+          pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : this.thumbnailAt(s, info, l, x, q, k),
           badge: ablated.has(key) ? `×${badgeOf(this.stats?.[key]) ?? ""}` : badgeOf(this.stats?.[key]),
           key,
         });
@@ -142,7 +158,7 @@ export class GridView implements PanelView {
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const frame = data ? this.ctx.frames.frame(info, data, s.pair) : null;
     const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
-    const pooled = frame && (frame.pool ?? 1) === 1 ? headThumbnail(frame.layer, head, frame.mask, 128) : metaThumbnail(info, layer, head, q, k);
+    const pooled = frame && (frame.pool ?? 1) === 1 ? headThumbnail(frame.layer, head, frame.mask, 128) : this.thumbnailAt(s, info, layer, head, q, k);
     this.preview.show(this.element, e, pooled, lines, this.ctx.theme.dark);
   }
 

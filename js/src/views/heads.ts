@@ -43,7 +43,7 @@ export class HeadsView implements PanelView {
     const frame = this.ctx.frames.frame(info, layer, s.pair);
     const stats = this.ctx.derived.stats(s.kind);
     const width = this.element.clientWidth || 640;
-    const key = [s.kind, s.layer, s.pair, this.ctx.theme.dark, width, stats !== null].join("|");
+    const key = [s.kind, s.layer, s.pair, s.weighting, this.ctx.theme.dark, width, stats !== null].join("|");
     if (key !== this.drawnKey) {
       this.drawnKey = key;
       const layout = stripLayout(info.heads, width);

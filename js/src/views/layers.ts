@@ -52,7 +52,7 @@ export class LayersView implements PanelView {
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const width = this.element.clientWidth || 640;
     const have = this.ctx.derived.progress(s.kind)[0];
-    const key = [s.kind, s.pair, s.head, s.aggregate, s.heads.join(","), this.ctx.theme.dark, width, have].join("|");
+    const key = [s.kind, s.pair, s.weighting, s.head, s.aggregate, s.heads.join(","), this.ctx.theme.dark, width, have].join("|");
     if (key !== this.drawnKey) {
       this.drawnKey = key;
       const layout = stripLayout(info.layers, width, 56, 132);

@@ -61,7 +61,8 @@ export class MatrixTooltip {
     }
     line.append(tokenSpan(queries.text[row] ?? ""), h("span", "txm-tooltip-arrow", " → "), tokenSpan(keys.text[col] ?? ""), h("span", "", ": "), value);
     const what = s.head >= 0 ? `head ${s.head}` : `${s.aggregate} of ${s.heads.length} head${s.heads.length === 1 ? "" : "s"}`;
-    const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[row]} → key ${crop.cols[col]} · layer ${s.layer} · ${what}`);
+    const weighed = s.weighting === "value" ? " · value-weighted" : "";
+    const sub = h("div", "txm-tooltip-sub", `query ${crop.rows[row]} → key ${crop.cols[col]} · layer ${s.layer} · ${what}${weighed}`);
     tip.append(line, sub);
     tip.hidden = false;
     if (approx && !showsRollout(s)) this.exactValue(value, s, frame, crop.rows[row], crop.cols[col]);

@@ -137,7 +137,7 @@ export class StatsView implements PanelView {
     this.heads = info.heads;
     const stats = this.ctx.derived.stats(s.kind);
     const width = this.element.clientWidth || 640;
-    const key = [s.kind, stats !== null, this.ctx.theme.dark, width, this.statSelect.value, this.sortBy, this.descending].join("|");
+    const key = [s.kind, s.weighting, stats !== null, this.ctx.theme.dark, width, this.statSelect.value, this.sortBy, this.descending].join("|");
     if (key !== this.builtKey) {
       this.builtKey = key;
       this.build(stats, info.layers, info.heads, width);

@@ -6,6 +6,7 @@ import type { Frame, FrameCache } from "../frame";
 import type { Interventions } from "../interventions";
 import type { AttentionSource } from "../source";
 import type { Selection, SelectionStore } from "../state";
+import type { ValueWeights } from "../values";
 
 export interface Theme {
   dark: boolean;
@@ -27,6 +28,8 @@ export interface ViewContext {
   loadAll(kind: string): void;
   /** What was done to the run shown, and (live widgets) the reruns that ablate, edit and restore. */
   interventions?: Interventions;
+  /** Each kind's value norms, for value weighting (`source` already weighs the blocks it gives). */
+  values?: ValueWeights;
 }
 
 /**
