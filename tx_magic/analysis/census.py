@@ -98,7 +98,8 @@ class Census:
 
     def scored(self, pattern: str) -> np.ndarray:
         """How many inputs each head was scored on for `pattern` (layers, heads)."""
-        return np.isfinite(self.scores(pattern)).sum(0)
+        counts: np.ndarray = np.isfinite(self.scores(pattern)).sum(0)
+        return counts
 
     def mean(self, pattern: str) -> np.ndarray:
         """The mean score over the inputs where it applies (layers, heads); NaN where none does."""
@@ -116,7 +117,8 @@ class Census:
 
     def shown(self, pattern: str) -> np.ndarray:
         """On how many inputs each head's score reaches the pattern's threshold (layers, heads)."""
-        return (np.nan_to_num(self.scores(pattern), nan=-np.inf) >= self.threshold(pattern)).sum(0)
+        counts: np.ndarray = (np.nan_to_num(self.scores(pattern), nan=-np.inf) >= self.threshold(pattern)).sum(0)
+        return counts
 
     @property
     def labels(self) -> np.ndarray:
@@ -130,8 +132,9 @@ class Census:
 
     def _shows(self, pattern: str) -> np.ndarray:
         scored, shown = self.scored(pattern), self.shown(pattern)
-        return (np.nan_to_num(self.mean(pattern), nan=-np.inf) >= self.threshold(pattern)) & (scored > 0) & \
-            (2 * shown >= scored)
+        strong = np.nan_to_num(self.mean(pattern), nan=-np.inf) >= self.threshold(pattern)
+        result: np.ndarray = strong & (scored > 0) & (2 * shown >= scored)
+        return result
 
     def evidence(self, layer: int, head: int, pattern: str | None = None) -> Evidence | None:
         """The evidence for `pattern` (default: the head's label) at (layer, head); None without a label."""
@@ -146,14 +149,15 @@ class Census:
     def heads(self, label: str) -> list[tuple[int, int]]:
         """(layer, head) of every head labelled `label`."""
         self._index(label)
-        return [(int(l), int(h)) for l, h in zip(*np.nonzero(self.labels == label), strict=True)]
+        return [(int(layer), int(head)) for layer, head in zip(*np.nonzero(self.labels == label), strict=True)]
 
     def best_inputs(self, layer: int, head: int, pattern: str | None = None, n: int = 3) -> list[int]:
         """Indices of the `n` inputs where (layer, head) scores highest on `pattern` (default: its label,
         else the pattern it comes closest to its threshold on)."""
         pattern = pattern or str(self.labels[layer, head]) or self.closest(layer, head)
         scores = self.scores(pattern)[:, layer, head]
-        order = [int(i) for i in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if np.isfinite(scores[i])]
+        ranked = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+        order = [int(i) for i in ranked if np.isfinite(scores[i])]
         return order[:n]
 
     def closest(self, layer: int, head: int) -> str:
@@ -171,7 +175,8 @@ class Census:
             for head in range(heads):
                 evidence = self.evidence(layer, head)
                 rows.append({"layer": layer, "head": head, **{p: float(means[p][layer, head]) for p in self.patterns},
-                             "label": str(self.labels[layer, head]), "evidence": "" if evidence is None else str(evidence)})
+                             "label": str(self.labels[layer, head]),
+                             "evidence": "" if evidence is None else str(evidence)})
         try:
             import pandas as pd
         except ImportError:

@@ -150,7 +150,7 @@ def pattern_scores(trace: Trace, kind: str | None = None,
     else:
         builtin = {"monotonic": monotonic_score(att)}
     for pattern in chosen:
-        if pattern.builtin:
+        if pattern.score is None:
             out[pattern.name] = builtin[pattern.name]
         else:
             out[pattern.name] = per_head(att, (queries, keys) if cross else queries, pattern.score, "pattern",
