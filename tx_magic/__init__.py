@@ -20,11 +20,32 @@ from .core.trace import Trace
 from .core.version import __version__
 from .report import save_html
 from .widget import AttentionWidget, ExportError
+from .wire import register_view
 
 __all__ = [
-    "AttentionWidget", "Census", "Comparison", "Recorder", "census", "compare", "register_pattern",
-    "register_statistic", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model", "save_html",
+    "AttentionWidget",
+    "Census",
+    "Comparison",
+    "EmptyTextError",
+    "ExportError",
+    "MissingTargetError",
+    "ModelLoadError",
+    "NoAttentionError",
+    "Recorder",
+    "Tokens",
+    "Trace",
+    "TxMagicError",
+    "__version__",
+    "capture",
+    "capture_text",
+    "census",
+    "compare",
+    "explain",
+    "load_model",
+    "register_pattern",
+    "register_statistic",
+    "register_view",
+    "save_html",
     "show",
 ]
 
