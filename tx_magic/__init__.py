@@ -23,30 +23,10 @@ from .widget import AttentionWidget, ExportError
 from .wire import register_view
 
 __all__ = [
-    "AttentionWidget",
-    "Census",
-    "Comparison",
-    "EmptyTextError",
-    "ExportError",
-    "MissingTargetError",
-    "ModelLoadError",
-    "NoAttentionError",
-    "Recorder",
-    "Tokens",
-    "Trace",
-    "TxMagicError",
-    "__version__",
-    "capture",
-    "capture_text",
-    "census",
-    "compare",
-    "explain",
-    "load_model",
-    "register_pattern",
-    "register_statistic",
-    "register_view",
-    "save_html",
-    "show",
+    "AttentionWidget", "Census", "Comparison", "EmptyTextError", "ExportError", "MissingTargetError",
+    "ModelLoadError", "NoAttentionError", "Recorder", "Tokens", "Trace", "TxMagicError", "__version__", "capture",
+    "capture_text", "census", "compare", "explain", "load_model", "register_pattern", "register_statistic",
+    "register_view", "save_html", "show",
 ]
 
 
