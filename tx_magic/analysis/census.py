@@ -160,6 +160,18 @@ class Census:
         order = [int(i) for i in ranked if np.isfinite(scores[i])]
         return order[:n]
 
+    def representative(self, n: int | None = None) -> list[int]:
+        """Inputs ordered by how many labelled heads have them as their best input (the most first; inputs
+        no head picks follow in order): the ones worth showing. The first `n` when given."""
+        votes = np.zeros(len(self.inputs), dtype=np.int64)
+        layers, heads = self.shape
+        for layer in range(layers):
+            for head in range(heads):
+                if self.labels[layer, head]:
+                    votes[self.best_inputs(layer, head, n=1)] += 1
+        order = [int(i) for i in np.argsort(-votes, kind="stable")]
+        return order if n is None else order[:n]
+
     def closest(self, layer: int, head: int) -> str:
         """The pattern whose mean score at (layer, head) is the largest share of its threshold."""
         ratios = [np.nan_to_num(self.mean(p)[layer, head] / self.threshold(p), nan=-np.inf) for p in self.patterns]

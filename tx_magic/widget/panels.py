@@ -6,23 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import traitlets
 
 from .. import wire
 from ..analysis import Census, Comparison, Recorder
 from .widget import AttentionWidget
-
-
-def first_input(census: Census) -> int:
-    """The input that is the best one for the most labelled heads (0 when no head has a label)."""
-    votes = np.zeros(len(census.inputs), dtype=np.int64)
-    layers, heads = census.shape
-    for layer in range(layers):
-        for head in range(heads):
-            if census.labels[layer, head]:
-                votes[census.best_inputs(layer, head, n=1)] += 1
-    return int(np.argmax(votes))
 
 
 class CensusWidget(AttentionWidget):
@@ -35,7 +23,7 @@ class CensusWidget(AttentionWidget):
 
     def __init__(self, census: Census, *, start: int | None = None, **kwargs: Any) -> None:
         """`start`: the input shown first (default: the best input of the most labelled heads)."""
-        index = first_input(census) if start is None else int(start)
+        index = census.representative(1)[0] if start is None else int(start)
         self.census = census
         super().__init__(census.trace(index), kind=census.kind, **kwargs)
         self._census = dict(wire.encode_census(census, index))
