@@ -84,7 +84,8 @@ def test_census_scores_are_the_per_trace_statistics_and_the_definitions(wired_ce
     low, high = c.interval("induction")
     finite = c.scores("induction")[:, 1, 0]
     finite = finite[np.isfinite(finite)]
-    assert low[1, 0] == pytest.approx(np.percentile(finite, 2.5)) and high[1, 0] == pytest.approx(np.percentile(finite, 97.5))
+    assert low[1, 0] == pytest.approx(np.percentile(finite, 2.5))
+    assert high[1, 0] == pytest.approx(np.percentile(finite, 97.5))
     assert c.shown("previous")[0, 0] == len(c.inputs)
 
 
@@ -142,7 +143,7 @@ def test_bad_patterns_and_inputs_get_one_clear_message():
         census(wired(), WordIds(), probes=False, progress=False)
     with pytest.raises(OptionError, match="unknown probe"):
         census(wired(), WordIds(), probes=["nope"], progress=False)
-    with pytest.raises(TxMagicError, match="no input could be scored.*under the 8"):
+    with pytest.raises(TxMagicError, match=r"no input could be scored.*under the 8"):
         census(wired(), WordIds(), ["a b c"], probes=False, progress=False)
     tx_magic.register_pattern("broken", lambda a, t: 1 / 0)
     try:

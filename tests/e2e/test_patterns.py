@@ -33,7 +33,8 @@ CELLS = [
     "tx_magic.register_statistic('diagonal', lambda a, t: float(np.trace(a)) / len(t))",
     f"w = %explain {TEXT}",
     "w",
-    "c = tx_magic.census(counts={'repeated': 2, 'duplicate': 1, 'natural': 2, 'long': 0}, progress=False)\ncw = c.show()",
+    "counts = {'repeated': 2, 'duplicate': 1, 'natural': 2, 'long': 0}\n"
+    "c = tx_magic.census(counts=counts, progress=False)\ncw = c.show()",
     "cw",
 ]
 W_JS = "document.querySelectorAll('.txm-root')[0]"
@@ -76,7 +77,8 @@ def test_a_user_statistic_is_a_column_and_colours_the_overview(page: Any) -> Non
     assert header.inner_text() == "diagonal"
     row = page.locator('.txm-root >> nth=0 >> [data-view="stats"] tbody tr[data-key="0"]')
     shown = float(row.locator("td.txm-user-stat").inner_text())
-    py = execute_in_kernel(page, "s = w.trace.stats(); print(f\"{s[(s.layer == 0) & (s['head'] == 0)].diagonal.item():.3f}\")")
+    py = execute_in_kernel(page, "s = w.trace.stats()\n"
+                                 "print(f\"{s[(s.layer == 0) & (s['head'] == 0)].diagonal.item():.3f}\")")
     assert f"{shown:.3f}" == py.strip()
     page.locator('.txm-root >> nth=0 >> .txm-tab[data-tab="grid"]').click()
     page.locator(".txm-root >> nth=0 >> select.txm-grid-colour").select_option("diagonal")
@@ -93,14 +95,18 @@ def test_census_tab_selects_heads_and_shows_their_best_inputs(page: Any) -> None
     assert detail.inner_text().startswith("layer 0 · head 2")
     current = int(execute_in_kernel(page, "print(cw.census_input)").strip())
     buttons = page.locator(f'{cw} >> [data-view="census"] .txm-census-input')
-    target = next(int(b.get_attribute("data-input")) for b in buttons.all() if int(b.get_attribute("data-input")) != current)
+    inputs = [int(b.get_attribute("data-input")) for b in buttons.all()]
+    target = next(i for i in inputs if i != current)
     page.locator(f'{cw} >> [data-view="census"] .txm-census-input[data-input="{target}"] >> nth=0').click()
     poll_kernel(page, "print(cw.census_input, cw.trace is c.trace(cw.census_input))", f"{target} True",
                 "Python to show the chosen input", timeout=15)
-    wait_for_js(page, f"""() => {{ const r = {CW_JS}; const d = r && r.querySelector('[data-view="census"] .txm-census-input.txm-on');
-        return r.dataset.ready === '1' && d && d.dataset.input === '{target}'; }}""", "the census widget to redraw the new input")
+    wait_for_js(page, f"""() => {{ const r = {CW_JS};
+        const d = r && r.querySelector('[data-view="census"] .txm-census-input.txm-on');
+        return r.dataset.ready === '1' && d && d.dataset.input === '{target}'; }}""",
+                "the census widget to redraw the new input")
     tokens = execute_in_kernel(page, "print(len(cw.trace.tokens()[0]))").strip()
-    drawn = page.evaluate(f"() => {CW_JS}.querySelectorAll('[data-view=\"arc\"] .txm-token[data-side=\"query\"]').length")
+    drawn = page.evaluate(f"() => {CW_JS}.querySelectorAll("
+                          "'[data-view=\"arc\"] .txm-token[data-side=\"query\"]').length")
     assert str(drawn) == tokens
     save_screenshot(page, "patterns-census")
 
@@ -116,8 +122,8 @@ def reports(tmp_path_factory, minilm) -> dict[str, pathlib.Path]:
     tx_magic.register_view("Top keys", VIEW)
     tx_magic.register_statistic("diagonal", lambda a, t: float(np.trace(a)) / len(t))
     try:
-        c = tx_magic.census(minilm.model, minilm.tokenizer, counts={"repeated": 2, "duplicate": 1, "natural": 2, "long": 0},
-                            progress=False)
+        counts = {"repeated": 2, "duplicate": 1, "natural": 2, "long": 0}
+        c = tx_magic.census(minilm.model, minilm.tokenizer, counts=counts, progress=False)
         census = c.save_html(folder / "census.html", texts=3)
         n = len(EVIL) + 2
         att = np.full((2, 2, n, n), 1.0 / n, dtype=np.float32)
@@ -141,7 +147,8 @@ def test_census_report_opens_offline_and_switches_texts(context, reports) -> Non
         assert p.locator('[data-view="census"]').is_visible()
         assert "script-src 'sha256-" in p.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
         p.locator('[data-view="census"] .txm-cell[data-row="1"][data-col="3"]').click()
-        wait_for_js(p, "() => document.querySelector('.txm-census-detail')?.dataset.head === '1,3'", "head 1, 3's evidence")
+        wait_for_js(p, "() => document.querySelector('.txm-census-detail')?.dataset.head === '1,3'",
+                    "head 1, 3's evidence")
         enabled = p.locator('.txm-census-input:not([disabled])')
         assert enabled.count() > 0, "the census lists inputs this report holds"
         choice = next(b for b in enabled.all() if "txm-on" not in (b.get_attribute("class") or ""))

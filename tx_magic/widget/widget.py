@@ -38,7 +38,7 @@ class AttentionWidget(anywidget.AnyWidget):
     #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
     _internals = traitlets.Dict().tag(sync=True)
     #: Views registered with `tx_magic.register_view` (name and ES module source), each in its own tab.
-    _views = traitlets.List().tag(sync=True)
+    _views: traitlets.List[wire.UserView] = traitlets.List().tag(sync=True)
 
     #: Attention kind shown: "self", or "encoder" / "decoder" / "cross".
     kind = traitlets.Unicode("self").tag(sync=True)
@@ -83,9 +83,9 @@ class AttentionWidget(anywidget.AnyWidget):
             raise OptionError("show_trace needs a trace of the same model (the same kinds, layers and heads)")
         self.trace = trace
         with self.hold_sync():
-            self._meta = wire.encode_meta(trace)
+            self._meta = dict(wire.encode_meta(trace))
             self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
-            self._internals = wire.encode_internals(trace)
+            self._internals = dict(wire.encode_internals(trace))
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
