@@ -60,7 +60,7 @@ def encode_comparison(comparison: Comparison, budget: int = EAGER_BUDGET) -> Com
               for kind in comparison.kinds}
     return {
         "labels": list(comparison.labels), "cells": comparison.cells, "note": comparison.note,
-        "meta": encode_meta(b), "layers": [dict(block) for block in eager_layers(b, budget)], "deltas": deltas,
+        "meta": dict(encode_meta(b)), "layers": [dict(block) for block in eager_layers(b, budget)], "deltas": deltas,
     }
 
 
