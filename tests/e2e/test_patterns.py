@@ -36,6 +36,12 @@ CELLS = [
     "counts = {'repeated': 2, 'duplicate': 1, 'natural': 2, 'long': 0}\n"
     "c = tx_magic.census(counts=counts, progress=False)\ncw = c.show()",
     "cw",
+    "a = w.trace\nb = tx_magic.capture_text(text='The animal didn\\'t cross the river because it was too tired.')\n"
+    "cmp = tx_magic.compare(a, b).show()",
+    "cmp",
+    "rec = tx_magic.Recorder(*tx_magic.api.resolve_model()[:2], 'A short text to follow.')\n"
+    "for step in (0, 10, 20):\n    rec.snapshot(step)\nrw = rec.show()",
+    "rw",
 ]
 W_JS = "document.querySelectorAll('.txm-root')[0]"
 CW_JS = "document.querySelectorAll('.txm-root')[1]"
@@ -45,8 +51,8 @@ CW_JS = "document.querySelectorAll('.txm-root')[1]"
 def page(server: JupyterLabServer, new_page: Any) -> Any:
     page = new_page(viewport=(1400, 1200))
     run_notebook(page, server, "patterns.ipynb", CELLS, timeout=180)
-    wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 2",
-                "the explain and census widgets drawn", timeout=60)
+    wait_for_js(page, "() => document.querySelectorAll('.txm-root[data-ready=\"1\"]').length === 4",
+                "the explain, census, compare and recorder widgets drawn", timeout=90)
     return page
 
 
@@ -109,6 +115,30 @@ def test_census_tab_selects_heads_and_shows_their_best_inputs(page: Any) -> None
                           "'[data-view=\"arc\"] .txm-token[data-side=\"query\"]').length")
     assert str(drawn) == tokens
     save_screenshot(page, "patterns-census")
+
+
+def test_compare_and_training_tabs_draw_and_select(page: Any) -> None:
+    cmp, rw = ".txm-root >> nth=2", ".txm-root >> nth=3"
+    assert page.locator(f'{cmp} >> [data-view="compare"]').is_visible(), "the Compare tab is open from the start"
+    note = page.locator(f"{cmp} >> .txm-compare-note").inner_text()
+    assert "differ between A and B" in note
+    execute_in_kernel(page, "cmp.layer = 2; cmp.head = 4")
+    wait_for_js(page, """() => { const r = document.querySelectorAll('.txm-root')[2];
+        const v = r.querySelector('[data-view="compare"]');
+        return v.querySelectorAll('canvas').length === 3 && v.textContent.includes('layer 2, head 4'); }""",
+                "A, B and A - B of layer 2, head 4")
+    largest = float(page.locator(f"{cmp} >> .txm-compare-matrices").get_attribute("data-largest"))
+    expected = float(execute_in_kernel(page, "print(abs(cmp.comparison.difference()[2, 4]).max())"))
+    assert largest == pytest.approx(expected, rel=1e-5)
+    page.locator(f"{cmp} >> .txm-compare-table tr[data-key] >> nth=0").click()
+    first = page.locator(f"{cmp} >> .txm-compare-table tr[data-key] >> nth=0").get_attribute("data-key")
+    poll_kernel(page, "print(cmp.layer * 12 + cmp.head)", first, "a click on the largest change selects that head")
+    assert page.locator(f'{rw} >> [data-view="training"]').is_visible(), "the Training tab is open from the start"
+    slider = page.locator(f"{rw} >> .txm-train-step")
+    slider.fill("1")
+    poll_kernel(page, "print(rw.step)", "1", "the slider sets rw.step")
+    assert page.locator(f"{rw} >> .txm-train-label").inner_text() == "step 10 (2 of 3)"
+    assert page.locator(f"{rw} >> .txm-train-fluct .txm-cell").count() == 6 * 3
 
 
 @pytest.fixture(scope="module")
