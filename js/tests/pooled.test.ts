@@ -3,7 +3,7 @@ import {
   shownOfRow, splitStarts, subMatrix, thumbnailOf, tileIndex, tileMask, windowMask, zoomIn, zoomOut,
 } from "../src/pooled";
 import type { KindInfo } from "../src/wire";
-import { sparseVisitor } from "../src/views/arc";
+import { sparseVisitor } from "../src/views/arc-weights";
 
 const causal: KindInfo = { name: "self", layers: 1, heads: 1, queries: "input", keys: "input", mask: "causal" };
 const none: KindInfo = { ...causal, mask: "none" };
