@@ -5,8 +5,8 @@ pattern, aggregating, labelling), on the embedded MiniLM and, with --smollm2, on
     python benchmarks/census.py --smollm2    # SmolLM2 too (30 x 9 heads)
 
 Prints, per model, the census's wall time, the time of the same captures alone (tx_magic.capture, which the
-census runs), the time of scoring those traces on every pattern, and the time to encode the Census panel. One run, no warm-up
-beyond one capture: numbers move with the machine's load.
+census runs), the time of scoring those traces on every pattern, and the time to encode the Census panel.
+One run, no warm-up beyond one capture: numbers move with the machine's load.
 """
 
 from __future__ import annotations
