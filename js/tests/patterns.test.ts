@@ -63,8 +63,10 @@ describe("the Census tab", () => {
     expect(view.querySelectorAll(".txm-cell").length).toBe(L * H);
     cell.click();
     expect(store.get()).toMatchObject({ layer: 1, head: 2 });
+    expect(showInput).toHaveBeenCalledWith(1); // the best input for its label (input 0 is shown already)
     expect(view.querySelector(".txm-census-evidence")!.textContent).toContain("previous 0.95");
     expect(cell.classList.contains("txm-sel")).toBe(true);
+    showInput.mockClear();
     const button = view.querySelector<HTMLButtonElement>('.txm-census-input[data-input="2"]')!;
     button.click();
     expect(showInput).toHaveBeenCalledWith(2);

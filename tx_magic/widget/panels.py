@@ -15,7 +15,8 @@ from .widget import AttentionWidget
 
 class CensusWidget(AttentionWidget):
     """The views on one input of a census, with a Census tab: layers x heads coloured by label; clicking a
-    head lists the inputs that show it best, and choosing one shows it (``census_input``)."""
+    head shows it on the input that shows it best and lists the others, which show on a click too
+    (``census_input``: the input shown, set from the tab or from Python)."""
 
     _census = traitlets.Dict().tag(sync=True)
     #: The input of the census the views show (its index in ``census.inputs``).

@@ -1,9 +1,10 @@
 /**
  * The Census tab (tx_magic.census(...).show(), `tx-magic census` reports): every layer x head coloured
  * by its label (one colour per pattern; unlabelled heads grey), or by one pattern's mean score. Clicking
- * a head selects it in every view and lists, per pattern, its score over the inputs (mean, the range
- * 95 % of inputs fall in, on how many it reached the threshold) and the inputs that show it best;
- * choosing an input shows it in the views (the host swaps the trace: Python in a widget, the text
+ * a head selects it in every view, shows it on the input that shows it best (for its label, else the
+ * pattern it comes closest to) and lists, per pattern, its score over the inputs (mean, the range 95 % of
+ * inputs fall in, on how many it reached the threshold) and its best inputs; choosing another shows it
+ * in the views (the host swaps the trace: Python in a widget, the text
  * selector in a report). Numbers are Python's (tx_magic/analysis/census.py); nothing is recomputed.
  */
 
@@ -54,6 +55,18 @@ export function bestInputs(c: CensusData, p: number, layer: number, head: number
     if (input >= 0) out.push({ input, score: c.best_scores[base + i] });
   }
   return out;
+}
+
+/** The pattern a head is shown for: its label, else the one whose mean comes closest to its threshold. */
+export function focusPattern(c: CensusData, layer: number, head: number): number {
+  const labelled = c.patterns.indexOf(c.labels[layer][head]);
+  if (labelled >= 0) return labelled;
+  let best = 0, ratio = -Infinity;
+  c.patterns.forEach((_, p) => {
+    const r = c.means[at(c, p, layer, head)] / c.thresholds[p];
+    if (Number.isFinite(r) && r > ratio) [best, ratio] = [p, r];
+  });
+  return best;
 }
 
 const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "–");
@@ -132,7 +145,7 @@ export class CensusView implements PanelView {
         const v = c.means[at(c, p, layer, head)];
         return { background: weightCss(v, this.ctx.theme.dark), title: `layer ${layer} · head ${head}: ${c.patterns[p]} ${fmt(v)}` };
       },
-      onClick: (layer, head) => this.ctx.store.set({ layer, head }),
+      onClick: (layer, head) => this.pick(layer, head),
     });
     this.grid.dataset.colour = by;
     this.gridHost.append(this.grid);
@@ -151,6 +164,14 @@ export class CensusView implements PanelView {
     } else {
       this.legend.append(h("span", "", `${c.patterns[p]}: mean score over the inputs (threshold ${c.thresholds[p]})`));
     }
+  }
+
+  /** Select a head clicked in the grid and show it on the input that shows it best (when the host has it). */
+  private pick(layer: number, head: number): void {
+    const c = this.census;
+    this.ctx.store.set({ layer, head });
+    const best = bestInputs(c, focusPattern(c, layer, head), layer, head)[0]?.input;
+    if (best !== undefined && best !== c.current && (!c.texts || c.texts[best] >= 0)) this.showInput(best);
   }
 
   /** The selected head's scores and best inputs. */
