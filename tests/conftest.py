@@ -87,3 +87,13 @@ def tiny_bart(vocab_size: int, start_id: int) -> tf.BartForConditionalGeneration
                         d_model=32, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=vocab_size,
                         max_position_embeddings=64, decoder_start_token_id=start_id, pad_token_id=0)
     return tf.BartForConditionalGeneration(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_folder(tmp_path_factory, gpt2_tokenizer):
+    """`tiny_gpt2()` saved with GPT-2's real tokenizer: a model folder the libraries around transformers
+    (TransformerLens, nnsight, pipelines) load offline."""
+    folder = tmp_path_factory.mktemp("tiny-gpt2-folder")
+    tiny_gpt2().save_pretrained(folder)
+    gpt2_tokenizer.save_pretrained(folder)
+    return folder

@@ -24,7 +24,7 @@ TOKENS = ["the", "cat", "sat", "."]
 
 
 class NumpyMethodOnly:
-    """Like a TensorFlow eager tensor seen through its `.numpy()` method (TensorFlow is not installed here)."""
+    """An array readable only through a `.numpy()` method (tests/test_tensorflow.py has real TensorFlow tensors)."""
 
     def __init__(self, arr):
         self._arr = arr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from .capturing import capture, load_model, trace_from_arrays
+from .capturing import capture, load_model
+from .capturing.adapters import trace_of, unwrap_model
 from .capturing.generate import capture_generation
 from .capturing.modules import token_ids
 from .core.errors import ModelLoadError
@@ -15,10 +16,13 @@ from .widget import AttentionWidget
 
 def resolve_model(model: Any = None, tokenizer: Any = None, *,
                   need_tokenizer: bool = True) -> tuple[Any, Any, str | None]:
-    """(model, tokenizer, display name) from a name/folder/None (loaded, cached) or live objects."""
+    """(model, tokenizer, display name) from a name/folder/None (loaded, cached) or live objects; a
+    TransformerLens, nnsight, sentence-transformers or pipeline object brings its own tokenizer."""
     if model is None or isinstance(model, str):
         loaded = load_model(model)
         return loaded.model, tokenizer or loaded.tokenizer, loaded.name
+    if tokenizer is None:
+        tokenizer = unwrap_model(model).tokenizer
     if tokenizer is None and need_tokenizer:
         raise ModelLoadError(
             f"Got a {type(model).__name__} object but no tokenizer: pass tokenizer=... (in the magic: -t NAME)."
@@ -34,9 +38,11 @@ def explain(model: Any = None, tokenizer: Any = None, text: str = "", *, target:
     """Run `model` on `text` and return the interactive attention widget.
 
     `model` is a hub id, a local folder, a loaded model object (with its `tokenizer`), or
-    None for the embedded default (all-MiniLM-L6-v2). `target` is the decoder text of an
-    encoder-decoder model; `pair` a second text encoded with `text` as a sentence pair.
-    Works in any notebook front end and outside IPython.
+    None for the embedded default (all-MiniLM-L6-v2). It may also be a TransformerLens
+    `TransformerBridge`, an nnsight `LanguageModel`, a sentence-transformers `SentenceTransformer` or
+    `CrossEncoder`, or a transformers pipeline: the model inside runs, with its own tokenizer by default.
+    `target` is the decoder text of an encoder-decoder model; `pair` a second text encoded with `text`
+    as a sentence pair. Works in any notebook front end and outside IPython.
 
     `generate=N` (causal LMs) first continues `text` by up to N tokens, greedily, or sampled
     with `sample=True` (`temperature`, `top_k`, `top_p`, `seed`); the widget then replays the steps.
@@ -73,9 +79,13 @@ def show(trace: Any, tokens: Any = None, *, kind: str | None = None, layer: int 
     Arrays (numpy, torch, JAX, TensorFlow...) are (layers, heads, q, k), (heads, q, k), (q, k), a
     list per layer, or a dict per kind with `tokens` per sequence: see `tx_magic.capturing.arrays`. Weights
     that are not probabilities (NaN, negative, rows not summing to 1) are shown with a warning.
+
+    Also: a TransformerLens `ActivationCache` (every ``blocks.{i}.attn.hook_pattern``; `tokens` may then
+    be left out, or be a text or token ids, read with the cache's model), and transformers model
+    outputs (``attentions``, or ``encoder_attentions`` / ``decoder_attentions`` / ``cross_attentions``).
     """
     if not isinstance(trace, Trace):
-        trace = trace_from_arrays(trace, tokens, name=name)
+        trace = trace_of(trace, tokens, name=name)
         for warning in trace.warnings:
             warnings.warn(f"tx_magic: {warning}", stacklevel=2)
     elif tokens is not None:

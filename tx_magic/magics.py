@@ -1,17 +1,30 @@
-"""`%explain` and `%%explain`: a thin shell over `tx_magic.explain`."""
+"""`%explain` and `%%explain`: a thin shell over `tx_magic.explain`.
+
+Its defaults are configurable (traitlets, as IPython's own options)::
+
+    %config ExplainMagics.model = "my_model"     # a notebook variable, hub id or folder
+    %config ExplainMagics.max_tokens = 128
+    %config ExplainMagics.layer = 3
+
+or in ``ipython_config.py``: ``c.ExplainMagics.model = "..."``. ``-m``, ``-t``, ``-l`` and
+``--max-tokens`` still override them for one call.
+"""
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import re
 import shlex
 from typing import Any
 
+import traitlets
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .api import explain
+from .capturing.adapters import unwrap_model
 from .capturing.load import load_model
 from .core.errors import ModelLoadError, TxMagicError
 from .report import ReportText, render_report
@@ -25,22 +38,51 @@ TARGET_SEPARATOR = "---"
 
 @magics_class
 class ExplainMagics(Magics):
-    """The `%explain` line and cell magics."""
+    """The `%explain` line and cell magics; their defaults are options (`%config ExplainMagics`)."""
+
+    model = traitlets.Unicode(
+        None, allow_none=True,
+        help="Model %explain runs without -m: a notebook variable's name, a hub id, a folder or a .gguf file "
+             "(None: the embedded all-MiniLM-L6-v2).").tag(config=True)
+    tokenizer = traitlets.Unicode(
+        None, allow_none=True,
+        help="Tokenizer of the configured model (used when neither -m nor -t is given): a notebook variable's "
+             "name, hub id or folder (None: the model's own).",
+    ).tag(config=True)
+    max_tokens = traitlets.Int(
+        None, allow_none=True,
+        help="Truncate texts to this many tokens without --max-tokens (None: the model's limit).").tag(config=True)
+    layer = traitlets.Int(0, help="Layer shown first without -l (0-based).").tag(config=True)
+
+    @traitlets.validate("max_tokens")
+    def _valid_max_tokens(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise traitlets.TraitError(f"ExplainMagics.max_tokens must be at least 1 (or None), got {value}.")
+        return value
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: Any) -> Any:
+        if proposal["value"] < 0:
+            raise traitlets.TraitError(f"ExplainMagics.layer must be 0 or more, got {proposal['value']}.")
+        return proposal["value"]
 
     @magic_arguments()
     @argument("-m", "--model", default=None,
               help="Hub id, local folder, or the name of a notebook variable holding a model "
-                   "(default: the embedded all-MiniLM-L6-v2).")
+                   "(default: %%config ExplainMagics.model, else the embedded all-MiniLM-L6-v2).")
     @argument("-t", "--tokenizer", default=None,
               help="Name of a variable holding the tokenizer, or a hub id/folder (default: the model's own).")
-    @argument("-l", "--layer", type=int, default=0, help="Layer shown first (0-based).")
+    @argument("-l", "--layer", type=int, default=None,
+              help="Layer shown first (0-based; default: %%config ExplainMagics.layer, 0).")
     @argument("--head", type=int, default=None, help="Head shown in the matrix (default: mean of all heads).")
     @argument("--target", default=None,
               help="Decoder text of an encoder-decoder model (or, in %%%%explain, a line --- before it).")
     @argument("--pair", default=None,
               help="A second text, encoded with the first as a sentence pair (in %%%%explain: a line --- "
                    "between the two, or exactly two lines, for models that are not encoder-decoders).")
-    @argument("--max-tokens", type=int, default=None, help="Truncate the text to this many tokens.")
+    @argument("--max-tokens", type=int, default=None,
+              help="Truncate the text to this many tokens (default: %%config ExplainMagics.max_tokens).")
     @argument("--ids", default=None, metavar="IDS",
               help="Token ids to run instead of a text, comma-separated: --ids 101,2023,102.")
     @argument("--image", default=None, metavar="PATH",
@@ -73,7 +115,12 @@ class ExplainMagics(Magics):
             The target sentence.
         """
         argv, text = split_options(line, self.explain)
-        args = self.explain.parser.parse_args(argv)
+        args = parse_options(self.explain.parser, argv)
+        if args.model is None:  # the configured model, with the configured tokenizer (which goes with it only)
+            args.model = self.model
+            args.tokenizer = args.tokenizer if args.tokenizer is not None else self.tokenizer
+        args.layer = args.layer if args.layer is not None else self.layer
+        args.max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
         if args.save:
             _check_save_path(args.save)
         second = None
@@ -83,8 +130,8 @@ class ExplainMagics(Magics):
             ids = parse_ids(args.ids) if args.ids is not None else None
             model, tokenizer = self._resolve(args.model, args.tokenizer, need_tokenizer=ids is None,
                                              image=args.image is not None)
-            encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False)) \
-                if model is not None and not isinstance(model, str) else None
+            encoder_decoder = bool(getattr(getattr(unwrap_model(model).model, "config", None), "is_encoder_decoder",
+                                           False)) if model is not None and not isinstance(model, str) else None
             target, pair = args.target, args.pair
             if second is not None:
                 # The second part is the target of an encoder-decoder, else text B of a pair.
@@ -118,6 +165,8 @@ class ExplainMagics(Magics):
         tok_obj = namespace.get(tokenizer, tokenizer) if tokenizer else None
         if isinstance(tok_obj, str):
             tok_obj = _load_tokenizer(tok_obj)
+        if tok_obj is None and model_obj is not None and not isinstance(model_obj, str):
+            tok_obj = unwrap_model(model_obj).tokenizer  # a sentence-transformers, nnsight, pipeline... object's own
         if model_obj is not None and not isinstance(model_obj, str) and tok_obj is None:
             source = getattr(getattr(model_obj, "config", None), "_name_or_path", "")
             if not source and not need_tokenizer:
@@ -166,6 +215,14 @@ def split_options(line: str, magic: Any) -> tuple[list[str], str]:
     except ValueError:  # an unbalanced quote in the free text: options end before it
         pass
     return argv, line[consumed:].strip()
+
+
+def parse_options(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`parser.parse_args(argv)` with every default set on the namespace itself. argparse leaves out a default
+    when the namespace already has the attribute, and some libraries give every object one: after
+    ``import nnsight`` every object has a ``.save`` method, which would stand in for --save's None."""
+    defaults = {a.dest: a.default for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")}
+    return parser.parse_args(argv, namespace=argparse.Namespace(**defaults))
 
 
 def split_target(cell: str) -> tuple[str, str | None]:

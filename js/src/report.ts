@@ -34,6 +34,14 @@ export interface ReportText {
   omitted: Omitted[];
 }
 
+/** What the report opens on (a drop-in bertviz call's `layer` and `heads`); the explorer corrects what does not fit. */
+export interface OpeningSelection {
+  kind?: string;
+  layer?: number;
+  heads?: number[];
+  head?: number;
+}
+
 /** The report header (`#txm-report-data`). */
 export interface ReportHeader {
   title: string;
@@ -44,6 +52,23 @@ export interface ReportHeader {
   views: string[];
   /** A census report's census (its `texts` map inputs to this report's texts). */
   census?: CensusData;
+  selection?: OpeningSelection;
+}
+
+const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= -1;
+
+/** The header's opening selection, keeping only well-formed fields. */
+export function decodeSelection(raw: unknown): OpeningSelection {
+  if (!raw || typeof raw !== "object") return {};
+  const r = raw as Record<string, unknown>;
+  const out: OpeningSelection = {};
+  if (typeof r.kind === "string") out.kind = r.kind;
+  if (isIndex(r.layer) && r.layer >= 0) out.layer = r.layer;
+  if (Array.isArray(r.heads) && r.heads.length > 0 && r.heads.every((h) => isIndex(h) && h >= 0)) {
+    out.heads = r.heads as number[];
+  }
+  if (isIndex(r.head)) out.head = r.head;
+  return out;
 }
 
 export function traceId(index: number): string {
@@ -79,6 +104,7 @@ export function decodeHeader(raw: unknown): ReportHeader {
     })),
     views: Array.isArray(r.views) ? r.views.map(String) : [],
     ...(r.census ? { census: decodeCensus(r.census as unknown as WireCensusPanel) } : {}),
+    selection: decodeSelection(r.selection),
   };
 }
 
@@ -131,7 +157,7 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
   host.append(head, app, foot);
 
   let dispose: () => void = () => {};
-  let last: Partial<Selection> = {};
+  let last: Partial<Selection> = { ...header.selection };
 
   const show = (index: number) => {
     dispose();

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { WIRE_VERSION } from "../src/wire";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HEADER_ID, main, ROOT_ID, traceId } from "../src/report";
+import { decodeSelection, HEADER_ID, main, ROOT_ID, traceId } from "../src/report";
 import { installFakeCanvas, randomLayer } from "./helpers";
 
 const EVIL = "</script><img src=x onerror=alert(1)>";
@@ -37,12 +37,12 @@ function addJson(id: string, value: unknown): void {
   document.body.append(script);
 }
 
-function page(texts: { tokens: string[]; layers: number[]; label: string }[]): HTMLElement {
+function page(texts: { tokens: string[]; layers: number[]; label: string }[], selection?: unknown): HTMLElement {
   const root = document.createElement("div");
   root.id = ROOT_ID;
   document.body.append(root);
   addJson(HEADER_ID, {
-    title: "A <b>report</b>", generator: "tx_magic test", max_bytes: 1_000_000,
+    title: "A <b>report</b>", generator: "tx_magic test", max_bytes: 1_000_000, selection,
     texts: texts.map((t) => ({
       label: t.label, text: t.tokens.join(" "),
       omitted: [{ kind: "self", layers: [0, 1, 2].filter((l) => !t.layers.includes(l)) }],
@@ -89,6 +89,16 @@ describe("report page", () => {
     expect(tokens).toEqual(["a", "dog", "ran"]);
     expect(root.querySelectorAll(".txm-root")).toHaveLength(1);
     expect(root.querySelector<HTMLSelectElement>("select.txm-layer")!.value).toBe("2");
+  });
+
+  it("opens on the header's selection (a drop-in call's layer and heads), ignoring malformed fields", () => {
+    const root = page([{ tokens: ["the", "cat", "sat"], layers: [0, 1, 2], label: "one" }], { layer: 2, heads: [1] });
+    main(document);
+    expect(root.querySelector<HTMLSelectElement>("select.txm-layer")!.value).toBe("2");
+    const chips = [...root.querySelectorAll<HTMLElement>("button.txm-head")].map((c) => c.getAttribute("aria-pressed"));
+    expect(chips).toEqual(["false", "true"]);
+    expect(decodeSelection({ layer: "2", heads: [0, -3], head: 1.5, kind: 4 })).toEqual({});
+    expect(decodeSelection({ layer: 1, heads: [0], head: -1, kind: "self" })).toEqual({ layer: 1, heads: [0], head: -1, kind: "self" });
   });
 
   it("says why a layer left out of the report cannot be shown", async () => {

@@ -4,6 +4,9 @@
   for long inputs);
 - images for ViT-style models: `tx_magic.capturing.images`;
 - any other torch module, or any callable tokenizer: forward hooks, `tx_magic.capturing.modules`.
+
+Objects of the libraries around transformers (TransformerLens, nnsight, sentence-transformers,
+pipelines) are first unwrapped to the model inside them: `tx_magic.capturing.adapters`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from ..core.errors import BadTextError, ModelLoadError, OptionError, TxMagicError
 from ..core.trace import Trace
+from .adapters import unwrap_model
 from .hf import capture_transformers
 from .images import capture_image, is_image_input
 from .models import is_transformers_model
@@ -30,8 +34,18 @@ def capture(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
     `image` (a PIL image, array or path) runs a ViT-style model with `tokenizer` its image processor.
     Any other torch module (or a transformers model that gives no attentions) is captured with
     forward hooks: see `tx_magic.capturing.hooks` for how a custom model reports its attention.
+    A TransformerLens, nnsight, sentence-transformers or pipeline object runs the model inside it, with
+    its own tokenizer when `tokenizer` is None (`tx_magic.capturing.adapters`).
     """
+    unwrapped = unwrap_model(model, tokenizer)
+    model, tokenizer, name = unwrapped.model, unwrapped.tokenizer, name or unwrapped.name
+    max_tokens = unwrapped.max_tokens if max_tokens is None else max_tokens
     check_inputs(model, max_tokens, text, pair, target)
+    if unwrapped.runner is not None:
+        if pair is not None or target is not None or ids is not None or image is not None:
+            raise TxMagicError(f"A {unwrapped.source} model is run on one text here: leave out pair, target, ids "
+                               "and image.")
+        return unwrapped.runner(text, max_tokens, name)  # type: ignore[no-any-return]
     if image is not None or is_image_input(text, tokenizer):
         return capture_image(model, tokenizer, text if image is None else image, name=name)
     plain_tokenizer = not hasattr(tokenizer, "convert_ids_to_tokens")  # any callable (or None with ids)

@@ -13,6 +13,7 @@ from typing import Any
 from ..core.errors import EmptyTextError, TxMagicError
 from ..core.generation import Generation
 from ..core.trace import Trace
+from .adapters import unwrap_model
 from .dispatch import capture
 from .model_state import evaluating
 
@@ -62,7 +63,10 @@ def capture_generation(model: Any, tokenizer: Any, prompt: str, steps: int, *, n
                        sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
                        top_p: float | None = None, seed: int | None = None) -> Trace:
     """Generate up to `steps` tokens after `prompt`, capture prompt + generated tokens in one
-    pass, and mark the generated ones (``trace.generation``)."""
+    pass, and mark the generated ones (``trace.generation``). A pipeline, nnsight or TransformerLens bridge
+    object generates with the transformers model inside it."""
+    unwrapped = unwrap_model(model, tokenizer)
+    model, tokenizer, name = unwrapped.model, unwrapped.tokenizer, name or unwrapped.name
     prompt_ids, new_ids = generate_ids(model, tokenizer, prompt, steps, sample=sample, temperature=temperature,
                                        top_k=top_k, top_p=top_p, seed=seed)
     trace = capture(model, tokenizer, prompt, ids=prompt_ids + new_ids, name=name)

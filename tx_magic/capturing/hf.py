@@ -54,8 +54,10 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
         return _streamed_trace(model, inputs, name)
     outputs = _forward(model, inputs.batch, hidden=not inputs.encoder_decoder)
     if not has_attentions(outputs, inputs.encoder_decoder):  # no output_attentions: find them with hooks
-        return capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
-                              target_ids=decoder, name=name)
+        hooked = capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
+                                target_ids=decoder, name=name)
+        hooked.warnings[:0] = [w for w in inputs.warnings if w not in hooked.warnings]  # truncation, said once
+        return hooked
     if inputs.encoder_decoder:
         attentions = {kind: _stack(outputs, f"{kind}_attentions", model) for kind in ("encoder", "decoder", "cross")}
         masks = {"decoder": causal_mask(len(inputs.sequences["target"]))}

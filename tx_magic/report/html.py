@@ -93,15 +93,16 @@ class RenderedReport:
 
 
 def render_html(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
-                max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+                max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None) -> str:
     """The report page of one or more traces (several get a text selector), as a string.
 
     Layers are inlined exactly (float32) while they all fit in `max_bytes`, else as 8-bit values,
     else max-pooled (long inputs), leaving out the layers that still do not fit (see
     `tx_magic.report.budget`); the report says what it did. Raises `ReportTooLarge` when not even
-    the first layer of each text fits.
+    the first layer of each text fits. `selection` is what the page opens on: ``kind``, ``layer``,
+    ``heads``, ``head`` (the widget's traits), each optional.
     """
-    return render_report(traces, title=title, max_bytes=max_bytes).html
+    return render_report(traces, title=title, max_bytes=max_bytes, selection=selection).html
 
 
 def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike[str], *, title: str | None = None,
@@ -113,7 +114,8 @@ def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike
 
 
 def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
-                  max_bytes: int = DEFAULT_MAX_BYTES, census: wire.CensusPanel | None = None) -> RenderedReport:
+                  max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None,
+                  census: wire.CensusPanel | None = None) -> RenderedReport:
     """`render_html`, also returning what was left out of each text. `census` adds a Census tab
     (`tx_magic.report.census`); the views registered with `tx_magic.register_view` go in every report."""
     texts = _as_texts(traces)
@@ -135,6 +137,8 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
         if line:
             meta["warnings"].append(line)
     header = {**_header(texts, title, max_bytes, plans), **extras}
+    if selection:
+        header["selection"] = dict(selection)
     data = [_trace_json(meta, _blocks(t.trace, plan)) for meta, t, plan in zip(metas, texts, plans, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data, views), notices, left_out)
