@@ -37,6 +37,8 @@ class AttentionWidget(anywidget.AnyWidget):
     _layers: traitlets.List[wire.Block] = traitlets.List().tag(sync=True)
     #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
     _internals = traitlets.Dict().tag(sync=True)
+    #: Views registered with `tx_magic.register_view` (name and ES module source), each in its own tab.
+    _views: traitlets.List[wire.UserView] = traitlets.List().tag(sync=True)
 
     #: Attention kind shown: "self", or "encoder" / "decoder" / "cross".
     kind = traitlets.Unicode("self").tag(sync=True)
@@ -68,11 +70,13 @@ class AttentionWidget(anywidget.AnyWidget):
             raise OptionError(f"head must be in 0..{n_heads - 1} (or -1 for the mean), got {head}")
         self.trace = trace  # before the traits, whose validators read it
         self._exports = PendingExports()
+        self._eager_budget = eager_budget
         super().__init__(
             _meta=wire.encode_meta(trace),
             _layers=wire.eager_layers(trace, eager_budget, layer=layer),
             kind=kind, layer=layer, heads=list(range(n_heads)),
-            head=-1 if head is None else head, _internals=wire.encode_internals(trace), **kwargs,
+            head=-1 if head is None else head, _internals=wire.encode_internals(trace), _views=wire.encode_views(),
+            **kwargs,
         )
         if weighting != "raw":
             try:
@@ -81,6 +85,16 @@ class AttentionWidget(anywidget.AnyWidget):
                 raise OptionError(str(exc)) from None
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
+
+    def show_trace(self, trace: Trace) -> None:
+        """Show `trace`, another run of the same model, in this widget; the selection stays."""
+        if any(k not in trace.kinds or trace.shape(k)[:2] != self.trace.shape(k)[:2] for k in self.trace.kinds):
+            raise OptionError("show_trace needs a trace of the same model (the same kinds, layers and heads)")
+        self.trace = trace
+        with self.hold_sync():
+            self._meta = dict(wire.encode_meta(trace))
+            self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
+            self._internals = dict(wire.encode_internals(trace))
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
