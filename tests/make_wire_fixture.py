@@ -17,6 +17,7 @@ base64 lists. The fixture holds:
 - ``vision``: the ``_meta`` of a trace with an image, and the PNG's bytes;
 - ``internals``: a causal LM trace's ``_internals`` (hidden states, lens, logits, vocab, generation) and
   its values (NaN as null);
+- ``library``: a census panel, a training panel and a ``_meta`` with a user statistic, with their values;
 - ``messages``: per reply kind (layer, block, topk, logits, lens, error; value norms, queries and keys,
   flow and a flow error, of a trace whose model is "run again" by a fixed stand-in) the request as the renderer
   sends it, Python's reply (`tx_magic.wire.reply_to`), its buffers and the values they decode to;
@@ -352,6 +353,39 @@ def _interventions(wire: Any) -> dict[str, Any]:
     }
 
 
+def _library(wire: Any, trace: Any) -> dict[str, Any]:
+    """The pattern library's panels and a user statistic, with the values the TS tests must decode."""
+    analysis = importlib.import_module("tx_magic.analysis")
+    probes = importlib.import_module("tx_magic.analysis.probes")
+    rng = np.random.default_rng(7)
+    patterns = analysis.library(cross=False)
+    values = rng.random((3, len(patterns), 2, 2))
+    values[1, 0] = np.nan  # a pattern that does not apply to one input
+    inputs = [probes.ProbeInput("natural", text="a <b>text</b>"), probes.ProbeInput("repeated", ids=(5, 6, 5, 6)),
+              probes.ProbeInput("text", text="third")]
+    tokens = [trace.tokens("encoder")[0]] * 3
+    census = analysis.Census(model_name="fixture", kind="encoder", inputs=inputs, tokens=tokens, patterns=patterns,
+                             values=values)
+    panel = wire.encode_census(census, 1, texts=[0, -1, 1])
+    recorder = analysis.Recorder(None, None, "")
+    recorder.steps, recorder.traces = [0, 10], [trace, build_trace()]
+    analysis.register_statistic("diagonal_share", lambda att, tokens: float(np.trace(att)) / att.shape[0])
+    try:
+        meta = wire.encode_meta(trace)
+        user = analysis.user_stats(trace, "encoder")["diagonal_share"]
+    finally:
+        analysis.unregister_statistic("diagonal_share")
+    return {
+        "census": wire.as_base64(panel),
+        "expected_means": _floats(np.stack([census.mean(p) for p in census.patterns])),
+        "expected_labels": [[str(x) for x in row] for row in census.labels],
+        "training": wire.as_base64(wire.encode_training(recorder)),
+        "expected_fluctuation": _floats(recorder.fluctuation("encoder")),
+        "meta": wire.as_base64(meta),
+        "expected_user_stats": _floats(user),
+    }
+
+
 def build_fixture() -> dict[str, Any]:
     wire, _ = modules()
     trace = build_trace()
@@ -386,6 +420,7 @@ def build_fixture() -> dict[str, Any]:
         "messages": _messages(wire),
         "export_request": wire.request(wire.REQUEST_EXPORT, {"format": "png", "scale": 2}, request_id="export-1"),
         "interventions": _interventions(wire),
+        "library": _library(wire, trace),
     }
 
 

@@ -24,7 +24,26 @@ for _ in range(20):
     expected += list(range(LENGTH))
 shown = w.trace.attention("cross")[-1].mean(axis=0).argmax(axis=-1).tolist()
 print("TXM-PROBE " + json.dumps({"found": found, "expected": expected, "shown": shown,
-                                 "kinds": list(w.trace.kinds)}))
+                                 "kinds": list(w.trace.kinds), "steps": rec.steps, "diagonal": diagonal,
+                                 "monotonic": [float(m) for m in monotonic],
+                                 "fluctuation": [None if f != f else float(f) for f in fluctuation],
+                                 "training": r._training["steps"]}))
+''',
+    "clark_bert.ipynb": '''
+import json
+print("TXM-PROBE " + json.dumps({"layers": per_layer.to_dict(orient="list"), "ratio": ratio.tolist(),
+                                 "uniform": float(uniform["special+punct"]), "parked": len(parked)}))
+''',
+    "induction_heads.ipynb": '''
+import json
+print("TXM-PROBE " + json.dumps({"induction": induction, "accuracy": accuracy.tolist(),
+                                 "shown": w.census_input, "labels": list(census.table()["label"])}))
+''',
+    "user_view.ipynb": '''
+import json
+print("TXM-PROBE " + json.dumps({"views": [v["name"] for v in w._views],
+                                 "stats": list(w._meta["kinds"][0].get("user_stats", {})),
+                                 "importmap": "<script type=\\"importmap\\">" in path.read_text()}))
 ''',
     "value_weighted.ipynb": '''
 import json
@@ -73,13 +92,15 @@ def test_example_notebook_runs_and_shows_widgets(path, tmp_path):
 
 def test_there_are_examples():
     names = {p.name for p in EXAMPLES}
-    assert {"quickstart.ipynb", "copy_task.ipynb", "custom_module.ipynb", "value_weighted.ipynb"} <= names
+    assert {"quickstart.ipynb", "copy_task.ipynb", "custom_module.ipynb", "value_weighted.ipynb", "clark_bert.ipynb",
+            "induction_heads.ipynb", "user_view.ipynb", "ioi.ipynb"} <= names
 
 
-def probe_of(name: str, tmp_path: pathlib.Path) -> dict:
-    nb = executed(next(p for p in EXAMPLES if p.name == name), tmp_path)
+def probe_of(name: str, folder: pathlib.Path) -> dict:
+    """What the probe cell appended to example `name` printed."""
+    nb = executed(next(p for p in EXAMPLES if p.name == name), folder)
     probe = [o for o in outputs_of(nb) if o.output_type == "stream" and "TXM-PROBE " in o.text]
-    assert probe, "the probe cell printed nothing"
+    assert probe, f"the probe cell of {name} printed nothing"
     return json.loads(probe[-1].text.split("TXM-PROBE ", 1)[1])
 
 
@@ -134,3 +155,45 @@ def test_value_weighted_example_reproduces_kobayashi_on_minilm(tmp_path):
 def test_generation_example_is_executed():
     """A causal LM with generation (SmolLM2): examples/generation.ipynb runs in the test above."""
     assert any(p.name == "generation.ipynb" for p in EXAMPLES)
+
+
+def test_copy_task_recorder_shows_the_diagonal_forming(tmp_path):
+    """The Recorder's snapshots: the diagonal score rises from chance (~1/10) to most of the weight, the
+    best head's monotonic alignment follows, and the fluctuation peaks early and falls as it settles."""
+    result = probe_of("copy_task.ipynb", tmp_path)
+    assert result["steps"] == [*range(0, 400, 25), 400] == result["training"]
+    diagonal, monotonic, fluctuation = result["diagonal"], result["monotonic"], result["fluctuation"]
+    assert diagonal[0] < 0.2 and diagonal[-1] > 0.7, diagonal
+    assert monotonic[0] < 0.2 and monotonic[-1] > 0.7, monotonic
+    assert fluctuation[0] is None
+    peak = max(range(1, len(fluctuation)), key=lambda i: fluctuation[i])
+    assert result["steps"][peak] <= 150 and max(fluctuation[-4:]) < 0.1, fluctuation
+
+
+def test_clark_bert_finds_attention_parked_on_special_tokens_and_punctuation(tmp_path):
+    """Clark et al. 2019 on MiniLM: in layers 1-4 more than half the attention goes to [CLS], [SEP] and
+    punctuation, over 2.5 times their share of the keys; MiniLM parks it on [CLS] (BERT-base: on [SEP])."""
+    result = probe_of("clark_bert.ipynb", tmp_path)
+    layers = result["layers"]
+    for layer in range(1, 5):
+        assert layers["special+punct"][layer] > 0.5, layers
+        assert result["ratio"][layer] > 2.5, result["ratio"]
+        assert layers["cls"][layer] > max(layers["sep"][layer], layers["punct"][layer])
+    assert result["uniform"] < 0.25 and result["parked"] >= 1
+
+
+def test_induction_heads_are_found_by_the_census_and_copy(tmp_path):
+    """Olsson et al. 2022 on SmolLM2: the census labels induction heads in the middle-to-late layers
+    (17-18 first of all), and the model copies the second half of repeated random tokens."""
+    result = probe_of("induction_heads.ipynb", tmp_path)
+    heads = [tuple(h) for h in result["induction"]]
+    assert len(heads) >= 3 and {17, 18} <= {layer for layer, _ in heads}, heads
+    assert all(12 <= layer <= 26 for layer, _ in heads)
+    assert result["labels"].count("induction") == len(heads)
+    accuracy = result["accuracy"]
+    assert max(first for first, _ in accuracy) <= 0.1 and sum(second for _, second in accuracy) / len(accuracy) >= 0.4
+
+
+def test_user_view_example_registers_a_view_and_a_statistic(tmp_path):
+    result = probe_of("user_view.ipynb", tmp_path)
+    assert "Row entropy" in result["views"] and result["stats"] == ["last"] and result["importmap"]

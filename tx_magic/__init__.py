@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import analysis  # noqa: F401 - provides the analyses Trace offers (tx_magic.core.extensions)
+from .analysis import Census, Comparison, Recorder, census, compare, register_pattern, register_statistic
 from .analysis.patching import Patching, patch, rank_correlation
 from .api import capture_text, explain, show
 from .capturing import capture, load_model
@@ -20,11 +21,13 @@ from .core.trace import Trace
 from .core.version import __version__
 from .report import save_html
 from .widget import AttentionWidget, ExportError
+from .wire import register_view
 
 __all__ = [
-    "AttentionWidget", "EmptyTextError", "ExportError", "MissingTargetError", "ModelLoadError", "NoAttentionError",
-    "Patching", "Tokens", "Trace", "TxMagicError", "__version__", "capture", "capture_text", "explain", "load_model",
-    "patch", "rank_correlation", "save_html", "show",
+    "AttentionWidget", "Census", "Comparison", "EmptyTextError", "ExportError", "MissingTargetError",
+    "ModelLoadError", "NoAttentionError", "Patching", "Recorder", "Tokens", "Trace", "TxMagicError",
+    "__version__", "capture", "capture_text", "census", "compare", "explain", "load_model", "patch",
+    "rank_correlation", "register_pattern", "register_statistic", "register_view", "save_html", "show",
 ]
 
 

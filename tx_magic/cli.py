@@ -1,8 +1,9 @@
-"""The command line: ``tx-magic report`` writes self-contained HTML reports.
+"""The command line: ``tx-magic report`` writes self-contained HTML reports; ``tx-magic census`` a head census.
 
     tx-magic report --text "What is the capital of France?" --output report.html
     tx-magic report --model gpt2 --texts-file texts.txt --output reports/      # one report per text
     tx-magic report --texts-file texts.jsonl --one-file --output all.html     # one report, a text selector
+    tx-magic census --model smollm2.gguf --output census.html                  # every head on every pattern
 
 Exit status: 0 when everything was written, 1 when some texts failed (the others are written;
 the message names the lines and why), 2 for usage errors (bad option, unwritable output,
@@ -19,11 +20,13 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from .analysis import census as run_census
 from .capturing import capture as run_model
 from .capturing.load import load_model
 from .core.errors import TxMagicError
 from .report.batch import BatchItem, EmptyTextsFile, Failure, describe, read_texts, run_each
 from .report.budget import size_text
+from .report.census import DEFAULT_TEXTS, render_census
 from .report.html import DEFAULT_MAX_BYTES, ReportText, render_report
 
 PROG = "tx-magic"
@@ -38,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return report(args)
+        return census(args) if args.command == "census" else report(args)
     except (UsageError, EmptyTextsFile) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
@@ -79,7 +82,72 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress bar (default: when stderr is a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_census(commands)
     return parser
+
+
+def add_census(commands: Any) -> None:
+    """The `census` command's options."""
+    cen = commands.add_parser(
+        "census", help="score every head on every pattern over many inputs; write an offline HTML report",
+        description="Run a model on generated probes (repeated random tokens, duplicated tokens, natural text, long "
+                    "filler) and your texts, score every head on every pattern of the library (induction, duplicate, "
+                    "previous, first/sink, self, local, broad), label the heads that clearly show one, and write a "
+                    "self-contained report: the Census tab and the inputs that show the heads best.",
+    )
+    cen.add_argument("-m", "--model", default=None, help="as for report (default: the embedded all-MiniLM-L6-v2)")
+    cen.add_argument("--texts-file", type=pathlib.Path, metavar="FILE", help="your texts too, as for report")
+    cen.add_argument("--no-probes", action="store_true", help="only the texts of --texts-file")
+    cen.add_argument("--seed", type=int, default=0, help="seed of the generated probes (default 0)")
+    cen.add_argument("--kind", help='attention kind to score (default the first; "cross" for alignment)')
+    cen.add_argument("--max-tokens", type=_positive_int, metavar="N", help="truncate each input to N tokens")
+    cen.add_argument("-o", "--output", required=True, type=pathlib.Path, help="the report file")
+    cen.add_argument("--texts", type=_positive_int, default=DEFAULT_TEXTS, metavar="N",
+                     help=f"inputs the report holds in full (default {DEFAULT_TEXTS}): those that show the most "
+                          "labelled heads best")
+    cen.add_argument("--title", help="title of the report")
+    cen.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                     help=f"size budget of the report (default {size_text(DEFAULT_MAX_BYTES)})")
+    progress = cen.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show a progress bar (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def census(args: argparse.Namespace) -> int:
+    """The `census` command: load the model, run the probes and texts, write the report, print the labels."""
+    texts: list[Any] = []
+    if args.texts_file is not None:
+        items, unreadable = _read(args.texts_file)
+        for failure in unreadable:
+            _say(f"line {failure.line}: {failure.message} (skipped)")
+        texts = [{"text": i.text, "target": i.target} if i.target else i.text for i in items]
+    if args.no_probes and not texts:
+        raise UsageError("--no-probes needs texts: give --texts-file")
+    output = args.output.expanduser()
+    _check_folder(output.parent)
+    model, tokenizer, name = _load(args.model)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        result = run_census(model, tokenizer, texts, probes=not args.no_probes, kind=args.kind, seed=args.seed,
+                            max_tokens=args.max_tokens, progress=show)
+        result.model_name = name
+        rendered = render_census(result, texts=args.texts, title=args.title, max_bytes=args.max_bytes)
+        output.write_text(rendered.html, encoding="utf-8")
+    except (TxMagicError, OSError) as exc:
+        _say(f"error: no census written: {exc}")
+        return EXIT_FAILED
+    for label, reason in result.skipped:
+        _say(f"skipped {label}: {reason}")
+    layers, heads = result.shape
+    found = {p: result.heads(p) for p in result.patterns}
+    summary = ", ".join(f"{len(v)} {p}" for p, v in found.items() if v) or "no head clearly shows a pattern"
+    _out(f"wrote {output} ({size_text(len(rendered.html.encode()))}): {layers * heads} heads over "
+         f"{len(result.inputs)} inputs; {summary}")
+    for pattern, where in found.items():
+        if where and pattern not in ("broad", "local"):
+            _out(f"  {pattern}: " + ", ".join(f"L{layer}.H{head}" for layer, head in where))
+    return EXIT_OK
 
 
 def report(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ import "./views/interventions.css";
 import "./views/valueflow.css";
 import { watchConnection } from "./connection";
 import { errorBox, clear } from "./dom";
-import { renderExplorer, type ExplorerApi, type TabName } from "./render";
+import { renderExplorer, type ExplorerApi, type ExplorerExtras, type TabName } from "./render";
 import { decodePatching } from "./patching";
+import { decodeCensus } from "./views/census";
 import { internalsFromModel } from "./internals";
 import { openChannel, type Answer, type Channel } from "./rpc";
 import { LayerStore, type Fetchers, type LayerData } from "./source";
@@ -22,8 +23,35 @@ import { ValueWeights } from "./values";
 import { channelAnalyses } from "./analyses";
 import {
   decodeBlock, decodeTopK, decodeValueNorms, EXPORT_FORMATS, EXPORT_MAX_BYTES, REQUEST_BLOCK, REQUEST_EXPORT, REQUEST_LAYER,
-  REQUEST_TOPK, REQUEST_VALUE_NORMS, unchecked, type ExportFormat, type WireExportReply, type WireExportRequest,
+  REQUEST_TOPK, REQUEST_VALUE_NORMS, unchecked, type ExportFormat, type WireCensusPanel, type WireComparisonPanel,
+  type WireExportReply, type WireExportRequest, type WireTrainingPanel, type WireUserView,
 } from "./wire";
+
+/** A trait holding an object, or undefined when it is absent or empty ({} is the traits' default). */
+function objectTrait<T>(model: WidgetModel, name: string): T | undefined {
+  const v = model.get(name);
+  return v && typeof v === "object" && Object.keys(v).length > 0 ? (v as T) : undefined;
+}
+
+/** The pattern library's panels and the user's views, from the widget's optional traits. */
+export function extrasFromModel(model: WidgetModel): ExplorerExtras {
+  const views = model.get("_views");
+  const census = objectTrait<WireCensusPanel>(model, "_census");
+  const step = model.get("step");
+  const save = (name: string, value: unknown) => {
+    model.set(name, value);
+    model.save_changes();
+  };
+  return {
+    views: Array.isArray(views) ? (views as WireUserView[]) : [],
+    census: census ? decodeCensus(census) : undefined,
+    showInput: (input) => save("census_input", input),
+    compare: objectTrait<WireComparisonPanel>(model, "_compare"),
+    training: objectTrait<WireTrainingPanel>(model, "_training"),
+    step: typeof step === "number" ? step : 0,
+    onStep: (s) => save("step", s),
+  };
+}
 
 /** The LayerStore's fetchers over `channel`: whole layers, exact windows and top keys. */
 export function channelFetchers(channel: Channel): Fetchers {
@@ -98,6 +126,7 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
           tab = name;
         },
         values: channelValues(channel), analyses: channelAnalyses(channel),
+        extras: extrasFromModel(model),
       }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {

@@ -42,9 +42,16 @@ import { FlowView } from "./views/flow";
 import { QueriesKeysView } from "./views/qk";
 import { ANALYSIS_FLOW, ANALYSIS_QK } from "./wire";
 import { WeightedSource } from "./weighted";
+import { CensusView, type CensusData } from "./views/census";
+import { CompareView } from "./views/compare";
+import { TrainingView } from "./views/training";
+import { blobLoader, UserView, type ModuleLoader } from "./views/user";
+import type { WireComparisonPanel, WireTrainingPanel, WireUserView } from "./wire";
 
 /** The secondary views, in tab order. */
-export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "flow", "qk", "effects"] as const;
+export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "flow", "qk",
+  "census", "compare", "training", "view",
+  "effects"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -76,6 +83,22 @@ export interface ExplorerOptions {
   values?: ValueWeights;
   /** Queries and keys (the Q/K tab) and the information flow (the Flow tab), asked of the kernel. */
   analyses?: AnalysisFetchers;
+  extras?: ExplorerExtras;
+}
+
+/** The pattern library's tabs and the user's views, each present when its data came (optional traits). */
+export interface ExplorerExtras {
+  views?: WireUserView[];
+  /** How user views are imported (default: from a Blob URL of their source). */
+  loadView?: ModuleLoader;
+  census?: CensusData;
+  /** Show census input `i` in the views (the host swaps the trace). */
+  showInput?: (input: number) => void;
+  compare?: WireComparisonPanel;
+  training?: WireTrainingPanel;
+  /** The training snapshot shown first, and where a new choice goes. */
+  step?: number;
+  onStep?: (step: number) => void;
 }
 
 const MAX_ERRORS = 3;
@@ -167,6 +190,7 @@ export function renderExplorer(
   const placeholder = h("div", "txm-placeholder");
   views.append(arc.element, matrix.element, placeholder);
   const inside = opts.internals;
+  const x = opts.extras;
   const panels: [TabName, PanelView | null][] = [
     ["grid", new GridView(ctx)], ["heads", new HeadsView(ctx)], ["layers", new LayersView(ctx)], ["stats", new StatsView(ctx)],
     ["hidden", inside?.hidden ? new HiddenView(ctx, inside) : null],
@@ -177,9 +201,13 @@ export function renderExplorer(
     ["effects", opts.patching ? new EffectsView(ctx, opts.patching) : null],
     ["flow", opts.analyses?.flow && offered(source.meta, ANALYSIS_FLOW) ? new FlowView(ctx, opts.analyses) : null],
     ["qk", opts.analyses?.queriesKeys && offered(source.meta, ANALYSIS_QK) ? new QueriesKeysView(ctx, opts.analyses) : null],
+    ["census", x?.census ? new CensusView(ctx, x.census, x.showInput ?? (() => {})) : null],
+    ["compare", x?.compare ? new CompareView(ctx, x.compare) : null],
+    ["training", x?.training ? new TrainingView(ctx, x.training, x.step ?? 0, x.onStep ?? (() => {})) : null],
+    ...(x?.views ?? []).map((v, i): [TabName, PanelView] => ["view", new UserView(ctx, v, i, x?.loadView ?? blobLoader)]),
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
-  const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
+  const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (x?.census ? "census" : x?.training ? "training" : x?.compare ? "compare" : inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
   const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => {
     opts.onTab?.(present.find(([, panel]) => panel === tabs.active)?.[0] ?? "none");
     guarded("all");

@@ -11,7 +11,9 @@
 
 import { clear, errorBox, h } from "./dom";
 import { decodePatching } from "./patching";
-import { renderExplorer } from "./render";
+import { renderExplorer, type ExplorerExtras } from "./render";
+import { decodeCensus, type CensusData } from "./views/census";
+import type { WireCensusPanel } from "./wire";
 import { LayerStore } from "./source";
 import { SelectionStore, type Selection } from "./state";
 import { ValueWeights } from "./values";
@@ -49,6 +51,10 @@ export interface ReportHeader {
   generator: string;
   max_bytes: number;
   texts: ReportText[];
+  /** Names of the user views (tx_magic.register_view) the page's import map holds, as txm-view:<index>. */
+  views: string[];
+  /** A census report's census (its `texts` map inputs to this report's texts). */
+  census?: CensusData;
   selection?: OpeningSelection;
 }
 
@@ -99,6 +105,8 @@ export function decodeHeader(raw: unknown): ReportHeader {
       target: t.target == null ? null : String(t.target),
       omitted: Array.isArray(t.omitted) ? t.omitted : [],
     })),
+    views: Array.isArray(r.views) ? r.views.map(String) : [],
+    ...(r.census ? { census: decodeCensus(r.census as unknown as WireCensusPanel) } : {}),
     selection: decodeSelection(r.selection),
   };
 }
@@ -106,6 +114,11 @@ export function decodeHeader(raw: unknown): ReportHeader {
 /** The inlined data of text `index`. */
 export function readTrace(doc: Document, index: number): { meta?: unknown; layers?: unknown; patching?: unknown } {
   return readJson(doc, traceId(index)) as { meta?: unknown; layers?: unknown; patching?: unknown };
+}
+
+/** A user view of the report, through the page's import map (its hash is in the page's policy). */
+function importView(index: number): Promise<unknown> {
+  return import(/* @vite-ignore */ `txm-view:${index}`);
 }
 
 /** The LayerStore of text `index`: its inlined layers; a left-out layer rejects, saying why. */
@@ -175,8 +188,22 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
       const initial: Partial<Selection> = { kind: first.name, heads: Array.from({ length: first.heads }, (_, i) => i), ...last };
       if (!source.peekLayer(initial.kind ?? first.name, initial.layer ?? 0)) initial.layer = 0;
       const store = new SelectionStore(initial);
+      const census = header.census;
+      const extras: ExplorerExtras = {
+        views: header.views.map((name) => ({ name, source: "" })),
+        loadView: (_view, i) => importView(i),
+        ...(census ? {
+          census: { ...census, current: census.texts?.indexOf(index) ?? census.current },
+          showInput: (input: number) => {
+            const target = census.texts?.[input] ?? -1;
+            if (target < 0) return;
+            if (select) select.value = String(target);
+            show(target);
+          },
+        } : {}),
+      };
       const stop = renderExplorer(app, source, store, {
-        values: loadValues(doc, index), ...(patching ? { patching, tab: "effects" as const } : {}),
+        values: loadValues(doc, index), extras, ...(patching ? { patching, tab: "effects" as const } : {}),
       });
       dispose = () => {
         const s = store.get();

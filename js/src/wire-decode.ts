@@ -20,7 +20,7 @@ export type SequenceInfo = WireTokenSequence;
  * One attention kind, decoded: its bytes as typed arrays; `streamed`, `pool` and `thumbnails`
  * may be absent in hand-made data (then: not streamed, pool 1, the views pool the layers).
  */
-export interface KindInfo extends Omit<WireKind, "streamed" | "pool" | "thumbnails" | "mask_data" | "stats"> {
+export interface KindInfo extends Omit<WireKind, "streamed" | "pool" | "thumbnails" | "mask_data" | "stats" | "user_stats"> {
   streamed?: boolean;
   pool?: number;
   thumbnails?: Thumbnails;
@@ -28,6 +28,8 @@ export interface KindInfo extends Omit<WireKind, "streamed" | "pool" | "thumbnai
   mask_data?: Uint8Array;
   /** Streamed kinds: per-head statistics from Python, name -> float32 (layer, head). */
   stats?: Record<string, Float32Array>;
+  /** Statistics users registered in Python, name -> float32 (layer, head), in registration order. */
+  user_stats?: Record<string, Float32Array>;
 }
 
 /** Every head's overview thumbnail: uint8 (layer, head, size, size), round(255 * max over its tile). */
@@ -142,15 +144,17 @@ function decodeKind(raw: unknown, i: number, sequences: Record<string, SequenceI
     streamed: r.streamed === true, pool: pool as number,
   };
   if (isRecord(r.thumbnails)) info.thumbnails = decodeThumbnails(r.thumbnails, info);
-  if (isRecord(r.stats)) {
-    const stats: Record<string, Float32Array> = {};
-    for (const [stat, bytes] of Object.entries(r.stats)) {
+  const perHead = (record: Record<string, unknown>, what: string): Record<string, Float32Array> => {
+    const out: Record<string, Float32Array> = {};
+    for (const [stat, bytes] of Object.entries(record)) {
       const values = toFloat32(bytes as WireBytes);
-      need(values.length === info.layers * info.heads, null, `kind ${name}: stats ${stat} has ${values.length} values, expected layers x heads`);
-      stats[stat] = values;
+      need(values.length === info.layers * info.heads, null, `kind ${name}: ${what} ${stat} has ${values.length} values, expected layers x heads`);
+      out[stat] = values;
     }
-    info.stats = stats;
-  }
+    return out;
+  };
+  if (isRecord(r.stats)) info.stats = perHead(r.stats, "stats");
+  if (isRecord(r.user_stats)) info.user_stats = perHead(r.user_stats, "user statistic");
   if (Array.isArray(r.head_types)) {
     const types = (r.head_types as unknown[]).map((row) => (Array.isArray(row) ? row.map((t) => String(t ?? "")) : []));
     need(types.length === info.layers && types.every((row) => row.length === info.heads), null, `kind ${name}: head_types must be layers x heads`);

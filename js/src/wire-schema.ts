@@ -46,6 +46,8 @@ export const REPLY_ERROR = "error";
 export const EXPORT_FORMATS = ["png", "svg"] as const;
 /** Largest export a view sends to the kernel (the server drops browser messages over 10 MiB). */
 export const EXPORT_MAX_BYTES = 9 * 1024 * 1024;
+/** Best inputs a census sends per head and pattern. */
+export const CENSUS_BEST = 3;
 
 export type MaskType = typeof MASK_NONE | typeof MASK_CAUSAL | typeof MASK_EXPLICIT;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -87,6 +89,8 @@ export interface WireKind {
   stats?: Record<string, WireBytes>;
   /** Streamed kinds: each head's label from Python, [layer][head] ("" for none). */
   head_types?: string[][];
+  /** Statistics users registered in Python (tx_magic.register_statistic): float32 (layer, head) per name. */
+  user_stats?: Record<string, WireBytes>;
 }
 
 export interface WireImage {
@@ -323,6 +327,61 @@ export interface WireErrorReply {
   message: string;
 }
 
+// -- panels of the pattern library and user views (optional traits; parts of reports) -------------
+
+/** A view registered with tx_magic.register_view: an ES module's source, drawn in its own tab. */
+export interface WireUserView {
+  name: string;
+  source: string;
+}
+
+/** A census: P patterns over L layers x H heads, N inputs (shapes as in tx_magic/wire/schema.py). */
+export interface WireCensusPanel {
+  kind: string;
+  layers: number;
+  heads: number;
+  patterns: string[];
+  thresholds: number[];
+  means: WireBytes;
+  low: WireBytes;
+  high: WireBytes;
+  scored: WireBytes;
+  shown: WireBytes;
+  labels: string[][];
+  evidence: string[][];
+  inputs: string[];
+  probes: string[];
+  best: WireBytes;
+  best_scores: WireBytes;
+  current: number;
+  texts?: number[];
+}
+
+/** Two traces compared: the widget's trace is A; B's metadata and layers travel here. */
+export interface WireComparisonPanel {
+  labels: string[];
+  cells: boolean;
+  note: string;
+  meta: WireMeta;
+  layers: Record<string, unknown>[];
+  deltas: Record<string, Record<string, WireBytes>>;
+}
+
+export interface WireTrainingKind {
+  name: string;
+  layers: number;
+  heads: number;
+  size: number;
+  thumbnails: WireBytes;
+  fluctuation: WireBytes;
+}
+
+/** Snapshots through training (tx_magic.Recorder). */
+export interface WireTrainingPanel {
+  steps: number[];
+  kinds: WireTrainingKind[];
+}
+
 // -- parity ---------------------------------------------------------------------------------------
 
 /** A record of `T`'s keys, each marked as Python's TypedDict marks it (NotRequired = "optional"). */
@@ -337,7 +396,7 @@ export const SEQUENCE_FIELDS = { text: R, special: R, segment: R, ids: R } satis
 export const THUMBNAIL_FIELDS = { size: R, data: R } satisfies Fields<WireThumbnails>;
 export const KIND_FIELDS = {
   name: R, layers: R, heads: R, queries: R, keys: R, mask: R, streamed: R, pool: R, thumbnails: R,
-  mask_data: O, stats: O, head_types: O,
+  mask_data: O, stats: O, head_types: O, user_stats: O,
 } satisfies Fields<WireKind>;
 export const IMAGE_FIELDS = {
   png: R, width: R, height: R, rows: R, cols: R, sequence: R, first: R,
@@ -395,6 +454,18 @@ export const ABLATE_REQUEST_FIELDS = { heads: R, ablation: R } satisfies Fields<
 export const EDIT_REQUEST_FIELDS = { edits: R } satisfies Fields<WireEditRequest>;
 export const RESTORE_REQUEST_FIELDS = {} satisfies Fields<WireRestoreRequest>;
 export const RERUN_REPLY_FIELDS = { label: R } satisfies Fields<WireRerunReply>;
+export const USER_VIEW_FIELDS = { name: R, source: R } satisfies Fields<WireUserView>;
+export const CENSUS_PANEL_FIELDS = {
+  kind: R, layers: R, heads: R, patterns: R, thresholds: R, means: R, low: R, high: R, scored: R, shown: R, labels: R,
+  evidence: R, inputs: R, probes: R, best: R, best_scores: R, current: R, texts: O,
+} satisfies Fields<WireCensusPanel>;
+export const COMPARISON_PANEL_FIELDS = {
+  labels: R, cells: R, note: R, meta: R, layers: R, deltas: R,
+} satisfies Fields<WireComparisonPanel>;
+export const TRAINING_KIND_FIELDS = {
+  name: R, layers: R, heads: R, size: R, thumbnails: R, fluctuation: R,
+} satisfies Fields<WireTrainingKind>;
+export const TRAINING_PANEL_FIELDS = { steps: R, kinds: R } satisfies Fields<WireTrainingPanel>;
 
 /** Every wire object's fields, under the name of its TypedDict in tx_magic/wire/schema.py. */
 export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
@@ -409,7 +480,8 @@ export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
   HeadRef: HEAD_REF_FIELDS, WeightEdit: WEIGHT_EDIT_FIELDS, InterventionInfo: INTERVENTION_FIELDS, Reruns: RERUNS_FIELDS,
   PatchingResult: PATCHING_RESULT_FIELDS, PatchingInfo: PATCHING_FIELDS, AblateRequest: ABLATE_REQUEST_FIELDS,
   EditRequest: EDIT_REQUEST_FIELDS, RestoreRequest: RESTORE_REQUEST_FIELDS, RerunReply: RERUN_REPLY_FIELDS,
-  Baseline: BASELINE_FIELDS,
+  Baseline: BASELINE_FIELDS, UserView: USER_VIEW_FIELDS, CensusPanel: CENSUS_PANEL_FIELDS,
+  ComparisonPanel: COMPARISON_PANEL_FIELDS, TrainingKind: TRAINING_KIND_FIELDS, TrainingPanel: TRAINING_PANEL_FIELDS,
   ...ANALYSES_SCHEMA,
 };
 

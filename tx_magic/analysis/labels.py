@@ -47,11 +47,19 @@ BROAD = 0.9
 def head_types(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Sequence[int] | None = None,
                *, same_sequence: bool = True) -> np.ndarray:
     """A (layers, heads) array of labels ("" for none) for self-attention `att` (L, H, Q, K)."""
-    p = np.nan_to_num(np.asarray(att, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    layers, heads, nq, nk = p.shape
-    labels = np.full((layers, heads), "", dtype=object)
+    layers, heads, nq, _ = np.shape(att)
     if nq < MIN_TOKENS:
-        return labels
+        return np.full((layers, heads), "", dtype=object)
+    return label_scores(head_scores(att, mask, token_ids, same_sequence=same_sequence), (layers, heads))
+
+
+def head_scores(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Sequence[int] | None = None,
+                *, same_sequence: bool = True) -> dict[str, np.ndarray]:
+    """The score behind each label, label -> (layers, heads) float64, for any input length (labels
+    need MIN_TOKENS): previous, first, self (`head_stats`), broad, and with queries and keys from one
+    sequence local, and with token ids induction. `tx_magic.analysis.patterns` reuses them."""
+    p = np.nan_to_num(np.asarray(att, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    nq, nk = p.shape[-2:]
     allowed = np.ones((nq, nk), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     stats = head_stats(p, same_sequence=same_sequence)
     scores: dict[str, np.ndarray] = {
@@ -62,7 +70,7 @@ def head_types(att: np.ndarray, mask: np.ndarray | None = None, token_ids: Seque
         scores["local"] = local_share(p)
         if token_ids is not None:
             scores["induction"] = induction_score(p, token_ids)
-    return label_scores(scores, (layers, heads))
+    return scores
 
 
 THRESHOLDS = {"induction": INDUCTION, "previous": DOMINANT, "first": SINK, "self": DOMINANT,

@@ -11,6 +11,7 @@ from ..core.trace import Trace
 from .labels import head_types
 from .reduced import streamed_stats
 from .stats import STAT_NAMES, head_stats
+from .userstats import user_stats
 
 
 def head_summary(trace: Trace, kind: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -27,13 +28,16 @@ def head_summary(trace: Trace, kind: str) -> tuple[dict[str, np.ndarray], np.nda
 
 
 def stats_records(trace: Trace, kind: str | None = None) -> list[dict[str, Any]]:
-    """One dict per (layer, head): the statistics of `tx_magic.analysis.stats` and the head type."""
+    """One dict per (layer, head): the statistics of `tx_magic.analysis.stats`, the registered ones
+    (`tx_magic.register_statistic`) and the head type."""
     kind = kind or trace.kinds[0]
     stats, labels = head_summary(trace, kind)
+    extra = user_stats(trace, kind)
     layers, heads = trace.shape(kind)[:2]
     return [
         {"kind": kind, "layer": layer, "head": head,
          **{name: float(stats[name][layer, head]) for name in STAT_NAMES},
+         **{name: float(values[layer, head]) for name, values in extra.items()},
          "type": labels[layer, head]}
         for layer in range(layers) for head in range(heads)
     ]

@@ -8,9 +8,13 @@ The command line: ``tx-magic report --text "..." --output report.html`` (see `tx
 
 from __future__ import annotations
 
+from ..core import extensions
 from .budget import ReportTooLarge
+from .census import render_census, save_census
 from .fallback import fallback_html, heatmap_png
 from .html import DEFAULT_MAX_BYTES, RenderedReport, ReportText, render_html, render_report, save_html
 
 __all__ = ["DEFAULT_MAX_BYTES", "RenderedReport", "ReportText", "ReportTooLarge", "fallback_html", "heatmap_png",
-           "render_html", "render_report", "save_html"]
+           "render_census", "render_html", "render_report", "save_census", "save_html"]
+
+extensions.provide("census_report", save_census)

@@ -117,8 +117,10 @@ def save_html(traces: Reportable | Sequence[Reportable], path: str | os.PathLike
 
 
 def render_report(traces: Reportable | Sequence[Reportable], *, title: str | None = None,
-                  max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None) -> RenderedReport:
-    """`render_html`, also returning what was left out of each text."""
+                  max_bytes: int = DEFAULT_MAX_BYTES, selection: dict[str, Any] | None = None,
+                  census: wire.CensusPanel | None = None) -> RenderedReport:
+    """`render_html`, also returning what was left out of each text. `census` adds a Census tab
+    (`tx_magic.report.census`); the views registered with `tx_magic.register_view` go in every report."""
     texts = _as_texts(traces)
     if not texts:
         raise ValueError("A report needs at least one trace.")
@@ -126,21 +128,25 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     title = title or f"tx_magic: {texts[0].trace.model_name}"
     metas = [_meta(t.trace) for t in texts]
     values = [_values(t.trace, m) for t, m in zip(texts, metas, strict=True)]
-    empty = _page(title, css, bundle, _header(texts, title, max_bytes, [None] * len(texts)),
-                  [_trace_json(m, [], v, t.patching) for m, v, t in zip(metas, values, texts, strict=True)])
+    views = wire.encode_views()
+    extras: dict[str, Any] = {"views": [v["name"] for v in views]}
+    if census is not None:
+        extras["census"] = wire.as_base64(census)
+    empty = _page(title, css, bundle, {**_header(texts, title, max_bytes, [None] * len(texts)), **extras},
+                  [_trace_json(m, [], v, t.patching) for m, v, t in zip(metas, values, texts, strict=True)], views)
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
     for meta, line in zip(metas, notices, strict=True):
         if line:
             meta["warnings"].append(line)
-    header = _header(texts, title, max_bytes, plans)
+    header = {**_header(texts, title, max_bytes, plans), **extras}
     if selection:
         header["selection"] = dict(selection)
     data = [_trace_json(meta, _blocks(t.trace, plan), v, t.patching)
             for meta, t, plan, v in zip(metas, texts, plans, values, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
-    return RenderedReport(_page(title, css, bundle, header, data), notices, left_out)
+    return RenderedReport(_page(title, css, bundle, header, data, views), notices, left_out)
 
 
 def script_json(value: Any) -> str:
@@ -280,9 +286,33 @@ def _values(trace: Trace, meta: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Sequence[dict[str, Any]]) -> str:
-    digest = base64.b64encode(hashlib.sha256(bundle.encode("utf-8")).digest()).decode("ascii")
-    csp = f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data: blob:"
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def view_import_map(views: Sequence[wire.UserView]) -> str:
+    """The import map that lets the renderer import each user view as ``txm-view:<index>``: a data: URL of
+    its source, with the source's hash as its integrity, so the policy admits exactly that text."""
+    imports, integrity = {}, {}
+    for i, view in enumerate(views):
+        url = "data:text/javascript;base64," + base64.b64encode(view["source"].encode("utf-8")).decode("ascii")
+        imports[f"txm-view:{i}"] = url
+        integrity[url] = _sha256(view["source"])
+    return script_json({"imports": imports, "integrity": integrity})
+
+
+def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Sequence[dict[str, Any]],
+          views: Sequence[wire.UserView] = ()) -> str:
+    # Scripts run only by hash: the bundle; with user views also the import map and each view's source
+    # (matched through the import map's integrity, CSP level 3), never data:, blob: or inline code at large.
+    hashes = [_sha256(bundle)]
+    view_map = ""
+    if views:
+        imports = view_import_map(views)
+        hashes += [_sha256(imports), *(_sha256(v["source"]) for v in views)]
+        view_map = f'<script type="importmap">{imports}</script>\n'
+    sources = " ".join(f"'{digest}'" for digest in hashes)
+    csp = f"default-src 'none'; script-src {sources}; style-src 'unsafe-inline'; img-src data: blob:"
     data = "\n".join(
         f'<script type="application/json" id="{TRACE_ID.format(i)}">{script_json(t)}</script>'
         for i, t in enumerate(traces)
@@ -291,7 +321,7 @@ def _page(title: str, css: str, bundle: str, header: dict[str, Any], traces: Seq
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n<style>{_PAGE_CSS}</style>\n{view_map}</head>\n<body>\n"
         "<div id=\"txm-report\"><noscript>This report draws its views with JavaScript: "
         "open it in a browser with scripts on.</noscript></div>\n"
         f'<script type="application/json" id="{HEADER_ID}">{script_json(header)}</script>\n'

@@ -9,6 +9,7 @@ from typing import Any
 from ..analysis.patching import Patching
 from ..core import extensions
 from .exports import ExportError
+from .panels import CensusWidget, CompareWidget, RecorderWidget
 from .widget import AttentionWidget
 
 
@@ -21,4 +22,8 @@ def show_patching(patching: Patching, *others: Patching, **options: Any) -> Atte
 
 extensions.provide("show_patching", show_patching)
 
-__all__ = ["AttentionWidget", "ExportError"]
+__all__ = ["AttentionWidget", "CensusWidget", "CompareWidget", "ExportError", "RecorderWidget"]
+
+extensions.provide("show_census", CensusWidget)
+extensions.provide("show_comparison", CompareWidget)
+extensions.provide("show_recorder", RecorderWidget)

@@ -45,6 +45,8 @@ class AttentionWidget(anywidget.AnyWidget):
     _reruns = traitlets.Dict().tag(sync=True)
     #: Effects of activation patching for the Effects tab (`wire.encode_patching`); {} if none.
     _patching = traitlets.Dict().tag(sync=True)
+    #: Views registered with `tx_magic.register_view` (name and ES module source), each in its own tab.
+    _views: traitlets.List[wire.UserView] = traitlets.List().tag(sync=True)
 
     #: Attention kind shown: "self", or "encoder" / "decoder" / "cross".
     kind = traitlets.Unicode("self").tag(sync=True)
@@ -83,7 +85,7 @@ class AttentionWidget(anywidget.AnyWidget):
             _meta=wire.encode_meta(trace),
             _layers=wire.eager_layers(trace, eager_budget, layer=layer),
             kind=kind, layer=layer, heads=list(range(n_heads)),
-            head=-1 if head is None else head, _internals=wire.encode_internals(trace),
+            head=-1 if head is None else head, _internals=wire.encode_internals(trace), _views=wire.encode_views(),
             _reruns=self._reruns_of.state() if self._reruns_of else {},
             _patching=wire.encode_patching(results) if results else {}, **kwargs,
         )
@@ -95,6 +97,18 @@ class AttentionWidget(anywidget.AnyWidget):
                 raise OptionError(str(exc)) from None
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
+
+    def show_trace(self, trace: Trace) -> None:
+        """Show `trace`, another run of the same model (a training step, an intervened run); the selection stays."""
+        if any(k not in trace.kinds or trace.shape(k)[:2] != self.trace.shape(k)[:2] for k in self.trace.kinds):
+            raise OptionError("show_trace needs a trace of the same model (the same kinds, layers and heads)")
+        self.trace = trace
+        with self.hold_sync():
+            self._meta = dict(wire.encode_meta(trace))
+            self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
+            self._internals = dict(wire.encode_internals(trace))
+            if self._reruns_of is not None:  # an intervened run's baseline, or none once restored
+                self._reruns = dict(self._reruns_of.state())
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
@@ -181,16 +195,6 @@ class AttentionWidget(anywidget.AnyWidget):
         if self._reruns_of is None:
             raise no_reruns("restore a run")
         return self._reruns_of.apply(None)
-
-    def show_trace(self, trace: Trace) -> None:
-        """Show another run of the same input (an intervened one): the data traits change, the selection stays."""
-        self.trace = trace
-        with self.hold_sync():
-            self._meta = dict(wire.encode_meta(trace))
-            self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
-            self._internals = dict(wire.encode_internals(trace))
-            if self._reruns_of is not None:
-                self._reruns = dict(self._reruns_of.state())
 
     @traitlets.validate("_bundle")
     def _keep_bundle(self, proposal: dict[str, Any]) -> str:

@@ -27,11 +27,13 @@ from .decode import as_base64, decode_block, decode_layer, decode_stats, decode_
 from .internals import encode_image, encode_internals, encode_logits
 from .interventions import encode_intervention, encode_patching, encode_reruns, read_ablate, read_edit
 from .meta import encode_meta, mask_type, thumbnails
+from .panels import encode_census, encode_comparison, encode_training
 from .plan import Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
 from .rpc import HANDLERS, is_reply, reply_to, request
 from .schema import *  # noqa: F403 - the constants and TypedDicts are the schema's public names
 from .schema import __all__ as _schema_names
 from .valueflow import analyses, encode_flow, encode_queries_keys, encode_value_norms
+from .views import encode_views, register_view, unregister_view
 
 __all__ = [
     "HANDLERS", "Block", "Eager", "analyses", "as_base64", "block_nbytes", "block_parts", "decode_block",
@@ -42,4 +44,5 @@ __all__ = [
     "read_edit", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",
     "is_reply", "kind_pool", "layer_nbytes", "layer_pool", "make_block", "mask_type", "meta_nbytes", "plan_nbytes",
     "pooled_layer", "quantize", "reply_to", "request", "thumbnails", "topk_parts", "topk_width", *_schema_names,
+    "encode_census", "encode_comparison", "encode_training", "encode_views", "register_view", "unregister_view",
 ]

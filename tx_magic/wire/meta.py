@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import STAT_NAMES, head_summary
+from ..analysis import STAT_NAMES, head_summary, user_stats
 from ..core.trace import KIND_SEQUENCES, Trace
 from .internals import encode_image
 from .interventions import encode_intervention
@@ -57,6 +57,10 @@ def encode_meta(trace: Trace) -> Meta:
             stats, labels = head_summary(trace, kind)
             entry["stats"] = {name: np.ascontiguousarray(stats[name], dtype="<f4").tobytes() for name in STAT_NAMES}
             entry["head_types"] = [[str(label) for label in row] for row in labels]
+        registered = user_stats(trace, kind)  # computed here: the browser does not have the user's function
+        if registered:
+            entry["user_stats"] = {name: np.ascontiguousarray(v, dtype="<f4").tobytes()
+                                   for name, v in registered.items()}
         kinds.append(entry)
     used = {s for kind in trace.kinds for s in KIND_SEQUENCES[kind]}
     meta: Meta = {

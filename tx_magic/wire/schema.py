@@ -69,6 +69,7 @@ from .schema_analyses import (  # value weighting, queries and keys, the flow: t
     ValueNormsReply,
     ValueNormsRequest,
 )
+from .schema_internals import Generation, Hidden, Internals, LensInfo, Logits, LogitsHeader
 from .schema_interventions import (  # interventions and patching: their own section
     ABLATIONS,
     REQUEST_ABLATE,
@@ -86,6 +87,7 @@ from .schema_interventions import (  # interventions and patching: their own sec
     RestoreRequest,
     WeightEdit,
 )
+from .schema_panels import CensusPanel, ComparisonPanel, TrainingKind, TrainingPanel, UserView
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -126,6 +128,8 @@ REPLY_ERROR: Final = "error"
 EXPORT_FORMATS = ("png", "svg")
 #: Largest export a view sends to the kernel (the server drops browser messages over 10 MiB).
 EXPORT_MAX_BYTES = 9 * 1024 * 1024
+#: Best inputs a census sends per head and pattern (`CensusPanel`).
+CENSUS_BEST = 3
 
 #: Constants only Python reads; every other upper-case constant here is declared by js/src/wire-schema.ts too.
 PYTHON_ONLY = frozenset({"MAX_LAYER_BYTES", "TOP_K"})
@@ -169,6 +173,8 @@ class Kind(TypedDict):
     mask_data: NotRequired[bytes]
     stats: NotRequired[dict[str, bytes]]
     head_types: NotRequired[list[list[str]]]
+    #: Statistics users registered (`tx_magic.register_statistic`): float32 (layer, head) per name.
+    user_stats: NotRequired[dict[str, bytes]]
 
 
 class Image(TypedDict):
@@ -225,47 +231,6 @@ class TopKHeader(TypedDict):
 class TopKBlock(TopKHeader):
     index: bytes
     data: bytes
-
-
-class Hidden(TypedDict):
-    layers: int
-    tokens: int
-    norms: bytes
-    cosines: bytes
-    #: The last row is after the model's final norm.
-    last_normed: bool
-
-
-class LensInfo(TypedDict):
-    layers: int
-    tokens: int
-    k: int
-
-
-class LogitsHeader(TypedDict):
-    """Logits without their bytes: a REQUEST_LOGITS reply's content."""
-
-    position: int
-
-
-class Logits(LogitsHeader):
-    data: bytes
-
-
-class Generation(TypedDict):
-    prompt: int
-    steps: int
-    sample: bool
-
-
-class Internals(TypedDict, total=False):
-    """The ``_internals`` trait: each part only when captured."""
-
-    hidden: Hidden
-    lens: LensInfo
-    logits: Logits
-    vocab: list[str]
-    generation: Generation
 
 
 # -- requests and replies --------------------------------------------------------------------------
@@ -344,7 +309,8 @@ SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
     LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
     LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, ValueNormsRequest, ValueNormsReply,
     QueriesKeysRequest, QueriesKeysReply, FlowRequest, FlowReply, HeadRef, WeightEdit, InterventionInfo, Reruns,
-    PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply, Baseline)}
+    PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply, Baseline,
+    UserView, CensusPanel, ComparisonPanel, TrainingKind, TrainingPanel)}
 
 
 def keys_of(cls: type) -> tuple[str, ...]:
@@ -356,14 +322,69 @@ IMAGE_KEYS = keys_of(Image)
 GENERATION_KEYS = keys_of(Generation)
 
 __all__ = [
-    "DTYPE", "DTYPE_TOPK", "DTYPE_UINT8", "EAGER_BUDGET", "EXPORT_FORMATS", "EXPORT_MAX_BYTES", "GENERATION_KEYS",
-    "IMAGE_KEYS", "MASK_CAUSAL", "MASK_EXPLICIT", "MASK_NONE", "MAX_BLOCK_CELLS", "MAX_LAYER_BYTES",
-    "MAX_LENS_POSITIONS", "META_IMAGE", "PYTHON_ONLY", "REPLY", "REPLY_ERROR", "REQUEST_BLOCK", "REQUEST_EXPORT",
-    "REQUEST_LAYER", "REQUEST_LENS", "REQUEST_LOGITS", "REQUEST_TOPK", "SCHEMA", "THUMBNAIL_SIZE", "TOP_K",
-    "WIRE_VERSION", "BlockHeader", "BlockRequest", "ErrorReply", "ExportReply", "ExportRequest", "Generation",
-    "Hidden", "Image", "Internals", "Kind", "LayerRequest", "LensInfo", "LensReply", "LensRequest", "Logits",
-    "LogitsHeader", "LogitsRequest", "Meta", "Reply", "ReplyContent", "Request", "RequestError", "Thumbnails",
-    "TokenSequence", "TopKBlock", "TopKHeader", "TopKRequest", "ValueBlock", "keys_of",
+    "CENSUS_BEST",
+    "DTYPE",
+    "DTYPE_TOPK",
+    "DTYPE_UINT8",
+    "EAGER_BUDGET",
+    "EXPORT_FORMATS",
+    "EXPORT_MAX_BYTES",
+    "GENERATION_KEYS",
+    "IMAGE_KEYS",
+    "MASK_CAUSAL",
+    "MASK_EXPLICIT",
+    "MASK_NONE",
+    "MAX_BLOCK_CELLS",
+    "MAX_LAYER_BYTES",
+    "MAX_LENS_POSITIONS",
+    "META_IMAGE",
+    "PYTHON_ONLY",
+    "REPLY",
+    "REPLY_ERROR",
+    "REQUEST_BLOCK",
+    "REQUEST_EXPORT",
+    "REQUEST_LAYER",
+    "REQUEST_LENS",
+    "REQUEST_LOGITS",
+    "REQUEST_TOPK",
+    "SCHEMA",
+    "THUMBNAIL_SIZE",
+    "TOP_K",
+    "WIRE_VERSION",
+    "BlockHeader",
+    "BlockRequest",
+    "CensusPanel",
+    "ComparisonPanel",
+    "ErrorReply",
+    "ExportReply",
+    "ExportRequest",
+    "Generation",
+    "Hidden",
+    "Image",
+    "Internals",
+    "Kind",
+    "LayerRequest",
+    "LensInfo",
+    "LensReply",
+    "LensRequest",
+    "Logits",
+    "LogitsHeader",
+    "LogitsRequest",
+    "Meta",
+    "Reply",
+    "ReplyContent",
+    "Request",
+    "RequestError",
+    "Thumbnails",
+    "TokenSequence",
+    "TopKBlock",
+    "TopKHeader",
+    "TopKRequest",
+    "TrainingKind",
+    "TrainingPanel",
+    "UserView",
+    "ValueBlock",
+    "keys_of",
 ]
 __all__ += [  # the section on value weighting, queries and keys, the flow (schema_analyses.py)
     "ANALYSIS_FLOW", "ANALYSIS_QK", "ANALYSIS_VALUE", "FLOW_EDGE_TYPES", "MAX_FLOW_EDGES", "MIN_FLOW_THRESHOLD",

@@ -16,6 +16,7 @@ import { kindInfo, type KindInfo, type Thumbnails } from "../wire";
 import { badgeOf, statLines, typeLegend } from "./headtypes";
 import { Multiples, type MultiplesLayout, type Panel } from "./multiples";
 import { Preview } from "./preview";
+import { isUserStat, statNames, statOf, statValues, valuePanels } from "./statcolor";
 import { missingLayersNote } from "./tabs";
 import { focusOnly, type Changes, type PanelView, type ViewContext } from "./view";
 
@@ -66,6 +67,8 @@ export class GridView implements PanelView {
   private heads = 0;
   private stats: HeadStats[] | null = null;
   private panels = new Map<number, Panel>();
+  /** "attention" (thumbnails), or the statistic that colours the heads. */
+  private readonly colourSelect: HTMLSelectElement;
   /** Milliseconds of the last full paint (pooling + pixels), for benchmarks. */
   lastPaintMs = 0;
 
@@ -74,15 +77,27 @@ export class GridView implements PanelView {
     this.element.dataset.view = "grid";
     const header = h("div", "txm-view-header");
     this.note = h("span", "txm-hint", "");
-    header.append(h("span", "txm-view-title", "All layers × heads"), this.note);
+    this.colourSelect = h("select", "txm-grid-colour");
+    this.colourSelect.setAttribute("aria-label", "what colours the heads");
+    this.colourSelect.append(Object.assign(h("option", "", "attention"), { value: "attention" }));
+    this.colourSelect.addEventListener("change", () => {
+      this.drawnKey = "";
+      if (this.needsAllLayers(this.ctx.store.get())) this.ctx.loadAll(this.ctx.store.get().kind);
+      this.update(this.ctx.store.get(), "all");
+    });
+    header.append(h("span", "txm-view-title", "All layers × heads"), this.colourSelect, this.note);
     this.multiples = new Multiples((key, e) => this.onHover(key, e), (key, e) => this.onClick(key, e));
     this.legendHost = h("div", "");
     this.element.append(header, this.multiples.element, this.legendHost, this.preview.element);
   }
 
-  /** With thumbnails in the metadata the grid draws at once, without any layer. */
+  /** With thumbnails in the metadata the grid draws at once, without any layer; a built-in statistic
+   * colouring needs every layer (unless Python sent the statistics). */
   needsAllLayers(s: Readonly<Selection>): boolean {
-    return !this.thumbnails(s, kindInfo(this.ctx.source.meta, s.kind));
+    const info = kindInfo(this.ctx.source.meta, s.kind);
+    const colour = this.colourSelect.value;
+    if (colour !== "attention" && !isUserStat(info, colour)) return !info.stats;
+    return !this.thumbnails(s, info);
   }
 
   /** The thumbnails of what the selection weighs by: the weights' (in the metadata), or the value-weighted rows'. */
@@ -96,13 +111,25 @@ export class GridView implements PanelView {
     return s.weighting === "value" ? valueThumbnail(info, t, layer, head, q, k) : metaThumbnail(info, layer, head, q, k);
   }
 
+  /** The colouring choices: attention thumbnails, then every statistic of the kind (user ones included). */
+  private syncColours(info: KindInfo): void {
+    const names = ["attention", ...statNames(info)];
+    const have = Array.from(this.colourSelect.options, (o) => o.value);
+    if (names.join("\u0000") === have.join("\u0000")) return;
+    const chosen = this.colourSelect.value;
+    this.colourSelect.replaceChildren(...names.map((n) => Object.assign(h("option", "", n), { value: n })));
+    this.colourSelect.value = names.includes(chosen) ? chosen : "attention";
+  }
+
   update(s: Readonly<Selection>, changes: Changes): void {
     if (focusOnly(changes)) return;
     const info = kindInfo(this.ctx.source.meta, s.kind);
     this.heads = info.heads;
+    this.syncColours(info);
     const layers = this.ctx.derived.layers(s.kind);
     const width = this.element.clientWidth || 640;
-    const key = [s.kind, s.pair, s.weighting, this.ctx.theme.dark, width, layers ? "all" : this.ctx.derived.progress(s.kind)[0]].join("|");
+    const key = [s.kind, s.pair, s.weighting, this.ctx.theme.dark, width, layers ? "all" : this.ctx.derived.progress(s.kind)[0],
+      this.colourSelect.value].join("|");
     if (key !== this.drawnKey || changes === "all") {
       this.drawnKey = key;
       this.stats = this.ctx.derived.stats(s.kind);
@@ -119,6 +146,19 @@ export class GridView implements PanelView {
     const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
     this.panels.clear();
     const ablated = new Set(this.ctx.interventions?.ablatedKeys(s.kind, info.heads) ?? []);
+    this.element.dataset.colour = this.colourSelect.value;
+    if (this.colourSelect.value !== "attention") {
+      const stat = this.colourSelect.value;
+      const [panels, lo, hi] = valuePanels(statValues(this.ctx, info, stat), info, layout, (key) => badgeOf(this.stats?.[key]));
+      for (const p of panels) this.panels.set(p.key, p);
+      this.multiples.draw(panels, layout, this.ctx.theme.dark, `${stat} of every head`);
+      this.note.textContent = Number.isFinite(lo) ? `${stat}: ${lo.toFixed(3)} (light) to ${hi.toFixed(3)} (dark) · click to select`
+        : `${stat}: loading the layers…`;
+      clear(this.legendHost);
+      this.legendHost.append(typeLegend(this.stats));
+      this.lastPaintMs = performance.now() - t0;
+      return;
+    }
     for (let l = 0; l < info.layers; l++) {
       // The meta thumbnails show the whole matrix: a layer that is here draws a pair filter's crop.
       const layer = s.pair === "all" && this.thumbnails(s, info) ? undefined : this.ctx.source.peekLayer(s.kind, l);
@@ -152,8 +192,11 @@ export class GridView implements PanelView {
       return;
     }
     const layer = Math.floor(key / this.heads), head = key % this.heads;
-    const lines = [`layer ${layer} · head ${head}`, ...statLines(this.stats?.[key])];
     const s = this.ctx.store.get();
+    const kind = kindInfo(this.ctx.source.meta, s.kind);
+    const colour = this.colourSelect.value;
+    const lines = [`layer ${layer} · head ${head}`, ...statLines(this.stats?.[key]),
+      ...Object.keys(kind.user_stats ?? {}).map((n) => `${n} ${statOf(kind, this.stats, n, key).toFixed(3)}${n === colour ? " (shown)" : ""}`)];
     const data = this.ctx.source.peekLayer(s.kind, layer);
     const info = kindInfo(this.ctx.source.meta, s.kind);
     const frame = data ? this.ctx.frames.frame(info, data, s.pair) : null;

@@ -8,15 +8,17 @@
 import { clear, h, listenGuarded } from "../dom";
 import type { Selection } from "../state";
 import { STAT_NAMES, type HeadStats, type StatName } from "../stats";
-import { kindInfo } from "../wire";
+import { kindInfo, type KindInfo } from "../wire";
 import { gridLayout } from "./grid";
 import { badgeOf, TYPE_NAME, typeLegend } from "./headtypes";
-import { Multiples, type Panel } from "./multiples";
+import { Multiples } from "./multiples";
 import { Preview } from "./preview";
+import { isUserStat, statNames, statOf, valuePanels } from "./statcolor";
 import { missingLayersNote } from "./tabs";
 import { focusOnly, type Changes, type PanelView, type ViewContext } from "./view";
 
-type Column = "layer" | "head" | "type" | StatName;
+/** A column: layer, head, type, a built-in statistic, or one a user registered (by its name). */
+type Column = "layer" | "head" | "type" | StatName | (string & {});
 
 const COLUMNS: { key: Column; label: string; title: string }[] = [
   { key: "layer", label: "layer", title: "layer" },
@@ -31,9 +33,11 @@ const COLUMNS: { key: Column; label: string; title: string }[] = [
   { key: "self", label: "self", title: "share on the token itself" },
 ];
 
-/** Rows sorted by `column` (NaN and empty types last), stable. */
-export function sortStats(rows: readonly HeadStats[], column: Column, descending: boolean): HeadStats[] {
-  const value = (r: HeadStats): number | string => (column === "type" ? r.type : r[column]);
+/** Rows sorted by `column` (NaN and empty types last), stable; `read` reads columns the rows lack. */
+export function sortStats(rows: readonly HeadStats[], column: Column, descending: boolean,
+  read?: (r: HeadStats) => number): HeadStats[] {
+  const value = (r: HeadStats): number | string =>
+    column === "type" ? r.type : read ? read(r) : (r as unknown as Record<string, number>)[column];
   return [...rows].sort((a, b) => {
     const x = value(a), y = value(b);
     const missX = x === "" || (typeof x === "number" && Number.isNaN(x));
@@ -56,6 +60,9 @@ export class StatsView implements PanelView {
   private readonly tableScroll: HTMLElement;
   private readonly tbody: HTMLTableSectionElement;
   private readonly headCells = new Map<Column, HTMLTableCellElement>();
+  private readonly headRow: HTMLTableRowElement;
+  /** The user's statistics shown as columns (the kind's `user_stats`). */
+  private userNames: string[] = [];
   private sortBy: Column = "layer";
   private descending = false;
   private rowEls = new Map<number, HTMLTableRowElement>();
@@ -87,6 +94,7 @@ export class StatsView implements PanelView {
     const table = h("table", "txm-stats-table");
     const thead = h("thead");
     const tr = h("tr");
+    this.headRow = tr;
     for (const col of COLUMNS) {
       const th = h("th", "", col.label);
       th.title = col.title;
@@ -131,10 +139,33 @@ export class StatsView implements PanelView {
     return !kindInfo(this.ctx.source.meta, s.kind).stats;
   }
 
+  /** Columns and grid choices for the kind's user statistics (registered in Python, sent with the data). */
+  private syncUserColumns(info: KindInfo): void {
+    const names = statNames(info).filter((n) => isUserStat(info, n));
+    if (names.join("\u0000") === this.userNames.join("\u0000")) return;
+    for (const name of this.userNames) this.headCells.get(name)?.remove();
+    for (const name of this.userNames) this.headCells.delete(name);
+    for (const o of Array.from(this.statSelect.options)) if (o.dataset.user) o.remove();
+    this.userNames = names;
+    for (const name of names) {
+      const th = h("th", "txm-user-stat", name);
+      th.title = `${name}: a statistic registered in Python (tx_magic.register_statistic)`;
+      th.dataset.column = name;
+      th.setAttribute("aria-sort", "none");
+      this.headRow.append(th);
+      this.headCells.set(name, th);
+      const o = h("option", "", name);
+      o.value = name;
+      o.dataset.user = "1";
+      this.statSelect.append(o);
+    }
+  }
+
   update(s: Readonly<Selection>, changes: Changes): void {
     if (focusOnly(changes)) return;
     const info = kindInfo(this.ctx.source.meta, s.kind);
     this.heads = info.heads;
+    this.syncUserColumns(info);
     const stats = this.ctx.derived.stats(s.kind);
     const width = this.element.clientWidth || 640;
     const key = [s.kind, s.weighting, stats !== null, this.ctx.theme.dark, width, this.statSelect.value, this.sortBy, this.descending].join("|");
@@ -164,30 +195,22 @@ export class StatsView implements PanelView {
     for (const [column, th] of this.headCells) {
       th.setAttribute("aria-sort", column === this.sortBy ? (this.descending ? "descending" : "ascending") : "none");
     }
-    const stat = this.statSelect.value as StatName;
+    const stat = this.statSelect.value;
+    const info = kindInfo(this.ctx.source.meta, this.ctx.store.get().kind);
     const layout = gridLayout(layers, heads, Math.min(width * 0.42, 420));
-    const values = stats?.map((r) => r[stat]).filter(Number.isFinite) ?? [];
-    const lo = Math.min(...values), hi = Math.max(...values);
-    const panels: Panel[] = [];
-    for (let l = 0; l < layers; l++) {
-      for (let x = 0; x < heads; x++) {
-        const key = l * heads + x;
-        const v = stats?.[key]?.[stat];
-        // Squared, because the palette takes square roots: the colour is then linear in v.
-        const t = v === undefined || !Number.isFinite(v) ? NaN : hi > lo ? ((v - lo) / (hi - lo)) ** 2 : 0.25;
-        panels.push({
-          row: layout.transposed ? x : l, col: layout.transposed ? l : x, key, badge: badgeOf(stats?.[key]),
-          pooled: stats ? { data: Float32Array.of(t), rows: 1, cols: 1, aspect: 1 } : null,
-        });
-      }
-    }
+    const values = stats || isUserStat(info, stat)
+      ? Array.from({ length: layers * heads }, (_, key) => statOf(info, stats, stat, key)) : null;
+    const [panels, lo, hi] = valuePanels(values, info, layout, (key) => badgeOf(stats?.[key]));
     this.multiples.draw(panels, layout, this.ctx.theme.dark, `${stat} of every head`);
     clear(this.legendHost);
-    if (values.length > 0) this.legendHost.append(h("div", "txm-hint", `${stat}: ${fmt(lo)} (light) to ${fmt(hi)} (dark)`));
+    if (Number.isFinite(lo)) this.legendHost.append(h("div", "txm-hint", `${stat}: ${fmt(lo)} (light) to ${fmt(hi)} (dark)`));
     this.legendHost.append(typeLegend(stats));
     if (!stats) return;
-    const rows = sortStats(stats, this.sortBy, this.descending);
+    const key = (r: HeadStats) => r.layer * heads + r.head;
+    const user = STAT_NAMES.includes(this.sortBy as StatName) ? undefined : (r: HeadStats) => statOf(info, stats, this.sortBy, key(r));
+    const rows = sortStats(stats, this.sortBy, this.descending, user);
     const maxOf = STAT_NAMES.map((name) => Math.max(1e-12, ...stats.map((r) => r[name]).filter(Number.isFinite)));
+    const userMax = this.userNames.map((name) => Math.max(1e-12, ...stats.map((r) => statOf(info, stats, name, key(r))).filter(Number.isFinite)));
     for (const r of rows) {
       const tr = h("tr");
       tr.dataset.key = String(r.layer * heads + r.head);
@@ -195,6 +218,12 @@ export class StatsView implements PanelView {
       for (const [n, name] of STAT_NAMES.entries()) {
         const td = h("td", "txm-num", fmt(r[name]));
         if (Number.isFinite(r[name])) td.style.setProperty("--txm-bar", `${Math.round((100 * r[name]) / maxOf[n])}%`);
+        tr.append(td);
+      }
+      for (const [n, name] of this.userNames.entries()) {
+        const v = statOf(info, stats, name, key(r));
+        const td = h("td", "txm-num txm-user-stat", fmt(v));
+        if (Number.isFinite(v) && v > 0) td.style.setProperty("--txm-bar", `${Math.round((100 * v) / userMax[n])}%`);
         tr.append(td);
       }
       this.rowEls.set(r.layer * heads + r.head, tr);
@@ -213,8 +242,9 @@ export class StatsView implements PanelView {
     }
     const r = this.ctx.derived.stats(this.ctx.store.get().kind)?.[key];
     if (!r) return;
-    const stat = this.statSelect.value as StatName;
-    this.preview.show(this.element, e, null, [`layer ${r.layer} · head ${r.head}`, `${stat} ${fmt(r[stat])}`,
+    const stat = this.statSelect.value;
+    const info = kindInfo(this.ctx.source.meta, this.ctx.store.get().kind);
+    this.preview.show(this.element, e, null, [`layer ${r.layer} · head ${r.head}`, `${stat} ${fmt(statOf(info, this.ctx.derived.stats(info.name), stat, key))}`,
       r.type ? `type: ${TYPE_NAME[r.type]}` : "type: none"], this.ctx.theme.dark);
   }
 
