@@ -21,7 +21,10 @@ base64 lists. The fixture holds:
 - ``messages``: per reply kind (layer, block, topk, logits, lens, error; value norms, queries and keys,
   flow and a flow error, of a trace whose model is "run again" by a fixed stand-in) the request as the renderer
   sends it, Python's reply (`tx_magic.wire.reply_to`), its buffers and the values they decode to;
-  ``export_request``: the request Python sends a view for a picture.
+  ``export_request``: the request Python sends a view for a picture;
+- ``interventions``: an intervened run's ``_meta`` (ablated heads, an edit), the ``_reruns`` trait with the
+  unintervened logits, a ``_patching`` trait (exact and gradient, 2 x 3) with its expected effects, and
+  the rerun requests (ablate, edit, restore) as the renderer sends them, with what they ask for.
 
 Deterministic: same output every run, so tests/test_wire_in_step.py can check the file matches what
 the encoder writes now.
@@ -306,6 +309,50 @@ def _schema(wire: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, constants
 
 
+def build_intervened_trace() -> Any:
+    """`build_internals_trace` as if L1H0 and L0H1 had been mean-ablated and weight (3, 1) of L1H1 set to 0.25."""
+    trace = build_internals_trace()
+    intervention = importlib.import_module("tx_magic.core.intervention")
+    trace.intervention = intervention.intervention_of([(1, 0), (0, 1)], "mean", [(1, 1, 3, 1, 0.25)])
+    return trace
+
+
+def build_patchings() -> list[Any]:
+    """Exact and gradient patching of 2 layers x 3 heads, deterministic values."""
+    patching = importlib.import_module("tx_magic.analysis.patching")
+    raw = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]])
+    made = []
+    for method, values, seconds in (("exact", raw, 1.5), ("gradient", raw * 0.9 + 0.1, 0.25)):
+        made.append(patching.Patching(raw=values, effects=(values + 1.0) / 3.0, metric_clean=2.0, metric_corrupt=-1.0,
+                                      by="head", method=method, kind="self", tokens=("a", "b"),
+                                      corrupted_tokens=("a", "<c>"), metric="logit(' a') - logit(' b')",
+                                      model_name="fixture", seconds=seconds))
+    return made
+
+
+def _interventions(wire: Any) -> dict[str, Any]:
+    trace = build_intervened_trace()
+    patchings = build_patchings()
+    requests = {
+        "ablate": (wire.REQUEST_ABLATE, {"heads": [{"kind": "self", "layer": 1, "head": 2}], "ablation": "zero"}),
+        "edit": (wire.REQUEST_EDIT, {"edits": [{"kind": "self", "layer": 0, "head": 0, "query": 2, "key": 0,
+                                                "weight": 0.0}]}),
+        "restore": (wire.REQUEST_RESTORE, {}),
+    }
+    current = trace.intervention
+    asked = {"ablate": wire.read_ablate(requests["ablate"][1], current),
+             "edit": wire.read_edit(requests["edit"][1], current), "restore": None}
+    return {
+        "meta": wire.as_base64(wire.encode_meta(trace)),
+        "reruns": wire.as_base64(wire.encode_reruns("mean", build_internals_trace())),
+        "expected_baseline": _floats(build_internals_trace().logits.last),
+        "patching": wire.as_base64(wire.encode_patching(patchings)),
+        "expected_patching": {p.method: {"effects": _floats(p.effects), "raw": _floats(p.raw)} for p in patchings},
+        "requests": {name: {"type": t, "id": f"rerun-{i}", "payload": payload, "asks": a.label() if a else ""}
+                     for i, ((name, (t, payload)), a) in enumerate(zip(requests.items(), asked.values(), strict=True))},
+    }
+
+
 def _library(wire: Any, trace: Any) -> dict[str, Any]:
     """The pattern library's panels and a user statistic, with the values the TS tests must decode."""
     analysis = importlib.import_module("tx_magic.analysis")
@@ -372,6 +419,7 @@ def build_fixture() -> dict[str, Any]:
         "internals": _internals(build_internals_trace()),
         "messages": _messages(wire),
         "export_request": wire.request(wire.REQUEST_EXPORT, {"format": "png", "scale": 2}, request_id="export-1"),
+        "interventions": _interventions(wire),
         "library": _library(wire, trace),
     }
 

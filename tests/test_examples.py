@@ -51,6 +51,15 @@ print("TXM-PROBE " + json.dumps({"raw": raw_share.tolist(), "value": value_share
                                  "flow_edges": len(routes), "flow_top": sorted(set(routes[routes.layer == 5].target))}))
 ''',
 }
+PROBES["ioi.ipynb"] = '''
+import json
+print("TXM-PROBE " + json.dumps({
+    "correlation": exact.correlation(gradient), "top": exact.top(3), "results": results,
+    "positive_to_s2": float(att[positive[0][0], positive[0][1], -1, s2]),
+    "negative_to_io": float(att[negative[0][0], negative[0][1], -1, io]),
+    "widget": w.intervention.label(),
+}))
+'''
 _EXECUTED: dict[pathlib.Path, nbformat.NotebookNode] = {}
 
 
@@ -84,7 +93,7 @@ def test_example_notebook_runs_and_shows_widgets(path, tmp_path):
 def test_there_are_examples():
     names = {p.name for p in EXAMPLES}
     assert {"quickstart.ipynb", "copy_task.ipynb", "custom_module.ipynb", "value_weighted.ipynb", "clark_bert.ipynb",
-            "induction_heads.ipynb", "user_view.ipynb"} <= names
+            "induction_heads.ipynb", "user_view.ipynb", "ioi.ipynb"} <= names
 
 
 def probe_of(name: str, folder: pathlib.Path) -> dict:
@@ -93,6 +102,24 @@ def probe_of(name: str, folder: pathlib.Path) -> dict:
     probe = [o for o in outputs_of(nb) if o.output_type == "stream" and "TXM-PROBE " in o.text]
     assert probe, f"the probe cell of {name} printed nothing"
     return json.loads(probe[-1].text.split("TXM-PROBE ", 1)[1])
+
+
+def test_ioi_heads_that_carry_the_answer_and_what_ablating_them_does(tmp_path):
+    """On SmolLM2-135M (real weights): exact and gradient patching rank the heads alike; the head of largest
+    positive effect attends from the last token to the repeated name (S2), the most negative one to the
+    indirect object; ablating the three most positive heads cuts logit(' Mary') - logit(' John') below half,
+    ablating the three most negative raises it, three random heads move it by under a quarter."""
+    result = probe_of("ioi.ipynb", tmp_path)
+    assert result["correlation"] > 0.8
+    assert result["top"][0][1] > 0.3
+    assert result["positive_to_s2"] > 0.5 and result["negative_to_io"] > 0.5
+    r = result["results"]
+    assert r["before"] > 3
+    for mode in ("zero", "mean"):
+        assert r[f"positive/{mode}"] < 0.5 * r["before"]
+        assert r[f"negative/{mode}"] > r["before"]
+        assert abs(r[f"random/{mode}"] - r["before"]) < 0.25 * r["before"]
+    assert result["widget"].startswith("ablated: L")
 
 
 def test_copy_task_trains_a_diagonal_cross_attention(tmp_path):

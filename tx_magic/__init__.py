@@ -12,6 +12,7 @@ from typing import Any
 
 from . import analysis  # noqa: F401 - provides the analyses Trace offers (tx_magic.core.extensions)
 from .analysis import Census, Comparison, Recorder, census, compare, register_pattern, register_statistic
+from .analysis.patching import Patching, patch, rank_correlation
 from .api import capture_text, explain, show
 from .capturing import capture, load_model
 from .core.errors import EmptyTextError, MissingTargetError, ModelLoadError, NoAttentionError, TxMagicError
@@ -24,9 +25,9 @@ from .wire import register_view
 
 __all__ = [
     "AttentionWidget", "Census", "Comparison", "EmptyTextError", "ExportError", "MissingTargetError",
-    "ModelLoadError", "NoAttentionError", "Recorder", "Tokens", "Trace", "TxMagicError", "__version__", "capture",
-    "capture_text", "census", "compare", "explain", "load_model", "register_pattern", "register_statistic",
-    "register_view", "save_html", "show",
+    "ModelLoadError", "NoAttentionError", "Patching", "Recorder", "Tokens", "Trace", "TxMagicError",
+    "__version__", "capture", "capture_text", "census", "compare", "explain", "load_model", "patch",
+    "rank_correlation", "register_pattern", "register_statistic", "register_view", "save_html", "show",
 ]
 
 

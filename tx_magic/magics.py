@@ -94,6 +94,20 @@ class ExplainMagics(Magics):
     @argument("--top-k", type=int, default=None, help="With --generate --sample: draw from the k likeliest tokens.")
     @argument("--top-p", type=float, default=None, help="With --generate --sample: nucleus sampling threshold.")
     @argument("--seed", type=int, default=None, help="With --generate --sample: random seed, for repeatable samples.")
+    @argument("--ablate", default=None, metavar="HEADS",
+              help="Ablate these heads, LAYER.HEAD comma-separated (--ablate 5.1,5.5): their output becomes zero "
+                   "(or, with --ablation mean, its mean over the text's positions); Alt-click a head in the widget.")
+    @argument("--ablation", default="zero", choices=("zero", "mean"), help="With --ablate: zero or mean ablation.")
+    @argument("--edit", default=None, metavar="EDITS",
+              help="Set attention weights, LAYER.HEAD.QUERY.KEY=WEIGHT comma-separated (--edit 2.3.5.0=0 blocks key 0 "
+                   "of query 5 in L2H3); the rest of each row is rescaled to sum to 1.")
+    @argument("--patch", default=None, metavar="CORRUPTED",
+              help="Activation patching against this corrupted text (same token length): an Effects tab of every "
+                   "head, exact and gradient; with --answer (and --wrong).")
+    @argument("--answer", default=None, help="With --patch: the token whose logit the metric reads (' Mary').")
+    @argument("--wrong", default=None, help="With --patch: the metric is logit(answer) - logit(wrong).")
+    @argument("--by", default="head", choices=("head", "layer", "position"),
+              help="With --patch: patch each head, each layer's attention block, or each layer at each position.")
     @argument("--weighting", choices=("raw", "value"), default="raw",
               help="raw attention, or value-weighted rows (||a_ij f(x_j)||, Kobayashi et al. 2020) in every view.")
     @argument("--save", default=None, metavar="PATH",
@@ -110,6 +124,8 @@ class ExplainMagics(Magics):
             %explain -m gpt2 --generate 20 The capital of France is
             %explain --ids 101,2023,2003,102
             %explain -m vit -t processor --image cat.png
+            %explain -m smollm2.gguf --ablate 5.1,5.5 When Mary and John went to the store, John gave a drink to
+            %explain -m smollm2.gguf --patch "{corrupted}" --answer " Mary" --wrong " John" {clean}
 
             %%explain -m t5-small
             The source sentence.
@@ -149,9 +165,11 @@ class ExplainMagics(Magics):
             sampling = {"generate": args.generate, "sample": args.sample, "temperature": args.temperature,
                         "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed} \
                 if args.generate is not None else {}
+            if (args.answer is not None or args.wrong is not None) and args.patch is None:
+                raise UsageError('--answer and --wrong go with --patch "CORRUPTED TEXT".')
             widget = explain(model, tokenizer, text, target=target, pair=pair, layer=args.layer, head=args.head,
                              max_tokens=args.max_tokens, ids=ids, image=args.image, weighting=args.weighting,
-                             **sampling)
+                             **sampling, **intervention_options(args))
         except (TxMagicError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         for warning in widget.trace.warnings:
@@ -179,6 +197,46 @@ class ExplainMagics(Magics):
                 raise ModelLoadError(f"Give the {what} of {model!r} with -t NAME_OF_VARIABLE.")
             tok_obj = _load_image_processor(source) if image else _load_tokenizer(source)
         return model_obj, tok_obj
+
+
+def parse_heads(value: str) -> list[tuple[int, int]]:
+    """``5.1,5.5`` -> [(5, 1), (5, 5)]."""
+    heads = []
+    for part in value.split(","):
+        fields = part.strip().split(".")
+        if len(fields) != 2 or not all(f.strip().isdigit() for f in fields):
+            raise UsageError(f"--ablate takes LAYER.HEAD pairs separated by commas (--ablate 5.1,5.5), got {part!r}.")
+        heads.append((int(fields[0]), int(fields[1])))
+    return heads
+
+
+def parse_edits(value: str) -> list[tuple[int, int, int, int, float]]:
+    """``2.3.5.0=0,2.3.6.1=0.5`` -> [(2, 3, 5, 0, 0.0), (2, 3, 6, 1, 0.5)]."""
+    edits = []
+    for part in value.split(","):
+        where, _, weight = part.strip().partition("=")
+        fields = where.split(".")
+        try:
+            if len(fields) != 4 or not all(f.isdigit() for f in fields):
+                raise ValueError
+            layer, head, query, key = (int(f) for f in fields)
+            edits.append((layer, head, query, key, float(weight)))
+        except ValueError:
+            raise UsageError("--edit takes LAYER.HEAD.QUERY.KEY=WEIGHT separated by commas (--edit 2.3.5.0=0), "
+                             f"got {part!r}.") from None
+    return edits
+
+
+def intervention_options(args: Any) -> dict[str, Any]:
+    """explain()'s ablate / edit / patch keywords from the magic's options."""
+    out: dict[str, Any] = {}
+    if args.ablate is not None:
+        out.update(ablate=parse_heads(args.ablate), ablation=args.ablation)
+    if args.edit is not None:
+        out["edit"] = parse_edits(args.edit)
+    if args.patch is not None:
+        out.update(patch=args.patch, answer=args.answer, wrong=args.wrong, by=args.by)
+    return out
 
 
 def split_options(line: str, magic: Any) -> tuple[list[str], str]:

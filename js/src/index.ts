@@ -7,10 +7,12 @@
 
 import "./style.css";
 import "./views/internals.css";
+import "./views/interventions.css";
 import "./views/valueflow.css";
 import { watchConnection } from "./connection";
 import { errorBox, clear } from "./dom";
-import { renderExplorer, type ExplorerApi, type ExplorerExtras } from "./render";
+import { renderExplorer, type ExplorerApi, type ExplorerExtras, type TabName } from "./render";
+import { decodePatching } from "./patching";
 import { decodeCensus } from "./views/census";
 import { internalsFromModel } from "./internals";
 import { openChannel, type Answer, type Channel } from "./rpc";
@@ -95,6 +97,8 @@ export function exportResponder(channel: Channel, api: ExplorerApi): () => void 
 export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
   let teardown: () => void = () => {};
   let closed = false;
+  // The tab the user opened stays open when a rerun (an ablation, an edit) replaces the data.
+  let tab: TabName | "none" | undefined;
 
   const mount = () => {
     teardown();
@@ -114,8 +118,13 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
       disposers.push(channel.dispose);
       const source = LayerStore.fromWire(model.get("_meta"), model.get("_layers"), channelFetchers(channel));
       const store = new SelectionStore(selectionFromModel(model, source.meta));
+      const patching = decodePatching(model.get("_patching"));
       disposers.push(renderExplorer(el, source, store, {
         onApi: (api) => disposers.push(exportResponder(channel, api)), internals: internalsFromModel(model, channel),
+        reruns: { state: model.get("_reruns"), send: (type, payload) => channel.request(type, payload as never) },
+        patching, tab: tab ?? (patching ? "effects" : undefined), onTab: (name) => {
+          tab = name;
+        },
         values: channelValues(channel), analyses: channelAnalyses(channel),
         extras: extrasFromModel(model),
       }));

@@ -17,6 +17,7 @@ export const KEYS: readonly [keys: string, what: string][] = [
   ["r", "rollout of the selected heads (self-attention)"],
   ["Esc", "unpin the focused token"],
   ["?", "show or hide this help"],
+  ["Alt-click (or Ctrl/Cmd-click)", "a head chip, an overview or Effects cell: ablate that head, again to restore (the model reruns); a matrix cell (one head shown): edit that weight"],
 ];
 
 export type KeyResult = { set: Partial<Selection> } | { help: true } | null;

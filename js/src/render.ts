@@ -32,6 +32,10 @@ import { ImageView } from "./views/image";
 import { LensView } from "./views/lens";
 import { NextTokenView } from "./views/next";
 import type { Changes, PanelView, Theme, ViewContext } from "./views/view";
+import { Interventions, type RerunSender } from "./interventions";
+import type { Patching } from "./patching";
+import { InterventionBanner } from "./views/banner";
+import { EffectsView } from "./views/effects";
 import { ValueWeights } from "./values";
 import { offered, type AnalysisFetchers } from "./analyses";
 import { FlowView } from "./views/flow";
@@ -46,7 +50,8 @@ import type { WireComparisonPanel, WireTrainingPanel, WireUserView } from "./wir
 
 /** The secondary views, in tab order. */
 export const TABS = ["grid", "heads", "layers", "stats", "hidden", "lens", "next", "generation", "image", "flow", "qk",
-  "census", "compare", "training", "view"] as const;
+  "census", "compare", "training", "view",
+  "effects"] as const;
 export type TabName = (typeof TABS)[number];
 
 /** What the explorer offers its host once built (the widget answers Python's save_png with it). */
@@ -68,6 +73,12 @@ export interface ExplorerOptions {
   onApi?: (api: ExplorerApi) => void;
   /** Hidden states, logit lens, next-token logits, generation: their tabs appear when present. */
   internals?: Internals | null;
+  /** The kernel's reruns (ablate, edit, restore) and its `_reruns` state; absent in reports. */
+  reruns?: { state: unknown; send: RerunSender } | null;
+  /** Activation-patching effects: the Effects tab appears when present. */
+  patching?: Patching | null;
+  /** Called with the open tab after the user opens one or folds the row. */
+  onTab?: (tab: TabName | "none") => void;
   /** Value norms (asked of the kernel, or a report's): the "value" weighting of every view. */
   values?: ValueWeights;
   /** Queries and keys (the Q/K tab) and the information flow (the Flow tab), asked of the kernel. */
@@ -148,6 +159,8 @@ export function renderExplorer(
   store.setErrorHandler((err) => report(err));
 
   const frames = new FrameCache(source.meta);
+  const interventions = new Interventions(source.meta, opts.reruns?.state, opts.reruns?.send ?? null,
+    (err) => report(err, "tx_magic could not rerun the model"));
   const ctx: ViewContext = {
     source, store, theme, frames,
     matrices: new MatrixCache(),
@@ -157,8 +170,11 @@ export function renderExplorer(
       failedAll.delete(kind);
       ensureAll(kind);
     },
+    interventions,
     values,
   };
+  const banner = new InterventionBanner(interventions, (err) => report(err));
+  const unbusy = interventions.onBusy((busy) => root.classList.toggle("txm-rerunning", busy));
   const help = new Help();
   const exportPicture = (format: ExportFormat, scale = 2) => exportBytes(ctx, format, scale);
   const controls = new Controls(ctx, {
@@ -182,6 +198,7 @@ export function renderExplorer(
     ["next", inside?.logits ? new NextTokenView(ctx, inside) : null],
     ["generation", inside?.generation ? new GenerationView(ctx, inside, inside.generation) : null],
     ["image", source.meta.image ? new ImageView(ctx) : null],
+    ["effects", opts.patching ? new EffectsView(ctx, opts.patching) : null],
     ["flow", opts.analyses?.flow && offered(source.meta, ANALYSIS_FLOW) ? new FlowView(ctx, opts.analyses) : null],
     ["qk", opts.analyses?.queriesKeys && offered(source.meta, ANALYSIS_QK) ? new QueriesKeysView(ctx, opts.analyses) : null],
     ["census", x?.census ? new CensusView(ctx, x.census, x.showInput ?? (() => {})) : null],
@@ -191,12 +208,15 @@ export function renderExplorer(
   ];
   const present = panels.filter((p): p is [TabName, PanelView] => p[1] !== null);
   const initialTab = opts.tab === "none" ? -1 : Math.max(0, present.findIndex(([name]) => name === (opts.tab ?? (x?.census ? "census" : x?.training ? "training" : x?.compare ? "compare" : inside?.generation ? "generation" : source.meta.image ? "image" : "grid"))));
-  const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => guarded("all"));
+  const tabs = new Tabs(present.map(([, panel]) => panel), initialTab, () => {
+    opts.onTab?.(present.find(([, panel]) => panel === tabs.active)?.[0] ?? "none");
+    guarded("all");
+  });
   const setStatus = (text: string) => {
     controls.setStatus(text);
     placeholder.textContent = text;
   };
-  root.append(controls.element, help.element, errors, views, tabs.element);
+  root.append(controls.element, help.element, banner.element, errors, views, tabs.element);
   el.append(root);
 
   const refresh = (changes: Changes) => {
@@ -371,6 +391,8 @@ export function renderExplorer(
     themer?.disconnect();
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
     controls.destroy();
+    unbusy();
+    banner.destroy();
     arc.destroy();
     matrix.destroy();
     tabs.destroy();

@@ -4,12 +4,13 @@
  * same explorer as the widget. No kernel, no loader, no network: everything is in the page.
  *
  * The page holds `<script type="application/json" id="txm-report-data">` (the header below) and
- * one `<script type="application/json" id="txm-trace-N">` per text ({meta, layers}, the widget's
- * wire format with base64 bytes), parsed only when that text is shown. Text goes into the page
+ * one `<script type="application/json" id="txm-trace-N">` per text ({meta, layers} and, when patched,
+ * `patching`: the widget's wire format with base64 bytes), parsed only when that text is shown. Text goes into the page
  * through textContent only.
  */
 
 import { clear, errorBox, h } from "./dom";
+import { decodePatching } from "./patching";
 import { renderExplorer, type ExplorerExtras } from "./render";
 import { decodeCensus, type CensusData } from "./views/census";
 import type { WireCensusPanel } from "./wire";
@@ -110,14 +111,18 @@ export function decodeHeader(raw: unknown): ReportHeader {
   };
 }
 
+/** The inlined data of text `index`. */
+export function readTrace(doc: Document, index: number): { meta?: unknown; layers?: unknown; patching?: unknown } {
+  return readJson(doc, traceId(index)) as { meta?: unknown; layers?: unknown; patching?: unknown };
+}
+
 /** A user view of the report, through the page's import map (its hash is in the page's policy). */
 function importView(index: number): Promise<unknown> {
   return import(/* @vite-ignore */ `txm-view:${index}`);
 }
 
 /** The LayerStore of text `index`: its inlined layers; a left-out layer rejects, saying why. */
-export function loadText(doc: Document, header: ReportHeader, index: number): LayerStore {
-  const raw = readJson(doc, traceId(index)) as { meta?: unknown; layers?: unknown };
+export function loadText(doc: Document, header: ReportHeader, index: number, raw = readTrace(doc, index)): LayerStore {
   const omitted = header.texts[index].omitted;
   const megabytes = (header.max_bytes / 1e6).toFixed(1);
   return LayerStore.fromWire(raw.meta, raw.layers, (kind, layer) =>
@@ -175,7 +180,9 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
     shown.textContent = describeText(text);
     app.dataset.text = String(index);
     try {
-      const source = loadText(doc, header, index);
+      const raw = readTrace(doc, index);
+      const source = loadText(doc, header, index, raw);
+      const patching = decodePatching(raw.patching);
       const first = source.meta.kinds[0];
       // Keep what the reader chose when switching texts; the explorer corrects what does not fit.
       const initial: Partial<Selection> = { kind: first.name, heads: Array.from({ length: first.heads }, (_, i) => i), ...last };
@@ -195,7 +202,9 @@ export function renderReport(host: HTMLElement, header: ReportHeader): () => voi
           },
         } : {}),
       };
-      const stop = renderExplorer(app, source, store, { values: loadValues(doc, index), extras });
+      const stop = renderExplorer(app, source, store, {
+        values: loadValues(doc, index), extras, ...(patching ? { patching, tab: "effects" as const } : {}),
+      });
       dispose = () => {
         const s = store.get();
         last = { kind: s.kind, layer: s.layer, heads: s.heads, head: s.head, weighting: s.weighting };

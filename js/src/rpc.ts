@@ -12,9 +12,10 @@
 import { errorMessage } from "./dom";
 import type { WidgetModel } from "./sync";
 import {
-  REPLY, REPLY_ERROR, REQUEST_BLOCK, REQUEST_LAYER, REQUEST_LENS, REQUEST_LOGITS, REQUEST_TOPK, type Unchecked,
-  type WireBlockRequest, type WireErrorReply, type WireLayerRequest, type WireLensRequest, type WireLogitsRequest,
-  type WireReply, type WireRequest, type WireTopKRequest,
+  REPLY, REPLY_ERROR, REQUEST_ABLATE, REQUEST_BLOCK, REQUEST_EDIT, REQUEST_LAYER, REQUEST_LENS, REQUEST_LOGITS,
+  REQUEST_RESTORE, REQUEST_TOPK, type Unchecked, type WireAblateRequest, type WireBlockRequest, type WireEditRequest,
+  type WireErrorReply, type WireLayerRequest, type WireLensRequest, type WireLogitsRequest, type WireReply,
+  type WireRequest, type WireRestoreRequest, type WireTopKRequest,
   REQUEST_FLOW, REQUEST_QUERIES_KEYS, REQUEST_VALUE_NORMS, type WireFlowRequest, type WireQueriesKeysRequest,
   type WireValueNormsRequest,
 } from "./wire";
@@ -26,6 +27,9 @@ export interface Payloads {
   [REQUEST_TOPK]: WireTopKRequest;
   [REQUEST_LOGITS]: WireLogitsRequest;
   [REQUEST_LENS]: WireLensRequest;
+  [REQUEST_ABLATE]: WireAblateRequest;
+  [REQUEST_EDIT]: WireEditRequest;
+  [REQUEST_RESTORE]: WireRestoreRequest;
   [REQUEST_VALUE_NORMS]: WireValueNormsRequest;
   [REQUEST_QUERIES_KEYS]: WireQueriesKeysRequest;
   [REQUEST_FLOW]: WireFlowRequest;
@@ -41,6 +45,8 @@ export interface RequestSpec<P> {
 
 export const FETCH_TIMEOUT_MS = 30_000;
 export const LENS_TIMEOUT_MS = 60_000;
+/** A rerun captures the model again (a large model on a long text takes a while). */
+export const RERUN_TIMEOUT_MS = 120_000;
 
 /** Every request the renderer makes of Python. */
 export const REQUESTS: { [T in RequestType]: RequestSpec<Payloads[T]> } = {
@@ -52,6 +58,12 @@ export const REQUESTS: { [T in RequestType]: RequestSpec<Payloads[T]> } = {
   [REQUEST_TOPK]: { timeoutMs: FETCH_TIMEOUT_MS, verb: "send", subject: (p) => `${p.kind} top weights of layer ${p.layer}` },
   [REQUEST_LOGITS]: { timeoutMs: FETCH_TIMEOUT_MS, verb: "send", subject: (p) => `the logits after token ${p.position}` },
   [REQUEST_LENS]: { timeoutMs: LENS_TIMEOUT_MS, verb: "compute", subject: () => "the logit lens" },
+  [REQUEST_ABLATE]: {
+    timeoutMs: RERUN_TIMEOUT_MS, verb: "rerun the model",
+    subject: (p) => (p.heads.length ? `with ${p.heads.map((x) => `L${x.layer}H${x.head}`).join(", ")} ablated` : "without ablations"),
+  },
+  [REQUEST_EDIT]: { timeoutMs: RERUN_TIMEOUT_MS, verb: "rerun the model", subject: (p) => `with ${p.edits.length} edited weight(s)` },
+  [REQUEST_RESTORE]: { timeoutMs: RERUN_TIMEOUT_MS, verb: "restore", subject: () => "the model's own run" },
   // The first of these runs the model once more: as long as the lens may take.
   [REQUEST_VALUE_NORMS]: { timeoutMs: LENS_TIMEOUT_MS, verb: "compute", subject: (p) => `the ${p.kind} value norms` },
   [REQUEST_QUERIES_KEYS]: {

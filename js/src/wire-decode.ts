@@ -9,7 +9,7 @@ import type { WireBytes } from "./wire";
 import {
   DTYPE, DTYPE_TOPK, DTYPE_UINT8, MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, META_IMAGE, WIRE_VERSION, type MaskType,
   type Unchecked, type WireBlockHeader, type WireImage, type WireKind, type WireMeta, type WireThumbnails,
-  type WireTokenSequence, type WireTopKBlock, type WireValueBlock,
+  type WireInterventionInfo, type WireTokenSequence, type WireTopKBlock, type WireValueBlock,
 } from "./wire-schema";
 import { toBytes, toFloat32, toInt32 } from "./wire-bytes";
 
@@ -191,8 +191,13 @@ export function decodeMeta(raw: unknown): Meta {
   need(Array.isArray(r.kinds) && (r.kinds as unknown[]).length > 0, null, "kinds must be a non-empty list");
   const kinds = (r.kinds as unknown[]).map((k, i) => decodeKind(k, i, sequences));
   const image = r[META_IMAGE] === undefined || r[META_IMAGE] === null ? undefined : decodeImage(r[META_IMAGE], sequences);
+  // What was done to the run (interventions.ts checks it where it is read).
+  const intervention = isRecord(r.intervention) ? { intervention: r.intervention as unknown as WireInterventionInfo } : {};
   const analyses = decodeAnalyses(r.analyses, kinds);
-  return { version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}), ...(analyses ? { analyses } : {}) };
+  return {
+    version: WIRE_VERSION, model, warnings, sequences, kinds, ...(image ? { image } : {}), ...(analyses ? { analyses } : {}),
+    ...intervention,
+  };
 }
 
 /** `_meta.analyses`: per known kind, the names of what the kernel computes on request (unknown kinds dropped). */

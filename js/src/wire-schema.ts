@@ -36,6 +36,10 @@ export const REQUEST_TOPK = "get_topk";
 export const REQUEST_LOGITS = "get_logits";
 export const REQUEST_LENS = "get_lens";
 export const REQUEST_EXPORT = "export";
+export const REQUEST_ABLATE = "ablate";
+export const REQUEST_EDIT = "edit";
+export const REQUEST_RESTORE = "restore";
+export const ABLATIONS = ["zero", "mean"] as const;
 export const REPLY = "reply";
 export const REPLY_ERROR = "error";
 
@@ -108,6 +112,8 @@ export interface WireMeta {
   sequences: Record<string, WireTokenSequence>;
   kinds: WireKind[];
   image?: WireImage;
+  /** What was done to the run shown (heads ablated, weights edited). */
+  intervention?: WireInterventionInfo;
   /** Per kind, what the kernel computes on request (ANALYSIS_* of wire-analyses.ts). */
   analyses?: Record<string, string[]>;
 }
@@ -176,6 +182,68 @@ export interface WireInternals {
   generation?: WireGeneration;
 }
 
+// -- interventions and patching (interventions.ts, views/effects.ts) ----------------------------
+
+export type Ablation = (typeof ABLATIONS)[number];
+
+/** One head of one attention kind. */
+export interface WireHeadRef {
+  kind: string;
+  layer: number;
+  head: number;
+}
+
+/** Weight (query, key) of a head set to `weight`, the rest of its row rescaled to sum to 1. */
+export interface WireWeightEdit extends WireHeadRef {
+  query: number;
+  key: number;
+  weight: number;
+}
+
+/** `_meta.intervention`: what was done to the run shown (the banner). */
+export interface WireInterventionInfo {
+  label: string;
+  ablate: WireHeadRef[];
+  ablation: string;
+  edit: WireWeightEdit[];
+}
+
+/** The unintervened run's logits after `position`: float32 (V,). */
+export interface WireBaseline {
+  position: number;
+  data: WireBytes;
+}
+
+/** The `_reruns` trait ({} when the kernel cannot rerun): the ablation mode, and the unintervened run's
+ * last logits while an intervention is shown. */
+export interface WireReruns {
+  ablation: string;
+  baseline?: WireBaseline;
+}
+
+export interface WirePatchingResult {
+  method: string;
+  /** float32 (rows, cols) row-major. */
+  effects: WireBytes;
+  raw: WireBytes;
+  seconds: number;
+}
+
+/** The `_patching` trait ({} when none): effects per layer (rows) and head, position or block (cols). */
+export interface WirePatchingInfo {
+  by: string;
+  kind: string;
+  metric: string;
+  metric_clean: number;
+  metric_corrupt: number;
+  rows: number;
+  cols: number;
+  columns: string[];
+  corrupted: string[];
+  results: WirePatchingResult[];
+  correlation?: number;
+}
+
 // -- requests and replies (rpc.ts) ---------------------------------------------------------------
 
 export interface WireLayerRequest {
@@ -219,6 +287,24 @@ export interface WireExportRequest {
 
 export interface WireExportReply {
   format: ExportFormat;
+}
+
+/** Rerun with exactly these heads ablated (edits kept). */
+export interface WireAblateRequest {
+  heads: WireHeadRef[];
+  ablation: Ablation;
+}
+
+/** Rerun with exactly these weight edits (ablations kept). */
+export interface WireEditRequest {
+  edits: WireWeightEdit[];
+}
+
+/** Back to the model's own run. */
+export type WireRestoreRequest = Record<string, never>;
+
+export interface WireRerunReply {
+  label: string;
 }
 
 /** A request, either way; `payload` is the request type's object. */
@@ -316,7 +402,7 @@ export const IMAGE_FIELDS = {
   png: R, width: R, height: R, rows: R, cols: R, sequence: R, first: R,
 } satisfies Fields<WireImage>;
 export const META_FIELDS = {
-  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O, analyses: O,
+  version: R, model: R, warnings: R, sequences: R, kinds: R, image: O, intervention: O, analyses: O,
 } satisfies Fields<WireMeta>;
 // Written out, not spread: tsc checks excess keys of the keys written in the literal only.
 export const BLOCK_HEADER_FIELDS = {
@@ -352,6 +438,22 @@ export const EXPORT_REPLY_FIELDS = { format: R } satisfies Fields<WireExportRepl
 export const REQUEST_FIELDS = { type: R, id: R, payload: R } satisfies Fields<WireRequest>;
 export const REPLY_FIELDS = { type: R, id: R, content: R } satisfies Fields<WireReply>;
 export const ERROR_REPLY_FIELDS = { type: R, id: R, message: R } satisfies Fields<WireErrorReply>;
+export const HEAD_REF_FIELDS = { kind: R, layer: R, head: R } satisfies Fields<WireHeadRef>;
+export const WEIGHT_EDIT_FIELDS = {
+  kind: R, layer: R, head: R, query: R, key: R, weight: R,
+} satisfies Fields<WireWeightEdit>;
+export const INTERVENTION_FIELDS = { label: R, ablate: R, ablation: R, edit: R } satisfies Fields<WireInterventionInfo>;
+export const BASELINE_FIELDS = { position: R, data: R } satisfies Fields<WireBaseline>;
+export const RERUNS_FIELDS = { ablation: R, baseline: O } satisfies Fields<WireReruns>;
+export const PATCHING_RESULT_FIELDS = { method: R, effects: R, raw: R, seconds: R } satisfies Fields<WirePatchingResult>;
+export const PATCHING_FIELDS = {
+  by: R, kind: R, metric: R, metric_clean: R, metric_corrupt: R, rows: R, cols: R, columns: R, corrupted: R,
+  results: R, correlation: O,
+} satisfies Fields<WirePatchingInfo>;
+export const ABLATE_REQUEST_FIELDS = { heads: R, ablation: R } satisfies Fields<WireAblateRequest>;
+export const EDIT_REQUEST_FIELDS = { edits: R } satisfies Fields<WireEditRequest>;
+export const RESTORE_REQUEST_FIELDS = {} satisfies Fields<WireRestoreRequest>;
+export const RERUN_REPLY_FIELDS = { label: R } satisfies Fields<WireRerunReply>;
 export const USER_VIEW_FIELDS = { name: R, source: R } satisfies Fields<WireUserView>;
 export const CENSUS_PANEL_FIELDS = {
   kind: R, layers: R, heads: R, patterns: R, thresholds: R, means: R, low: R, high: R, scored: R, shown: R, labels: R,
@@ -374,7 +476,11 @@ export const SCHEMA: Record<string, Record<string, "required" | "optional">> = {
   LayerRequest: LAYER_REQUEST_FIELDS, BlockRequest: BLOCK_REQUEST_FIELDS, TopKRequest: TOPK_REQUEST_FIELDS,
   LogitsRequest: LOGITS_REQUEST_FIELDS, LensRequest: LENS_REQUEST_FIELDS, LensReply: LENS_REPLY_FIELDS,
   ExportRequest: EXPORT_REQUEST_FIELDS, ExportReply: EXPORT_REPLY_FIELDS, Request: REQUEST_FIELDS,
-  Reply: REPLY_FIELDS, ErrorReply: ERROR_REPLY_FIELDS, UserView: USER_VIEW_FIELDS, CensusPanel: CENSUS_PANEL_FIELDS,
+  Reply: REPLY_FIELDS, ErrorReply: ERROR_REPLY_FIELDS,
+  HeadRef: HEAD_REF_FIELDS, WeightEdit: WEIGHT_EDIT_FIELDS, InterventionInfo: INTERVENTION_FIELDS, Reruns: RERUNS_FIELDS,
+  PatchingResult: PATCHING_RESULT_FIELDS, PatchingInfo: PATCHING_FIELDS, AblateRequest: ABLATE_REQUEST_FIELDS,
+  EditRequest: EDIT_REQUEST_FIELDS, RestoreRequest: RESTORE_REQUEST_FIELDS, RerunReply: RERUN_REPLY_FIELDS,
+  Baseline: BASELINE_FIELDS, UserView: USER_VIEW_FIELDS, CensusPanel: CENSUS_PANEL_FIELDS,
   ComparisonPanel: COMPARISON_PANEL_FIELDS, TrainingKind: TRAINING_KIND_FIELDS, TrainingPanel: TRAINING_PANEL_FIELDS,
   ...ANALYSES_SCHEMA,
 };

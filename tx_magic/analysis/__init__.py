@@ -18,6 +18,7 @@ from .hidden import hidden_of
 from .labels import LABELS, head_types
 from .lens import lens_of
 from .nexttoken import logits_of
+from .patching import Patching, patch, rank_correlation
 from .patterns import Pattern, library, pattern_scores, register_pattern, unregister_pattern
 from .recorder import Recorder
 from .reduced import streamed_stats
@@ -27,12 +28,12 @@ from .table import head_summary, stats_records, stats_table
 from .userstats import register_statistic, registered_statistics, unregister_statistic, user_stats
 from .values import QueriesKeys, kv_groups, queries_keys, value_norms, weighted_rows
 
-__all__ = ["EDGE_TYPES", "LABELS", "STAT_NAMES", "Census", "Comparison", "Evidence", "Pattern", "QueriesKeys",
-           "Recorder", "attention_rollout", "census", "compare", "flow_edges", "flow_table", "head_stats",
-           "head_summary", "head_types", "kv_groups", "library", "pattern_scores", "queries_keys",
-           "register_pattern", "register_statistic", "registered_statistics", "rollout", "stats_records",
-           "stats_table", "streamed_stats", "unregister_pattern", "unregister_statistic", "user_stats",
-           "value_norms", "weighted_rows"]
+__all__ = ["EDGE_TYPES", "LABELS", "STAT_NAMES", "Census", "Comparison", "Evidence", "Patching", "Pattern",
+           "QueriesKeys", "Recorder", "attention_rollout", "census", "compare", "flow_edges", "flow_table",
+           "head_stats", "head_summary", "head_types", "kv_groups", "library", "patch", "pattern_scores",
+           "queries_keys", "rank_correlation", "register_pattern", "register_statistic",
+           "registered_statistics", "rollout", "stats_records", "stats_table", "streamed_stats",
+           "unregister_pattern", "unregister_statistic", "user_stats", "value_norms", "weighted_rows"]
 
 extensions.provide("stats", stats_table)
 extensions.provide("rollout", rollout)

@@ -15,9 +15,9 @@ computed (`hf.py` asks so).
 Two checks per layer:
 
 - against the model's own eager attention (``eager_attention_forward`` of its module) on the first
-  and last `CHECK_ROWS` query rows, to `CHECK_ATOL` (equal bit for bit in the tests): a layer whose eager attention computes otherwise (soft-
-  capping, another order of operations, another dtype or device) is computed by that function
-  instead and its weights copied into the array;
+  and last `CHECK_ROWS` query rows, to `CHECK_ATOL`: a layer whose eager attention computes otherwise
+  (soft-capping, another order of operations, another dtype or device) is computed by that function
+  instead and its weights copied into the array (tests/test_dense_capture.py);
 - finite: ``d * max|q| * max|k| * scaling`` bounds every score, so below `SCORE_BOUND` with a
   finite mask every row is a softmax row (finite, >= 0, summing to 1) and the trace skips its
   value checks (`DenseAttention.softmax_rows`).

@@ -17,6 +17,7 @@ import numpy as np
 from ..core.attention import DenseAttention
 from ..core.checks import causal_mask, looks_causal
 from ..core.errors import EmptyTextError, MissingTargetError, NoAttentionError, model_failures
+from ..core.intervention import Intervention
 from ..core.tokens import Tokens
 from ..core.trace import Trace
 from . import dense, memory, streamed
@@ -24,6 +25,7 @@ from .display import display_tokens
 from .encode import decoder_inputs, encode, from_ids, position_limit
 from .instrument import supports
 from .internals import internals_of
+from .interventions import Layout, check_intervention, instruments_for, intervening, unsupported
 from .model_state import eager_attention
 from .models import input_device, model_name
 from .modules import capture_module
@@ -45,28 +47,38 @@ class Inputs:
 
 def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str | None = None,
                          pair: str | None = None, max_tokens: int | None = None, name: str | None = None,
-                         ids: list[int] | None = None) -> Trace:
-    """`tx_magic.capture` for a transformers model and tokenizer (see its docstring)."""
+                         ids: list[int] | None = None, intervention: Intervention | None = None) -> Trace:
+    """`tx_magic.capture` for a transformers model and tokenizer (see its docstring); with `intervention`,
+    the run goes through tx_magic's instrumented attention and the trace is of the intervened run."""
     name = name or model_name(model)
     inputs = prepare_inputs(model, tokenizer, text, target=target, pair=pair, max_tokens=max_tokens, name=name,
                             ids=ids)
     n = len(inputs.batch["input_ids"])
     decoder = inputs.batch.get("decoder_input_ids")
-    dense_ok = not inputs.encoder_decoder and supports(model)
+    if intervention is not None:
+        check_intervention(intervention, Layout.of(model, name), kind_lengths(inputs))
+    # One pass writing the weights once (`tx_magic.capturing.dense`); an intervened run goes through the
+    # instrumented eager attention instead (its instruments replace weights and outputs).
+    dense_ok = intervention is None and not inputs.encoder_decoder and supports(model)
     plan = memory.plan_capture(model, n, streamable=not inputs.encoder_decoder,
                                target=len(decoder) if decoder is not None else None, copies=1 if dense_ok else 2)
     if plan.mode == memory.STREAMED:
+        if intervention is not None:
+            raise unsupported(model, f"a streamed capture ({n} tokens, kept reduced) does not go through in full; "
+                                     "pass max_tokens to intervene on a shorter text")
         return _streamed_trace(model, inputs, name)
     recorded = _dense_forward(model, inputs.batch, name) if dense_ok else None
     if recorded is not None:
         outputs, recorder = recorded
-        masks = {"self": causal_mask(n)} if recorder.causal or _says_causal(model) else {}
+        array = recorder.array
+        assert array is not None  # a complete recorder holds its array
+        masks = {"self": causal_mask(n)} if recorder.causal or _is_causal(model, array) else {}
         return Trace(model_name=name, sequences=inputs.sequences, masks=masks, warnings=inputs.warnings,
-                     attentions={"self": DenseAttention(recorder.array, softmax_rows=recorder.finite)},
+                     attentions={"self": DenseAttention(array, softmax_rows=recorder.finite)},
                      internals=internals_of(model, tokenizer, outputs), replay=_replay(model, inputs, name))
     if dense_ok and memory.plan_capture(model, n, streamable=True).mode == memory.STREAMED:
         return _streamed_trace(model, inputs, name)  # output_attentions would hold every weight twice
-    outputs = _forward(model, inputs.batch, hidden=not inputs.encoder_decoder)
+    outputs = _forward(model, inputs.batch, hidden=not inputs.encoder_decoder, intervention=intervention, name=name)
     if not has_attentions(outputs, inputs.encoder_decoder):  # no output_attentions: find them with hooks
         hooked = capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
                                 target_ids=decoder, name=name)
@@ -80,7 +92,17 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
         masks = {"self": causal_mask(n)} if _is_causal(model, attentions["self"]) else {}
     internals = None if inputs.encoder_decoder else internals_of(model, tokenizer, outputs)
     return Trace(model_name=name, sequences=inputs.sequences, attentions=attentions, masks=masks,
-                 warnings=inputs.warnings, internals=internals, replay=_replay(model, inputs, name))
+                 warnings=inputs.warnings, internals=internals, intervention=intervention,
+                 replay=_replay(model, inputs, name, intervention))
+
+
+def kind_lengths(inputs: Inputs) -> dict[str, tuple[int, int]]:
+    """(queries, keys) of each attention kind of these inputs."""
+    if not inputs.encoder_decoder:
+        n = len(inputs.batch["input_ids"])
+        return {"self": (n, n)}
+    s, t = len(inputs.batch["input_ids"]), len(inputs.batch["decoder_input_ids"])
+    return {"encoder": (s, s), "decoder": (t, t), "cross": (t, s)}
 
 
 def prepare_inputs(model: Any, tokenizer: Any, text: str, *, target: str | None = None, pair: str | None = None,
@@ -131,9 +153,13 @@ def _streamed_trace(model: Any, inputs: Inputs, name: str) -> Trace:
                  warnings=inputs.warnings)
 
 
-def _replay(model: Any, inputs: Inputs, name: str) -> ModelReplay | None:
-    """The model and batch, for the analyses that run the model once more (`tx_magic.core.replay`)."""
-    return ModelReplay(model, inputs.batch, name) if supports(model) else None
+def _replay(model: Any, inputs: Inputs, name: str, intervention: Intervention | None = None) -> ModelReplay | None:
+    """The model and batch, for the analyses that run the model once more (`tx_magic.core.replay`); an
+    intervened run is replayed with the same intervention, so its analyses are of the run shown."""
+    if not supports(model):
+        return None
+    instruments = () if intervention is None else tuple(instruments_for(intervention, Layout.of(model, name)))
+    return ModelReplay(model, inputs.batch, name, instruments)
 
 
 def _dense_forward(model: Any, inputs: dict[str, Any], name: str) -> tuple[Any, dense.DenseRecorder] | None:
@@ -167,14 +193,17 @@ def _without_cache(model: Any) -> dict[str, Any]:
         return {}
 
 
-def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False) -> Any:
+def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False, intervention: Intervention | None = None,
+             name: str | None = None) -> Any:
     import torch
 
     device = _device(model)
     batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
     extra = _hidden_options(model) if hidden else {}
-    with model_failures(model_name(model), len(inputs["input_ids"])), eager_attention(model), \
-            torch.inference_mode():
+    # With an intervention: tx_magic's instrumented eager attention (bit-identical to eager when nothing is done).
+    attention = eager_attention(model) if intervention is None else \
+        intervening(model, *instruments_for(intervention, Layout.of(model, name or model_name(model))))
+    with model_failures(model_name(model), len(inputs["input_ids"])), attention, torch.inference_mode():
         return model(**batch, output_attentions=True, return_dict=True, **extra)
 
 

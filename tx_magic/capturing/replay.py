@@ -9,12 +9,12 @@ was (attention implementation, mode, hooks) however the pass ends.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import ReplayError, model_failures
 from ..core.replay import LayerRecord, Recording
-from .instrument import instrumented, supports
+from .instrument import Instrument, instrumented, supports
 from .models import input_device
 from .recording import PassRecorder
 
@@ -22,10 +22,12 @@ from .recording import PassRecorder
 class ModelReplay:
     """Runs `model` on `batch` (lists of ids per input name, one sequence) once more when asked."""
 
-    def __init__(self, model: Any, batch: Mapping[str, Any], name: str) -> None:
+    def __init__(self, model: Any, batch: Mapping[str, Any], name: str, instruments: Sequence[Instrument] = ()) -> None:
         self.model = model
         self.batch = {key: list(value) for key, value in batch.items()}
         self.name = name
+        #: An intervened run's interventions (`tx_magic.capturing.interventions`), replayed before the recorder.
+        self.instruments = tuple(instruments)
 
     @property
     def description(self) -> str:
@@ -45,7 +47,8 @@ class ModelReplay:
         batch = {k: torch.tensor([v], device=device) for k, v in self.batch.items()}
         recorder = PassRecorder(flow=flow)
         n = len(self.batch["input_ids"])
-        with model_failures(self.name, n), recorder.hooks(model), instrumented(model, recorder) as run, \
+        with model_failures(self.name, n), recorder.hooks(model), \
+                instrumented(model, *self.instruments, recorder) as run, \
                 torch.inference_mode():
             model(**batch, return_dict=True, **_lean_options(model))
         if run.calls == 0:

@@ -19,6 +19,7 @@ from .errors import ReplayError, ShapeError
 from .generation import Generation
 from .image import PatchImage
 from .internals import Internals
+from .intervention import Intervention
 from .replay import Recording, Replay
 from .tokens import Tokens
 
@@ -53,6 +54,8 @@ class Trace:
     generation: Generation | None = None
     #: The picture a vision model saw (ViT-style: patches as tokens).
     image: PatchImage | None = None
+    #: What was done to the run (heads ablated, weights edited), None for the model as it is.
+    intervention: Intervention | None = None
     #: The model and batch, to run once more for the analyses that need more than the weights
     #: (`value_norms`, `queries_keys`, `flow`; see `tx_magic.core.replay`). None for arrays and hook captures.
     replay: Replay | None = field(default=None, repr=False, compare=False)

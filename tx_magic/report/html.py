@@ -70,6 +70,8 @@ class ReportText:
     target: str | None = None
     #: What the text selector shows for it (default: the text, shortened).
     label: str | None = None
+    #: Activation-patching effects for the Effects tab (a widget's ``_patching``), None for none.
+    patching: Any = None
 
 
 class ShowsTrace(Protocol):
@@ -131,7 +133,7 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     if census is not None:
         extras["census"] = wire.as_base64(census)
     empty = _page(title, css, bundle, {**_header(texts, title, max_bytes, [None] * len(texts)), **extras},
-                  [_trace_json(m, [], v) for m, v in zip(metas, values, strict=True)], views)
+                  [_trace_json(m, [], v, t.patching) for m, v, t in zip(metas, values, texts, strict=True)], views)
     room = max_bytes - len(empty.encode()) - _NOTICE_ROOM * len(texts)
     plans = plan_report([t.trace for t in texts], room, _block_cost)
     notices = [notice(t.trace, plan, max_bytes) for t, plan in zip(texts, plans, strict=True)]
@@ -141,8 +143,8 @@ def render_report(traces: Reportable | Sequence[Reportable], *, title: str | Non
     header = {**_header(texts, title, max_bytes, plans), **extras}
     if selection:
         header["selection"] = dict(selection)
-    data = [_trace_json(meta, _blocks(t.trace, plan), v) for meta, t, plan, v in zip(metas, texts, plans, values,
-                                                                                     strict=True)]
+    data = [_trace_json(meta, _blocks(t.trace, plan), v, t.patching)
+            for meta, t, plan, v in zip(metas, texts, plans, values, strict=True)]
     left_out = [any(plan.omitted.values()) for plan in plans]
     return RenderedReport(_page(title, css, bundle, header, data, views), notices, left_out)
 
@@ -173,7 +175,7 @@ def _as_texts(traces: Reportable | Sequence[Reportable]) -> list[ReportText]:
         elif isinstance(item, Trace):
             out.append(ReportText(item))
         elif isinstance(shown := getattr(item, "trace", None), Trace):  # the widget
-            out.append(ReportText(shown))
+            out.append(ReportText(shown, patching=getattr(item, "_patching", None) or None))
         else:
             raise TypeError(f"expected a Trace, a ReportText or a widget, got {type(item).__name__}")
     return out
@@ -256,8 +258,12 @@ def _header(texts: Sequence[ReportText], title: str, max_bytes: int,
     }
 
 
-def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], values: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"meta": meta, "layers": blocks, "values": values}
+def _trace_json(meta: dict[str, Any], blocks: list[dict[str, Any]], values: list[dict[str, Any]],
+                patching: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"meta": meta, "layers": blocks, "values": values}
+    if patching:
+        out["patching"] = wire.as_base64(patching)
+    return out
 
 
 def _values(trace: Trace, meta: dict[str, Any]) -> list[dict[str, Any]]:

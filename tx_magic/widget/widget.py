@@ -17,12 +17,15 @@ import anywidget
 import traitlets
 
 from .. import wire
+from ..analysis.patching import Patching
 from ..core.errors import OptionError
+from ..core.intervention import Intervention
 from ..core.trace import Trace
 from ..report import fallback_html, save_html
 from . import lifecycle
 from .bundle import BUNDLE, BUNDLE_ID, CSS, LOADER
 from .exports import ExportError, PendingExports
+from .reruns import Rerun, Reruns, no_reruns
 
 
 class AttentionWidget(anywidget.AnyWidget):
@@ -37,6 +40,11 @@ class AttentionWidget(anywidget.AnyWidget):
     _layers: traitlets.List[wire.Block] = traitlets.List().tag(sync=True)
     #: Hidden states, logit lens, next-token logits, generation (`wire.encode_internals`); {} if none.
     _internals = traitlets.Dict().tag(sync=True)
+    #: Whether the kernel reruns the model on the user's request, and the unintervened run's last logits
+    #: while an intervention is shown (`wire.encode_reruns`); {} when it cannot.
+    _reruns = traitlets.Dict().tag(sync=True)
+    #: Effects of activation patching for the Effects tab (`wire.encode_patching`); {} if none.
+    _patching = traitlets.Dict().tag(sync=True)
     #: Views registered with `tx_magic.register_view` (name and ES module source), each in its own tab.
     _views: traitlets.List[wire.UserView] = traitlets.List().tag(sync=True)
 
@@ -59,7 +67,7 @@ class AttentionWidget(anywidget.AnyWidget):
 
     def __init__(self, trace: Trace, *, kind: str | None = None, layer: int = 0,
                  head: int | None = None, eager_budget: int = wire.EAGER_BUDGET, weighting: str = "raw",
-                 **kwargs: Any) -> None:
+                 rerun: Rerun | None = None, patching: Any = (), **kwargs: Any) -> None:
         kind = kind or trace.kinds[0]
         if kind not in trace.kinds:
             raise OptionError(f"kind must be one of {list(trace.kinds)}, got {kind!r}")
@@ -71,13 +79,17 @@ class AttentionWidget(anywidget.AnyWidget):
         self.trace = trace  # before the traits, whose validators read it
         self._exports = PendingExports()
         self._eager_budget = eager_budget
+        self._reruns_of = Reruns(self, rerun, trace) if rerun is not None else None
+        results = [patching] if isinstance(patching, Patching) else list(patching)
         super().__init__(
             _meta=wire.encode_meta(trace),
             _layers=wire.eager_layers(trace, eager_budget, layer=layer),
             kind=kind, layer=layer, heads=list(range(n_heads)),
             head=-1 if head is None else head, _internals=wire.encode_internals(trace), _views=wire.encode_views(),
-            **kwargs,
+            _reruns=self._reruns_of.state() if self._reruns_of else {},
+            _patching=wire.encode_patching(results) if results else {}, **kwargs,
         )
+        self._handlers = self._reruns_of.handlers() if self._reruns_of else wire.HANDLERS
         if weighting != "raw":
             try:
                 self.weighting = weighting
@@ -87,7 +99,7 @@ class AttentionWidget(anywidget.AnyWidget):
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
 
     def show_trace(self, trace: Trace) -> None:
-        """Show `trace`, another run of the same model, in this widget; the selection stays."""
+        """Show `trace`, another run of the same model (a training step, an intervened run); the selection stays."""
         if any(k not in trace.kinds or trace.shape(k)[:2] != self.trace.shape(k)[:2] for k in self.trace.kinds):
             raise OptionError("show_trace needs a trace of the same model (the same kinds, layers and heads)")
         self.trace = trace
@@ -95,6 +107,8 @@ class AttentionWidget(anywidget.AnyWidget):
             self._meta = dict(wire.encode_meta(trace))
             self._layers = wire.eager_layers(trace, self._eager_budget, layer=self.layer)
             self._internals = dict(wire.encode_internals(trace))
+            if self._reruns_of is not None:  # an intervened run's baseline, or none once restored
+                self._reruns = dict(self._reruns_of.state())
 
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> pathlib.Path:
         """Write a self-contained HTML report of this trace (same renderer, opens offline, no kernel).
@@ -151,9 +165,36 @@ class AttentionWidget(anywidget.AnyWidget):
         if wire.is_reply(content):
             self._exports.answer(content, list(buffers or []))
             return
-        reply = wire.reply_to(self.trace, content)
+        reply = wire.reply_to(self.trace, content, self._handlers)
         if reply is not None:
             self.send(reply[0], buffers=reply[1])
+
+    # -- interventions: rerun the model (widgets made by explain / %explain) ---------------------------
+
+    @property
+    def intervention(self) -> Intervention | None:
+        """What was done to the run shown (heads ablated, weights edited), None for the model as it is."""
+        return self.trace.intervention
+
+    def ablate(self, heads: Any, ablation: str = "zero") -> Trace:
+        """Rerun with exactly `heads` ablated (``[(layer, head), ...]``, by zeros or their "mean" over the
+        input's positions), weight edits kept; the views show that run. Returns its trace."""
+        if self._reruns_of is None:
+            raise no_reruns("ablate heads")
+        return self._reruns_of.ablate(heads, ablation)
+
+    def edit(self, edits: Any) -> Trace:
+        """Rerun with exactly these weight edits (``[(layer, head, query, key, weight), ...]``; weight 0
+        blocks the key), ablations kept; the views show that run (and the Next token tab the change)."""
+        if self._reruns_of is None:
+            raise no_reruns("edit weights")
+        return self._reruns_of.edit(edits)
+
+    def restore(self) -> Trace:
+        """Back to the model's own run (no ablation, no edit)."""
+        if self._reruns_of is None:
+            raise no_reruns("restore a run")
+        return self._reruns_of.apply(None)
 
     @traitlets.validate("_bundle")
     def _keep_bundle(self, proposal: dict[str, Any]) -> str:

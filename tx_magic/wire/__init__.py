@@ -25,6 +25,7 @@ from .blocks import (
 )
 from .decode import as_base64, decode_block, decode_layer, decode_stats, decode_thumbnails, decode_topk
 from .internals import encode_image, encode_internals, encode_logits
+from .interventions import encode_intervention, encode_patching, encode_reruns, read_ablate, read_edit
 from .meta import encode_meta, mask_type, thumbnails
 from .panels import encode_census, encode_comparison, encode_training
 from .plan import Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
@@ -39,7 +40,8 @@ __all__ = [
     "decode_layer",
     "encode_flow", "encode_queries_keys", "encode_value_norms",
     "decode_stats", "decode_thumbnails", "decode_topk", "eager_layers", "eager_plan", "encode_block", "encode_eager",
-    "encode_image", "encode_internals", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",
+    "encode_image", "encode_internals", "encode_intervention", "encode_patching", "encode_reruns", "read_ablate",
+    "read_edit", "encode_layer", "encode_logits", "encode_meta", "encode_topk", "integer",
     "is_reply", "kind_pool", "layer_nbytes", "layer_pool", "make_block", "mask_type", "meta_nbytes", "plan_nbytes",
     "pooled_layer", "quantize", "reply_to", "request", "thumbnails", "topk_parts", "topk_width", *_schema_names,
     "encode_census", "encode_comparison", "encode_training", "encode_views", "register_view", "unregister_view",

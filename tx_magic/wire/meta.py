@@ -1,4 +1,5 @@
-"""The ``_meta`` trait: tokens, kinds, masks, thumbnails (and, streamed, statistics) of a trace."""
+"""The ``_meta`` trait: tokens, kinds, masks, thumbnails (and, streamed, statistics) of a trace, and what
+was done to its run (an intervention)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from ..analysis import STAT_NAMES, head_summary, user_stats
 from ..core.trace import KIND_SEQUENCES, Trace
 from .internals import encode_image
+from .interventions import encode_intervention
 from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, THUMBNAIL_SIZE, WIRE_VERSION, Kind, Meta
 from .valueflow import analyses
 
@@ -78,6 +80,8 @@ def encode_meta(trace: Trace) -> Meta:
     offered = analyses(trace)
     if offered:
         meta["analyses"] = offered
+    if trace.intervention is not None and not trace.intervention.empty:
+        meta["intervention"] = encode_intervention(trace.intervention)
     return meta
 
 

@@ -5,8 +5,10 @@ Every request, either way, is ``{"type": <request type>, "id": <str>, "payload":
 reply's bytes as the message's buffers (`Reply`), or ``{"type": REPLY_ERROR, "id", "message"}``
 (`ErrorReply`) saying what went wrong in words a person can act on. The renderer asks for layers,
 blocks, top keys, logits, the lens, value norms, queries and keys, and the flow (`HANDLERS`, the table
-of what Python answers); Python asks a view for a picture (REQUEST_EXPORT, see `tx_magic.widget.exports`);
-js/src/rpc.ts is the other end.
+of what Python answers from a trace); a widget that reruns its model adds REQUEST_ABLATE, REQUEST_EDIT
+and REQUEST_RESTORE to the table it answers with (`reply_to(..., handlers=)`, see `tx_magic.widget.reruns`);
+Python asks a view for a picture (REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the
+other end.
 
 Why our own channel and not anywidget's experimental ``command`` / ``invoke`` (0.11), although
 this one is shaped like it (an id-keyed request, one reply with buffers):
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import TxMagicError
 from ..core.trace import Trace
 from .blocks import block_parts, encode_block, encode_layer, encode_topk, integer, topk_parts
 from .internals import encode_logits
@@ -155,18 +158,19 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def reply_to(trace: Trace, message: object) -> tuple[Reply | ErrorReply, list[bytes]] | None:
+def reply_to(trace: Trace, message: object,
+             handlers: Mapping[str, Handler] = HANDLERS) -> tuple[Reply | ErrorReply, list[bytes]] | None:
     """The reply (message, buffers) to a request of the renderer's, or None when `message` is none of
-    `HANDLERS`' requests. A request that cannot be answered gets an ErrorReply saying why."""
-    if not isinstance(message, Mapping) or message.get("type") not in HANDLERS:
+    `handlers`' requests (default `HANDLERS`). A request that cannot be answered gets an ErrorReply saying why."""
+    if not isinstance(message, Mapping) or message.get("type") not in handlers:
         return None
     request_id = str(message.get("id", ""))
     payload = message.get("payload")
     try:
         if not isinstance(payload, Mapping):
             raise RequestError(f"a {message['type']} request needs a payload object, got {payload!r}")
-        content, buffers = HANDLERS[message["type"]](trace, payload)
-    except (RequestError, KeyError, IndexError, TypeError, ValueError) as exc:  # a request it cannot answer
+        content, buffers = handlers[message["type"]](trace, payload)
+    except (RequestError, TxMagicError, KeyError, IndexError, TypeError, ValueError) as exc:  # cannot be answered
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         return error(request_id, str(text)), []
     except Exception as exc:  # noqa: BLE001 - anything else too: the view shows it instead of waiting out its timeout

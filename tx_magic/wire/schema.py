@@ -3,6 +3,7 @@ object that crosses (mirrored by the interfaces of js/src/wire-schema.ts; tests/
 and js/tests/wire-schema.test.ts check both declare the same objects, keys and constants).
 
 Version 3. A trace crosses as three synced traits, plus requests and replies over custom messages.
+Interventions and patching add their objects from `tx_magic.wire.schema_interventions` (imported here).
 
 - ``_meta`` (`Meta`): the model, warnings, token sequences (`TokenSequence`), each attention kind
   (`Kind`, with its `Thumbnails`, an explicit mask's ``mask_data`` and, for a streamed kind,
@@ -69,6 +70,23 @@ from .schema_analyses import (  # value weighting, queries and keys, the flow: t
     ValueNormsRequest,
 )
 from .schema_internals import Generation, Hidden, Internals, LensInfo, Logits, LogitsHeader
+from .schema_interventions import (  # interventions and patching: their own section
+    ABLATIONS,
+    REQUEST_ABLATE,
+    REQUEST_EDIT,
+    REQUEST_RESTORE,
+    AblateRequest,
+    Baseline,
+    EditRequest,
+    HeadRef,
+    InterventionInfo,
+    PatchingInfo,
+    PatchingResult,
+    RerunReply,
+    Reruns,
+    RestoreRequest,
+    WeightEdit,
+)
 from .schema_panels import CensusPanel, ComparisonPanel, TrainingKind, TrainingPanel, UserView
 
 if sys.version_info >= (3, 11):
@@ -178,6 +196,7 @@ class Meta(TypedDict):
     sequences: dict[str, TokenSequence]
     kinds: list[Kind]
     image: NotRequired[Image]
+    intervention: NotRequired[InterventionInfo]
     #: Per kind, the analyses the kernel can compute on request (ANALYSIS_*): value weighting, queries
     #: and keys, the flow. Absent or empty: none (arrays, hook captures, a report without them).
     analyses: NotRequired[dict[str, list[str]]]
@@ -261,7 +280,7 @@ class ExportReply(TypedDict):
 
 #: What a reply's content may be.
 ReplyContent = BlockHeader | TopKHeader | LogitsHeader | LensReply | ExportReply | ValueNormsReply | \
-    QueriesKeysReply | FlowReply
+    QueriesKeysReply | FlowReply | RerunReply
 
 
 class Request(TypedDict):
@@ -289,8 +308,9 @@ SCHEMA: dict[str, type] = {cls.__name__: cls for cls in (
     Meta, TokenSequence, Kind, Thumbnails, Image, BlockHeader, ValueBlock, TopKHeader, TopKBlock, Internals, Hidden,
     LensInfo, LogitsHeader, Logits, Generation, LayerRequest, BlockRequest, TopKRequest, LogitsRequest, LensRequest,
     LensReply, ExportRequest, ExportReply, Request, Reply, ErrorReply, ValueNormsRequest, ValueNormsReply,
-    QueriesKeysRequest, QueriesKeysReply, FlowRequest, FlowReply, UserView, CensusPanel, ComparisonPanel,
-    TrainingKind, TrainingPanel)}
+    QueriesKeysRequest, QueriesKeysReply, FlowRequest, FlowReply, HeadRef, WeightEdit, InterventionInfo, Reruns,
+    PatchingResult, PatchingInfo, AblateRequest, EditRequest, RestoreRequest, RerunReply, Baseline,
+    UserView, CensusPanel, ComparisonPanel, TrainingKind, TrainingPanel)}
 
 
 def keys_of(cls: type) -> tuple[str, ...]:
@@ -370,4 +390,9 @@ __all__ += [  # the section on value weighting, queries and keys, the flow (sche
     "ANALYSIS_FLOW", "ANALYSIS_QK", "ANALYSIS_VALUE", "FLOW_EDGE_TYPES", "MAX_FLOW_EDGES", "MIN_FLOW_THRESHOLD",
     "REQUEST_FLOW", "REQUEST_QUERIES_KEYS", "REQUEST_VALUE_NORMS", "FlowReply", "FlowRequest", "QueriesKeysReply",
     "QueriesKeysRequest", "ValueNormsReply", "ValueNormsRequest",
+]
+__all__ += [  # the section on interventions and patching (schema_interventions.py)
+    "ABLATIONS", "REQUEST_ABLATE", "REQUEST_EDIT", "REQUEST_RESTORE", "AblateRequest", "Baseline", "EditRequest",
+    "HeadRef", "InterventionInfo", "PatchingInfo", "PatchingResult", "RerunReply", "Reruns", "RestoreRequest",
+    "WeightEdit",
 ]

@@ -222,6 +222,10 @@ export class Controls {
     if (!chip) return;
     const head = Number(chip.dataset.head);
     const s = this.ctx.store.get();
+    if ((e.altKey || e.ctrlKey || e.metaKey) && this.ctx.interventions?.live) {
+      this.ctx.interventions.toggle(s.kind, s.layer, head); // ablate / restore: the kernel reruns
+      return;
+    }
     if (e.altKey || e.shiftKey) {
       // Solo this head; soloing the only selected head brings all back.
       const solo = s.heads.length === 1 && s.heads[0] === head;
@@ -263,11 +267,16 @@ export class Controls {
     }
     this.weighting.update(s);
     const selected = new Set(s.heads);
+    const iv = this.ctx.interventions;
     this.chipEls.forEach((chip, i) => {
       const on = selected.has(i);
       chip.setAttribute("aria-pressed", String(on));
       chip.classList.toggle("txm-on", on);
       chip.classList.toggle("txm-shown", s.head === i);
+      const ablated = iv?.isAblated(s.kind, s.layer, i) ?? false;
+      chip.classList.toggle("txm-ablated", ablated);
+      chip.title = `head ${i}${ablated ? " (ablated)" : ""} (click: toggle, shift-click: only this head` +
+        `${iv?.live ? `, Alt-click: ${ablated ? "restore" : "ablate"} it (the model reruns)` : ""})`;
     });
     const [mean, roll] = [this.headSelect.options[0], this.headSelect.options[1]];
     if (mean) mean.textContent = `mean of ${s.heads.length} heads`;
@@ -303,7 +312,6 @@ export class Controls {
       const chip = h("button", "txm-head", String(x));
       chip.type = "button";
       chip.dataset.head = String(x);
-      chip.title = `head ${x} (click: toggle, shift/alt-click: only this head)`;
       const color = headColor(x, info.heads, dark);
       chip.style.setProperty("--txm-head-color", cssColor(color));
       chip.style.setProperty("--txm-head-ink", rgbToOklab(color)[0] > 0.66 ? "#111" : "#fff");

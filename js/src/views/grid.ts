@@ -86,7 +86,7 @@ export class GridView implements PanelView {
       this.update(this.ctx.store.get(), "all");
     });
     header.append(h("span", "txm-view-title", "All layers × heads"), this.colourSelect, this.note);
-    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key) => this.onClick(key));
+    this.multiples = new Multiples((key, e) => this.onHover(key, e), (key, e) => this.onClick(key, e));
     this.legendHost = h("div", "");
     this.element.append(header, this.multiples.element, this.legendHost, this.preview.element);
   }
@@ -145,6 +145,7 @@ export class GridView implements PanelView {
     const layout = gridLayout(info.layers, info.heads, width);
     const q = this.ctx.source.meta.sequences[info.queries].text.length, k = this.ctx.source.meta.sequences[info.keys].text.length;
     this.panels.clear();
+    const ablated = new Set(this.ctx.interventions?.ablatedKeys(s.kind, info.heads) ?? []);
     this.element.dataset.colour = this.colourSelect.value;
     if (this.colourSelect.value !== "attention") {
       const stat = this.colourSelect.value;
@@ -168,7 +169,7 @@ export class GridView implements PanelView {
           row: layout.transposed ? x : l,
           col: layout.transposed ? l : x,
           pooled: frame ? headThumbnail(frame.layer, x, frame.mask) : this.thumbnailAt(s, info, l, x, q, k),
-          badge: badgeOf(this.stats?.[key]),
+          badge: ablated.has(key) ? `×${badgeOf(this.stats?.[key]) ?? ""}` : badgeOf(this.stats?.[key]),
           key,
         });
       }
@@ -177,7 +178,8 @@ export class GridView implements PanelView {
       `thumbnails of ${info.layers} layers x ${info.heads} heads`);
     this.lastPaintMs = performance.now() - t0;
     this.element.dataset.paintMs = this.lastPaintMs.toFixed(1);
-    this.note.textContent = `${layout.transposed ? "layers across, heads down" : "layers down, heads across"} · click to select, hover to preview`;
+    this.note.textContent = `${layout.transposed ? "layers across, heads down" : "layers down, heads across"} · click to select, hover to preview` +
+      (this.ctx.interventions?.live ? " · Alt-click ablates (× marks ablated heads)" : "");
     const missing = complete ? null : missingLayersNote(this.ctx, s.kind);
     if (missing) this.note.replaceChildren(missing);
     clear(this.legendHost);
@@ -203,8 +205,13 @@ export class GridView implements PanelView {
     this.preview.show(this.element, e, pooled, lines, this.ctx.theme.dark);
   }
 
-  private onClick(key: number): void {
-    this.ctx.store.set({ layer: Math.floor(key / this.heads), head: key % this.heads });
+  private onClick(key: number, e?: MouseEvent): void {
+    const layer = Math.floor(key / this.heads), head = key % this.heads;
+    if (e && (e.altKey || e.ctrlKey || e.metaKey) && this.ctx.interventions?.live) {
+      this.ctx.interventions.toggle(this.ctx.store.get().kind, layer, head); // ablate / restore: the kernel reruns
+      return;
+    }
+    this.ctx.store.set({ layer, head });
   }
 
   destroy(): void {

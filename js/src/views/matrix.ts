@@ -18,12 +18,13 @@ import type { CellWindow } from "../source";
 import { focusOf, type Selection } from "../state";
 import { Listeners } from "./listeners";
 import { labelExtent, MatrixAxes } from "./matrix-axes";
-import { describeCells, MatrixCells, type DrawnCells } from "./matrix-cells";
+import { describeCells, drawnIndex, MatrixCells, type DrawnCells } from "./matrix-cells";
 import { paintHeatmap, paintOverlay } from "./matrix-draw";
 import { MatrixLegend } from "./matrix-legend";
 import { MatrixTooltip } from "./matrix-tooltip";
 import { MatrixZoom, sameWindow } from "./matrix-zoom";
 import { focusOnly, type Changes, type View, type ViewContext } from "./view";
+import { WeightEditor } from "./weight-editor";
 
 export interface MatrixOptions {
   /** Largest side of the heat map in CSS pixels. */
@@ -49,6 +50,8 @@ export class MatrixView implements View {
   private readonly tooltip: MatrixTooltip;
   private readonly cells: MatrixCells;
   private readonly zoom = new MatrixZoom();
+  /** Alt-click on a cell: set that weight or block the key (the kernel reruns). */
+  private readonly editor: WeightEditor | null;
   private readonly listeners: Listeners;
   private readonly maxSize: number;
   private readonly maxCell: number;
@@ -94,6 +97,8 @@ export class MatrixView implements View {
     this.plot.append(this.base, this.overlay);
     this.grid.append(h("div", "txm-matrix-corner"), this.axes.xLabels, this.axes.yLabels, this.plot);
     this.element.append(header, this.grid, this.legend.element, this.tooltip.element);
+    this.editor = ctx.interventions ? new WeightEditor(ctx.interventions, (err) => this.ctx.report(err)) : null;
+    if (this.editor) this.element.append(this.editor.element);
 
     // Pointer events where the browser has them; the compatibility mouse events that follow
     // each pointer event are then ignored (mouse events alone still work, e.g. in tests).
@@ -188,10 +193,28 @@ export class MatrixView implements View {
   private onClick(e: MouseEvent): void {
     const cell = this.cellFromEvent(e);
     if (!cell || !this.frame) return;
+    if ((e.altKey || e.ctrlKey || e.metaKey) && this.editor) {
+      this.openEditor(cell, e);
+      return;
+    }
     const query = this.frame.crop.rows[this.window.q0 + cell.query];
     const s = this.ctx.store.get();
     if (s.pinned === query && s.pinnedSide === "query") this.ctx.store.set({ pinned: -1 });
     else this.ctx.store.set({ pinned: query, pinnedSide: "query" });
+  }
+
+  /** The weight editor for a cell (its exact value when the drawn one is). */
+  private openEditor(cell: { query: number; key: number }, e: MouseEvent): void {
+    const frame = this.frame, s = this.state, drawn = this.drawnData, editor = this.editor;
+    if (!frame || !s || !editor) return;
+    const query = frame.crop.rows[this.window.q0 + cell.query], key = frame.crop.cols[this.window.k0 + cell.key];
+    const exact = drawn && !drawn.approx && drawn.pool === 1 && !s.showMask && s.head >= 0;
+    const weight = exact ? drawn.matrix[drawnIndex(drawn, cell.query, cell.key)] : Number.NaN;
+    const host = this.element.getBoundingClientRect();
+    this.tooltip.hide();
+    editor.open({ kind: s.kind, layer: frame.layer.layer, head: s.head, query, key, weight,
+      queryText: frame.queries.text[this.window.q0 + cell.query] ?? "", keyText: frame.keys.text[this.window.k0 + cell.key] ?? "" },
+    e.clientX - host.left + 8, e.clientY - host.top + 8);
   }
 
   update(state: Readonly<Selection>, frame: Frame, changes: Changes): void {
@@ -273,6 +296,7 @@ export class MatrixView implements View {
 
   destroy(): void {
     this.listeners.removeAll();
+    this.editor?.destroy();
     this.element.remove();
   }
 }

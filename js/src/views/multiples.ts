@@ -95,7 +95,7 @@ export class Multiples {
 
   constructor(
     private readonly onHover: (key: number | null, e: MouseEvent) => void,
-    private readonly onClick: (key: number) => void,
+    private readonly onClick: (key: number, e: MouseEvent) => void,
   ) {
     this.element = h("div", "txm-multiples");
     this.base = h("canvas", "txm-multiples-base");
@@ -106,7 +106,7 @@ export class Multiples {
     const leave = (e: Event) => this.hover(null, e as MouseEvent);
     const click = (e: Event) => {
       const key = this.keyAt(e as MouseEvent);
-      if (key !== null) this.onClick(key);
+      if (key !== null) this.onClick(key, e as MouseEvent);
     };
     for (const [type, fn] of [["mousemove", move], ["mouseleave", leave], ["click", click]] as const) {
       this.overlay.addEventListener(type, fn);

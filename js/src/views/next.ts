@@ -13,6 +13,7 @@ import {
   type SamplingSettings,
 } from "../sampling";
 import { focusToken, type Selection } from "../state";
+import { compareTable } from "./next-compare";
 import type { Changes, PanelView, ViewContext } from "./view";
 
 /** Candidates drawn as bars. */
@@ -32,6 +33,8 @@ export class NextTokenView implements PanelView {
   private readonly drawn: HTMLElement;
   private readonly kept: HTMLElement;
   private readonly seedControl: HTMLElement;
+  /** Before and after an intervention (when the run shown is an intervened one). */
+  private readonly compare: HTMLElement;
   private random: () => number;
   private position = -1;
   private dist: Distribution | null = null;
@@ -60,7 +63,8 @@ export class NextTokenView implements PanelView {
     sampleBar.append(sample, this.seedControl, this.drawn);
     this.kept = h("div", "txm-inside-note");
     this.bars = h("div", "txm-next-bars");
-    this.element.append(this.heading, controls, sampleBar, this.kept, this.bars);
+    this.compare = h("div", "txm-next-compare-host");
+    this.element.append(this.heading, this.compare, controls, sampleBar, this.kept, this.bars);
     this.random = seededRandom(0);
   }
 
@@ -152,6 +156,7 @@ export class NextTokenView implements PanelView {
       );
       return;
     }
+    this.showCompare(position, logits);
     const { ranked, plain } = this.ranked(logits);
     this.dist = nextTokenDistribution(logits, this.settings, ranked);
     this.kept.textContent = `${this.dist.ids.length} of ${logits.length} tokens can be drawn`;
@@ -169,6 +174,18 @@ export class NextTokenView implements PanelView {
       this.bars.append(label, bar, h("span", "txm-next-prob", `${(p * 100).toFixed(1)}%`));
     }
     this.element.dataset.drawn = "1";
+  }
+
+  /** Before and after, side by side, when an intervention is shown and the unintervened logits are here. */
+  private showCompare(position: number, logits: Float32Array): void {
+    clear(this.compare);
+    const iv = this.ctx.interventions, baseline = iv?.baseline;
+    if (!iv?.info) return;
+    if (baseline && baseline.position === position) {
+      this.compare.append(compareTable(this.internals, baseline.logits, logits, iv.info.label));
+    } else {
+      this.compare.append(h("div", "txm-inside-note", `${iv.info.label}: before and after are shown after the last token`));
+    }
   }
 
   /** Draw one token from the current distribution and show it. */

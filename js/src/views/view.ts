@@ -3,6 +3,7 @@
 import type { MatrixCache } from "../aggregate";
 import type { Derived } from "../derived";
 import type { Frame, FrameCache } from "../frame";
+import type { Interventions } from "../interventions";
 import type { AttentionSource } from "../source";
 import type { Selection, SelectionStore } from "../state";
 import type { ValueWeights } from "../values";
@@ -25,6 +26,8 @@ export interface ViewContext {
   report(err: unknown): void;
   /** Fetch every layer of `kind` (with the explorer's loading status), then redraw. */
   loadAll(kind: string): void;
+  /** What was done to the run shown, and (live widgets) the reruns that ablate, edit and restore. */
+  interventions?: Interventions;
   /** Each kind's value norms, for value weighting (`source` already weighs the blocks it gives). */
   values?: ValueWeights;
 }
