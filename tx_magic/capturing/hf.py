@@ -8,17 +8,19 @@ Long inputs are captured streamed (`tx_magic.capturing.streamed`) when the memor
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..core.attention import DenseAttention
 from ..core.checks import causal_mask, looks_causal
 from ..core.errors import EmptyTextError, MissingTargetError, NoAttentionError, model_failures
 from ..core.intervention import Intervention
 from ..core.tokens import Tokens
 from ..core.trace import Trace
-from . import memory, streamed
+from . import dense, memory, streamed
 from .display import display_tokens
 from .encode import decoder_inputs, encode, from_ids, position_limit
 from .instrument import supports
@@ -55,13 +57,27 @@ def capture_transformers(model: Any, tokenizer: Any, text: str, *, target: str |
     decoder = inputs.batch.get("decoder_input_ids")
     if intervention is not None:
         check_intervention(intervention, Layout.of(model, name), kind_lengths(inputs))
+    # One pass writing the weights once (`tx_magic.capturing.dense`); an intervened run goes through the
+    # instrumented eager attention instead (its instruments replace weights and outputs).
+    dense_ok = intervention is None and not inputs.encoder_decoder and supports(model)
     plan = memory.plan_capture(model, n, streamable=not inputs.encoder_decoder,
-                               target=len(decoder) if decoder is not None else None)
+                               target=len(decoder) if decoder is not None else None, copies=1 if dense_ok else 2)
     if plan.mode == memory.STREAMED:
         if intervention is not None:
             raise unsupported(model, f"a streamed capture ({n} tokens, kept reduced) does not go through in full; "
                                      "pass max_tokens to intervene on a shorter text")
         return _streamed_trace(model, inputs, name)
+    recorded = _dense_forward(model, inputs.batch, name) if dense_ok else None
+    if recorded is not None:
+        outputs, recorder = recorded
+        array = recorder.array
+        assert array is not None  # a complete recorder holds its array
+        masks = {"self": causal_mask(n)} if recorder.causal or _is_causal(model, array) else {}
+        return Trace(model_name=name, sequences=inputs.sequences, masks=masks, warnings=inputs.warnings,
+                     attentions={"self": DenseAttention(array, softmax_rows=recorder.finite)},
+                     internals=internals_of(model, tokenizer, outputs), replay=_replay(model, inputs, name))
+    if dense_ok and memory.plan_capture(model, n, streamable=True).mode == memory.STREAMED:
+        return _streamed_trace(model, inputs, name)  # output_attentions would hold every weight twice
     outputs = _forward(model, inputs.batch, hidden=not inputs.encoder_decoder, intervention=intervention, name=name)
     if not has_attentions(outputs, inputs.encoder_decoder):  # no output_attentions: find them with hooks
         hooked = capture_module(model, tokenizer, text, target=target, ids=inputs.batch["input_ids"],
@@ -144,6 +160,37 @@ def _replay(model: Any, inputs: Inputs, name: str, intervention: Intervention | 
         return None
     instruments = () if intervention is None else tuple(instruments_for(intervention, Layout.of(model, name)))
     return ModelReplay(model, inputs.batch, name, instruments)
+
+
+def _dense_forward(model: Any, inputs: dict[str, Any], name: str) -> tuple[Any, dense.DenseRecorder] | None:
+    """One pass writing every layer's weights into one array (`tx_magic.capturing.dense`): the outputs and
+    the recorder, or None when the model's attention cannot be recorded so (then output_attentions is used)."""
+    import torch
+
+    shape = memory.Shape.of(model)
+    if shape is None:
+        return None
+    n = len(inputs["input_ids"])
+    batch = {k: torch.tensor([v], device=_device(model)) for k, v in inputs.items()}
+    with contextlib.ExitStack() as stack:
+        try:
+            recorder = stack.enter_context(dense.recording(model, shape.layers, n))
+        except (ValueError, NotImplementedError, AttributeError, KeyError):  # takes no registered attention function
+            return None
+        stack.enter_context(model_failures(name, n))
+        stack.enter_context(torch.inference_mode())
+        outputs = model(**batch, return_dict=True, **_hidden_options(model), **_without_cache(model))
+    return (outputs, recorder) if recorder.complete else None
+
+
+def _without_cache(model: Any) -> dict[str, Any]:
+    """``use_cache=False`` where the model takes it: one pass needs no key/value cache (a copy of every layer's)."""
+    import inspect
+
+    try:
+        return {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+    except (TypeError, ValueError, AttributeError):
+        return {}
 
 
 def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False, intervention: Intervention | None = None,
@@ -240,9 +287,14 @@ def _stack(outputs: Any, name: str, model: Any) -> np.ndarray:
 
 def _is_causal(model: Any, att: np.ndarray) -> bool:
     """Causal if the model says so, or if every weight above the diagonal is exactly zero."""
+    return _says_causal(model) or looks_causal(att)
+
+
+def _says_causal(model: Any) -> bool:
+    """Whether the model's config or class says it is a causal (decoder) model."""
     config = getattr(model, "config", None)
     cls = type(model).__name__
-    return bool(getattr(config, "is_decoder", False) or "CausalLM" in cls or "LMHead" in cls) or looks_causal(att)
+    return bool(getattr(config, "is_decoder", False) or "CausalLM" in cls or "LMHead" in cls)
 
 
 def _device(model: Any) -> Any:

@@ -53,10 +53,11 @@ class Shape:
         return cls(layers, heads, get("num_key_value_heads") or heads, get("head_dim") or hidden // heads)
 
 
-def full_bytes(shape: Shape, n: int) -> int:
-    """Float32 weights of every layer, held twice (the model's outputs and the trace) plus one layer's work."""
+def full_bytes(shape: Shape, n: int, copies: int = 2) -> int:
+    """Float32 weights of every layer, held `copies` times (2: the model's outputs and the trace; 1: written
+    straight into the trace, `tx_magic.capturing.dense`) plus one layer's work."""
     per_layer = shape.heads * n * n * 4
-    return 2 * shape.layers * per_layer + 3 * per_layer
+    return copies * shape.layers * per_layer + 3 * per_layer
 
 
 def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
@@ -91,10 +92,11 @@ class Plan:
 
 
 def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None = None,
-                 target: int | None = None) -> Plan:
+                 target: int | None = None, copies: int = 2) -> Plan:
     """Full while it fits, else streamed (if the model allows), else a MemoryBudgetError.
 
     `target` is the decoder length of an encoder-decoder (its three kinds are counted; never streamed).
+    `copies`: how many times a full capture holds every weight (see `full_bytes`).
     """
     free = available_bytes() if available is None else available
     if target is not None:
@@ -102,7 +104,7 @@ def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None 
     shape = Shape.of(model)
     if shape is None:
         return Plan(FULL, 0)  # unknown layout: nothing to estimate from
-    full = full_bytes(shape, n)
+    full = full_bytes(shape, n, copies)
     if full <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT):
         return Plan(FULL, full)
     if streamable:
@@ -113,7 +115,7 @@ def plan_capture(model: Any, n: int, *, streamable: bool, available: int | None 
         fits = _largest_n(lambda m: streamed_bytes(shape, m) <= room)
         need = streamed
     else:
-        fits = _largest_n(lambda m: full_bytes(shape, m) <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT))
+        fits = _largest_n(lambda m: full_bytes(shape, m, copies) <= min(FULL_LIMIT, free / 2 if free else FULL_LIMIT))
         need = full
     raise MemoryBudgetError(
         f"Capturing {n} tokens would take about {need / GIB:.1f} GB"

@@ -60,8 +60,11 @@ class DenseAttention:
     streamed = False
     pool = 1
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, *, softmax_rows: bool = False) -> None:
         self.array = array
+        #: Made by tx_magic's capture from finite scores (`tx_magic.capturing.dense`): every row is a softmax
+        #: row, so the trace skips its value checks (NaN, negative weights, row sums).
+        self.softmax_rows = softmax_rows
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.array if dtype is None else self.array.astype(dtype)

