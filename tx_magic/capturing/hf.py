@@ -171,7 +171,7 @@ def _dense_forward(model: Any, inputs: dict[str, Any], name: str) -> tuple[Any, 
     if shape is None:
         return None
     n = len(inputs["input_ids"])
-    batch = {k: torch.tensor([v], device=_device(model)) for k, v in inputs.items()}
+    batch = _batch(model, inputs)
     with contextlib.ExitStack() as stack:
         try:
             recorder = stack.enter_context(dense.recording(model, shape.layers, n))
@@ -179,27 +179,16 @@ def _dense_forward(model: Any, inputs: dict[str, Any], name: str) -> tuple[Any, 
             return None
         stack.enter_context(model_failures(name, n))
         stack.enter_context(torch.inference_mode())
-        outputs = model(**batch, return_dict=True, **_hidden_options(model), **_without_cache(model))
+        outputs = model(**batch, return_dict=True, **_pass_options(model, hidden=True, cache=False))
     return (outputs, recorder) if recorder.complete else None
-
-
-def _without_cache(model: Any) -> dict[str, Any]:
-    """``use_cache=False`` where the model takes it: one pass needs no key/value cache (a copy of every layer's)."""
-    import inspect
-
-    try:
-        return {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
-    except (TypeError, ValueError, AttributeError):
-        return {}
 
 
 def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False, intervention: Intervention | None = None,
              name: str | None = None) -> Any:
     import torch
 
-    device = _device(model)
-    batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
-    extra = _hidden_options(model) if hidden else {}
+    batch = _batch(model, inputs)
+    extra = _pass_options(model, hidden=True) if hidden else {}
     # With an intervention: tx_magic's instrumented eager attention (bit-identical to eager when nothing is done).
     attention = eager_attention(model) if intervention is None else \
         intervening(model, *instruments_for(intervention, Layout.of(model, name or model_name(model))))
@@ -207,9 +196,10 @@ def _forward(model: Any, inputs: dict[str, Any], hidden: bool = False, intervent
         return model(**batch, output_attentions=True, return_dict=True, **extra)
 
 
-def _hidden_options(model: Any) -> dict[str, Any]:
-    """Ask for hidden states where the model takes the option, and only the last position's
-    logits where it can (the logit lens computes the others in bounded chunks)."""
+def _pass_options(model: Any, *, hidden: bool = False, cache: bool = True) -> dict[str, Any]:
+    """The options of one pass that `model` takes: only the last position's logits (the logit lens
+    computes the others in bounded chunks; at 8192 tokens on SmolLM2 all of them would be 1.6 GB),
+    hidden states if `hidden`, and no key/value cache (a copy of every layer's) unless `cache`."""
     import inspect
 
     try:
@@ -218,11 +208,21 @@ def _hidden_options(model: Any) -> dict[str, Any]:
         return {}
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     out: dict[str, Any] = {}
-    if "output_hidden_states" in params or takes_kwargs:
+    if hidden and ("output_hidden_states" in params or takes_kwargs):
         out["output_hidden_states"] = True
     if "logits_to_keep" in params:
         out["logits_to_keep"] = 1
+    if not cache and "use_cache" in params:
+        out["use_cache"] = False
     return out
+
+
+def _batch(model: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` (lists of ids per input name, one sequence) as a batch of one on the model's input device."""
+    import torch
+
+    device = _device(model)
+    return {k: torch.tensor([v], device=device) for k, v in inputs.items()}
 
 
 def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
@@ -232,15 +232,14 @@ def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
     ids = inputs["input_ids"]
     layers = getattr(memory.Shape.of(model), "layers", None)
     bar = _progress(layers, f"tx_magic: {name}, {len(ids)} tokens")
-    device = _device(model)
-    batch = {k: torch.tensor([v], device=device) for k, v in inputs.items()}
+    batch = _batch(model, inputs)
     try:
         with model_failures(name, len(ids)):
             try:
                 with streamed.recording(model, len(ids), tile=streamed.tile_for(len(ids), memory.OVERVIEW_TILES),
                                         top_k=memory.TOP_K, token_ids=list(ids), on_layer=bar.update) as rec, \
                         torch.inference_mode():
-                    model(**batch, **_last_logits_only(model))
+                    model(**batch, **_pass_options(model))
             except NotImplementedError as exc:
                 raise NoAttentionError(
                     f"{type(model).__name__} uses {exc}, which tx_magic cannot follow at this length; "
@@ -249,17 +248,6 @@ def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
     finally:
         bar.close()
     return rec.result()
-
-
-def _last_logits_only(model: Any) -> dict[str, Any]:
-    """`logits_to_keep=1` where the model takes it: a streamed pass needs no vocabulary-wide logits per token
-    (at 8192 tokens on SmolLM2 they would be 1.6 GB and a fifth of the pass's work)."""
-    import inspect
-
-    try:
-        return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    except (TypeError, ValueError, AttributeError):
-        return {}
 
 
 def _progress(total: int | None, desc: str) -> Any:
@@ -287,14 +275,9 @@ def _stack(outputs: Any, name: str, model: Any) -> np.ndarray:
 
 def _is_causal(model: Any, att: np.ndarray) -> bool:
     """Causal if the model says so, or if every weight above the diagonal is exactly zero."""
-    return _says_causal(model) or looks_causal(att)
-
-
-def _says_causal(model: Any) -> bool:
-    """Whether the model's config or class says it is a causal (decoder) model."""
     config = getattr(model, "config", None)
     cls = type(model).__name__
-    return bool(getattr(config, "is_decoder", False) or "CausalLM" in cls or "LMHead" in cls)
+    return bool(getattr(config, "is_decoder", False) or "CausalLM" in cls or "LMHead" in cls) or looks_causal(att)
 
 
 def _device(model: Any) -> Any:
