@@ -409,12 +409,13 @@ def wait_for_attribute(page: Page, selector: str, name: str, value: str, *, time
 
 
 # JS: the notebook panel in focus, with its kernel.
-_KERNEL_READY = """() => {
+_KERNEL_READY = """(path) => {
   const app = window.jupyterapp;
   const w = app && app.shell && app.shell.currentWidget;
   const ctx = w && w.sessionContext;
   const k = ctx && ctx.session && ctx.session.kernel;
-  return !!(w && w.content && w.context && w.context.isReady && k
+  // The notebook asked for, not another one JupyterLab restored from the workspace.
+  return !!(w && w.content && w.context && w.context.isReady && w.context.path === path && k
             && k.connectionStatus === 'connected' && k.status === 'idle');
 }"""
 
@@ -424,7 +425,8 @@ _KERNEL_STATE = """() => {
   const w = app.shell.currentWidget;
   if (!w) return 'no current widget';
   const k = w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return {widget: w.title && w.title.label, ready: !!(w.context && w.context.isReady),
+  return {widget: w.title && w.title.label, path: w.context && w.context.path,
+          ready: !!(w.context && w.context.isReady),
           kernel: k ? {connection: k.connectionStatus, status: k.status} : null};
 }"""
 
@@ -439,7 +441,8 @@ def open_notebook(page: Page, server: JupyterLabServer, path: pathlib.Path | str
     if rel.is_absolute():
         rel = rel.relative_to(server.root_dir)
     page.goto(f"{server.url}{server.TREE}{rel.as_posix()}", wait_until="domcontentloaded", timeout=timeout * 1000)
-    wait_for_js(page, _KERNEL_READY, server.OPENED.format(path=rel), timeout=timeout, describe=_KERNEL_STATE)
+    wait_for_js(page, _KERNEL_READY, server.OPENED.format(path=rel), arg=rel.as_posix(), timeout=timeout,
+                describe=_KERNEL_STATE)
 
 
 def run_all_and_wait(page: Page, *, timeout: float = 120.0) -> None:
@@ -452,6 +455,20 @@ def run_all_and_wait(page: Page, *, timeout: float = 120.0) -> None:
       for (const c of w.content.widgets) if (c.model.type === 'code') c.model.executionCount = null;
       window.__txmRunAll = window.jupyterapp.commands.execute('notebook:run-all-cells');
     }""")
+    # On a loaded machine JupyterLab has been seen to drop the command (the kernel idle, no cell
+    # queued); issue it once more then. A cell that started shows a count, a '*' or a busy kernel.
+    started = """() => {
+      const w = window.jupyterapp.shell.currentWidget;
+      const k = w.sessionContext.session && w.sessionContext.session.kernel;
+      const cells = w.content.widgets.filter(c => c.model.type === 'code');
+      const prompts = [...w.node.querySelectorAll('.jp-InputArea-prompt')].map(p => p.textContent || '');
+      return (k && k.status !== 'idle') || cells.some(c => c.model.executionCount !== null)
+             || prompts.some(p => p.includes('*'));
+    }"""
+    try:
+        wait_for_js(page, started, "a cell to start", timeout=min(15.0, timeout))
+    except E2ETimeout:
+        page.evaluate("() => { window.__txmRunAll = window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     wait_for_js(
         page,
         """() => {
