@@ -80,7 +80,7 @@ def test_uint8_whole_layer_and_pooled_layer_with_a_partial_last_tile():
     block = wire.encode_layer(trace, "self", 1, wire.DTYPE_UINT8)
     assert tuple(block) == wire.keys_of(wire.ValueBlock)  # every key, in the declared order
     assert (block["pool"], block["q0"], block["k0"], block["shape"]) == (1, 0, 0, [3, 13, 13])
-    assert len(block["data"]) == 3 * 13 * 13
+    assert block["layout"] == wire.LAYOUT_LOWER and len(block["data"]) == 3 * 13 * 14 // 2  # causal: the lower half
     assert np.abs(wire.decode_block(block) - exact).max() <= exact.max() / 510 + 1e-7
     pooled = wire.encode_layer(trace, "self", 1, wire.DTYPE, pool=4)
     assert pooled["shape"] == [3, 4, 4] and pooled["pool"] == 4
@@ -106,7 +106,7 @@ def test_thumbnails_are_the_max_over_array_split_tiles_also_across_sequences():
 # -- the eager payload --------------------------------------------------------------------------
 
 def test_eager_policy_steps():
-    small = softmax_trace(3, 2, 10)
+    small = softmax_trace(3, 2, 10, causal=False)  # dense blocks (a causal kind's are smaller: test_wire_layout)
     assert {b["dtype"] for b in wire.eager_layers(small)} == {wire.DTYPE}
     assert len(wire.eager_layers(small)) == 3
     float32_all = 3 * 2 * 10 * 10 * 4
@@ -237,7 +237,7 @@ def test_bad_block_requests_get_an_error_reply(monkeypatch):
 
 def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
     monkeypatch.setattr(wire.blocks, "MAX_LAYER_BYTES", 1000)
-    trace = softmax_trace(1, 2, 30)  # 7.2 KB as float32
+    trace = softmax_trace(1, 2, 30, causal=False)  # 7.2 KB as float32
     reply = ask(trace, wire.REQUEST_LAYER, kind="self", layer=0)[0]
     assert reply["type"] == wire.REPLY_ERROR and "ask for pool 4" in reply["message"]
     assert content_of(ask(trace, wire.REQUEST_LAYER, kind="self", layer=0, pool=4))[0]["pool"] == 4
