@@ -99,3 +99,18 @@ def test_the_quantized_layer_matches_quantize_of_the_whole_layer():
     codes, scale = wire.quantize(att[0])
     block = wire.make_block("self", 0, att[0], wire.DTYPE_UINT8)
     assert block["data"] == codes.tobytes() and block["scale"] == scale.astype("<f4").tobytes()
+
+
+def test_lower_quantization_keeps_nan_zero_and_tiny_rows_as_the_dense_one():
+    n = 300  # more rows than one band (blocks.ROWS_AT_ONCE)
+    att = eager_attention(1, 2, n, 8, causal=True, seed=5)[0]
+    att[0, 10, :5] = np.nan  # NaN counts as 0
+    att[0, 20] = 0.0  # an all-zero row
+    att[1, 250, :251] = 1e-37  # a tiny row: 255 / max overflows float32
+    lower = wire.make_block("self", 0, att, wire.DTYPE_UINT8, layout=wire.LAYOUT_LOWER)
+    dense = wire.make_block("self", 0, att, wire.DTYPE_UINT8)
+    assert lower["scale"] == dense["scale"]
+    decoded = wire.decode_block(lower)
+    np.testing.assert_array_equal(decoded, wire.decode_block(dense))
+    assert (decoded[0, 20] == 0).all() and (decoded[0, 10, :5] == 0).all()
+    assert decoded[1, 250, 0] > 0 and (decoded[1, 250, :251] == decoded[1, 250, 0]).all()

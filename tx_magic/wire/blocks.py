@@ -30,22 +30,30 @@ def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     below ~7.5e-37) is divided rather than multiplied by its inverse, so it keeps its values too.
     """
     v = np.asarray(values, dtype=np.float32)
-    if not v.shape[-1]:
-        return np.zeros(v.shape, np.uint8), np.zeros(v.shape[:-1], np.float32)
-    scale = v.max(-1)
+    codes, scale = np.empty(v.shape, np.uint8), np.empty(v.shape[:-1], np.float32)
+    if v.shape[-1]:
+        _quantize_into(v, codes, scale, np.empty(v.shape, np.float32))
+    else:
+        scale[...] = 0
+    return codes, scale
+
+
+def _quantize_into(v: np.ndarray, codes: np.ndarray, scale: np.ndarray, scratch: np.ndarray) -> None:
+    """`quantize` of float32 `v` (..., C), C > 0, into `codes` and `scale`, using float32 `scratch` (v's shape)."""
+    np.max(v, axis=-1, out=scale)
     if np.isnan(scale).any():  # rare: a NaN weight must not hide its row
-        scale = np.fmax.reduce(v, axis=-1)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.float32(0)).astype(np.float32)
+        scale[...] = np.fmax.reduce(v, axis=-1)
+    scale[~(np.isfinite(scale) & (scale > 0))] = 0
     inverse = np.zeros_like(scale)
     with np.errstate(over="ignore", invalid="ignore"):  # tiny rows: mended below
         np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
-        q = v * inverse[..., None]      # <= 255 (+ rounding) as no weight exceeds its row's max
+        np.multiply(v, inverse[..., None], out=scratch)  # <= 255 (+ rounding): no weight exceeds its row's max
     tiny = np.isinf(inverse)
     if tiny.any():  # rare: dividing keeps such a row's ratios finite
-        q[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
-    q += np.float32(0.5)                # then truncation rounds to the nearest
-    np.fmax(q, np.float32(0.0), out=q)  # NaN and negatives -> 0
-    return q.astype(np.uint8), scale
+        scratch[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
+    scratch += np.float32(0.5)                    # then truncation rounds to the nearest
+    np.fmax(scratch, np.float32(0.0), out=scratch)  # NaN and negatives -> 0
+    np.copyto(codes, scratch, casting="unsafe")
 
 
 def lower_cells(rows: int) -> int:
@@ -70,19 +78,31 @@ def pack_lower(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+#: Rows quantized at a time in a LAYOUT_LOWER layer (rows a..b-1 need their first b columns only).
+ROWS_AT_ONCE = 128
+
+
 def quantize_layer(values: np.ndarray, layout: str = LAYOUT_DENSE) -> tuple[np.ndarray, np.ndarray]:
-    """`quantize` of (heads, R, C) `values`, one head at a time (its temporaries stay in cache), written
-    straight into the block's bytes: (uint8 (heads, R*C) or, LAYOUT_LOWER, (heads, R(R+1)/2), scale (heads, R))."""
+    """`quantize` of (heads, R, C) `values` one head at a time through one reused scratch buffer (no temporaries
+    of the layer's size): (uint8 (heads, R*C) or, LAYOUT_LOWER, (heads, R(R+1)/2), scale (heads, R)).
+
+    LAYOUT_LOWER quantizes the lower triangle only (in bands of ROWS_AT_ONCE rows, about half the work): the
+    cells above the diagonal are masked, so 0, and a row's max is its allowed cells' max.
+    """
     heads, rows, cols = values.shape
-    codes = np.empty((heads, lower_cells(rows) if layout == LAYOUT_LOWER else rows * cols), np.uint8)
-    scale = np.empty((heads, rows), np.float32)
+    codes = np.empty((heads, rows, cols), np.uint8)
+    scale = np.zeros((heads, rows), np.float32)
+    if not cols:
+        return codes.reshape(heads, -1), scale
+    band = ROWS_AT_ONCE if layout == LAYOUT_LOWER else rows
+    scratch = np.empty((min(band, rows), cols), np.float32)
     for h in range(heads):
-        head_codes, scale[h] = quantize(values[h])
-        if layout == LAYOUT_LOWER:
-            pack_lower(head_codes[None], codes[h:h + 1])
-        else:
-            codes[h] = head_codes.reshape(-1)
-    return codes, scale
+        head = np.asarray(values[h], dtype=np.float32)
+        for a in range(0, rows, band):
+            b = min(rows, a + band)
+            width = b if layout == LAYOUT_LOWER else cols
+            _quantize_into(head[a:b, :width], codes[h, a:b, :width], scale[h, a:b], scratch[:b - a, :width])
+    return (pack_lower(codes) if layout == LAYOUT_LOWER else codes.reshape(heads, -1)), scale
 
 
 def make_block(kind: str, layer: int, values: np.ndarray, dtype: str = DTYPE, pool: int = 1,
