@@ -6,11 +6,13 @@
 Attention: 12 layers x 12 heads (GPT-2 small's shape), causal, random weights: the softmax of random logits
 (one layer's weights, every layer a view of them, so 2048 tokens fit in memory). Each tree ("before": the git
 ref `--before` exported and its renderer built with this checkout's esbuild; "after": this working tree) runs in
-its own processes: Python encodes layer 1 as the renderer asks for it (REQUEST_LAYER, uint8; best of 3), node
+its own processes: Python encodes layer 1 as the renderer asks for it (REQUEST_LAYER, uint8; best of 5), node
 decodes those bytes with that tree's js/src/wire-decode.ts (best of 5), and the kernel stand-in of
 bench_attention.py (pages.py --serve) serves its widget to headless Chromium, where the layer select switches
-to layers that are not in the browser yet (fetched: median of 3, split into the wait for the reply's bytes and
-what follows: decode, views, drawing) and back to one fetched before (cached: median of 3).
+(until the matrix has drawn the new layer at full resolution, not a pooled overview first)
+to 5 layers that are not in the browser yet (fetched: median and least, the median split into the wait for the
+reply's bytes and what follows: decode, views, drawing) and back to those (cached: median of 5). Both trees'
+pages are open in one browser and take turns, switch by switch, so the load of a shared machine falls on both.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 LAYERS, HEADS = 12, 12
-FETCHED = (6, 8, 10)  # layers switched to (not eager at these lengths); then back to CACHED
-CACHED = 8
+FETCHED = (2, 4, 6, 8, 10)  # layers switched to (not eager at these lengths); then back to fetched ones
+CACHED = (4, 8, 2, 6, 10)
 
 #: Records when each POST /msg (a request to the kernel stand-in) started and when its reply's bytes were in.
 INSTRUMENT = """
@@ -57,7 +59,8 @@ SWITCH = """async (target) => {
   const t0 = performance.now();
   const done = new Promise((resolve) => {
     const obs = new MutationObserver(() => {
-      if (matrix.getAttribute('data-drawn-layer') === want) { obs.disconnect(); resolve(performance.now()); }
+      const full = matrix.getAttribute('data-pool') === '1';  // not a pooled overview drawn first
+      if (matrix.getAttribute('data-drawn-layer') === want && full) { obs.disconnect(); resolve(performance.now()); }
     });
     obs.observe(matrix, { attributes: true });
   });
@@ -135,7 +138,7 @@ def worker(tree: pathlib.Path, n: int, outdir: pathlib.Path) -> None:
     assert pathlib.Path(tx_magic.__file__).is_relative_to(tree), tx_magic.__file__
     trace = random_trace(n)
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         reply, buffers = wire.reply_to(trace, {"type": wire.REQUEST_LAYER, "id": "x",
                                                "payload": {"kind": "self", "layer": 1, "dtype": "uint8", "pool": 1}})
@@ -151,7 +154,8 @@ def worker(tree: pathlib.Path, n: int, outdir: pathlib.Path) -> None:
     for name in ("widget.js", "widget.css"):
         shutil.copy(tree / "tx_magic/static" / name, outdir / name)
     shutil.copy(HERE / "widget_host.html", outdir / "index.html")
-    eager = sorted(b["layer"] for b in widget._layers if b.get("pool", 1) == 1 and b.get("dtype") != "topk")
+    eager = [f"{b['layer']}" + (f"/{b['pool']}" if b.get("pool", 1) > 1 else "")  # layer[/pool][/topk]
+             + ("/topk" if b["dtype"] == "topk" else "") for b in widget._layers]
     server, url = pages.serve_kernel(widget, outdir)
     print(json.dumps({"encode_ms": best * 1000, "bytes": sum(len(b) for b in buffers), "sent": sent,
                       "eager_layers": eager, "url": url}), flush=True)
@@ -169,45 +173,70 @@ def node_decode(tree: pathlib.Path, outdir: pathlib.Path) -> dict:
     return json.loads(out.stdout)
 
 
-def browser_switches(url: str) -> dict:
+def browser_switches(urls: list[str]) -> list[dict]:
+    """Each page's fetched and cached switches, the pages taking turns (each brought to the front) so a busy
+    moment of a shared machine falls on all of them alike."""
     from bench_attention import DRAWN, browser_context
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         context = browser_context(pw, profile)
         try:
-            page = context.new_page()
-            page.add_init_script(INSTRUMENT)
-            page.goto(f"{url}/index.html", wait_until="commit")
-            page.wait_for_function(DRAWN["tx_magic"], timeout=120_000, polling=100)
-            page.wait_for_timeout(300)
-            fetched = [page.evaluate(SWITCH, layer) for layer in FETCHED]
-            cached = [page.evaluate(SWITCH, layer) for layer in (CACHED, FETCHED[0], CACHED)]
+            pages = []
+            for url in urls:
+                page = context.new_page()
+                page.add_init_script(INSTRUMENT)
+                page.goto(f"{url}/index.html", wait_until="commit")
+                page.wait_for_function(DRAWN["tx_magic"], timeout=120_000, polling=100)
+                pages.append(page)
+
+            def turns(layers: tuple[int, ...]) -> list[list[dict]]:
+                out: list[list[dict]] = [[] for _ in pages]
+                for layer in layers:
+                    for i, page in enumerate(pages):
+                        page.bring_to_front()
+                        page.wait_for_timeout(200)
+                        out[i].append(page.evaluate(SWITCH, layer))
+                return out
+
+            fetched, cached = turns(FETCHED), turns(CACHED)
         finally:
             context.close()
-    return {"switch_ms": median([s["total"] for s in fetched]), "wait_ms": median([s["wait"] for s in fetched]),
-            "cached_ms": median([s["total"] for s in cached])}
+    rows = []
+    for got, back in zip(fetched, cached, strict=True):
+        totals = [s["total"] for s in got]
+        rows.append({"switch_ms": median(totals), "switch_min_ms": min(totals) if None not in totals else None,
+                     "wait_ms": median([s["wait"] for s in got]), "cached_ms": median([s["total"] for s in back])})
+    return rows
 
 
 def median(values: list[float | None]) -> float | None:
     return statistics.median(values) if values and None not in values else None
 
 
-def measure(tree: pathlib.Path, n: int) -> dict:
+def measure(trees: list[pathlib.Path], n: int) -> list[dict]:
+    """Every tree's numbers at n: its worker serving, node decoding its reply, then the browser switches."""
     with tempfile.TemporaryDirectory() as tmp:
-        outdir = pathlib.Path(tmp)
-        proc = subprocess.Popen([sys.executable, __file__, "--worker", str(tree), str(n), str(outdir)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(tree)})
+        procs, rows = [], []
         try:
-            row = json.loads(proc.stdout.readline())
-            row.update(node_decode(tree, outdir))
-            row.update(browser_switches(row.pop("url")))
+            for i, tree in enumerate(trees):
+                outdir = pathlib.Path(tmp) / str(i)
+                outdir.mkdir()
+                procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(tree), str(n), str(outdir)],
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                              env={**os.environ, "PYTHONPATH": str(tree)}))
+                row = json.loads(procs[-1].stdout.readline())
+                row.update(node_decode(tree, outdir))
+                rows.append(row)
+            for row, switches in zip(rows, browser_switches([r.pop("url") for r in rows]), strict=True):
+                row.update(switches)
         finally:
-            proc.stdin.close()
-            proc.wait()
-    row["after_wait_ms"] = row["switch_ms"] - row["wait_ms"] if row["switch_ms"] and row["wait_ms"] else None
-    return row
+            for proc in procs:
+                proc.stdin.close()
+                proc.wait()
+    for row in rows:
+        row["after_wait_ms"] = row["switch_ms"] - row["wait_ms"] if row["switch_ms"] and row["wait_ms"] else None
+    return rows
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -224,20 +253,22 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         trees = {f"before ({args.before})": export_tree(args.before, pathlib.Path(tmp)), "after": ROOT}
-        rows = [(name, n, measure(tree, n)) for n in args.n for name, tree in trees.items()]
+        rows = [(name, n, row) for n in args.n
+                for name, row in zip(trees, measure(list(trees.values()), n), strict=True)]
     print(f"{'tree':<16} {'n':>5} {'encode ms':>10} {'bytes':>11} {'js decode ms':>13} {'switch ms':>10} "
-          f"{'reply in ms':>12} {'decode+draw ms':>15} {'cached ms':>10}  eager layers")
+          f"{'least':>7} {'reply in ms':>12} {'decode+draw ms':>15} {'cached ms':>10}  eager layers")
     for name, n, r in rows:
         print(f"{name:<16} {n:>5} {fmt(r['encode_ms']):>10} {r['bytes']:>11,} {fmt(r['decode_ms']):>13} "
-              f"{fmt(r['switch_ms']):>10} {fmt(r['wait_ms']):>12} {fmt(r['after_wait_ms']):>15} "
-              f"{fmt(r['cached_ms']):>10}  {r['eager_layers']}")
+              f"{fmt(r['switch_ms']):>10} {fmt(r['switch_min_ms']):>7} {fmt(r['wait_ms']):>12} "
+              f"{fmt(r['after_wait_ms']):>15} {fmt(r['cached_ms']):>10}  {r['eager_layers']}")
     for n in args.n:
         before, after = (r for _, m, r in rows if m == n)
         def ratio(key: str, before: dict = before, after: dict = after) -> str:
             return fmt(before[key] / after[key], 2) + "x" if before[key] and after[key] else "-"
 
         print(f"n={n}: before / after: encode {ratio('encode_ms')}, bytes {ratio('bytes')}, "
-              f"js decode {ratio('decode_ms')}, switch {ratio('switch_ms')}, cached {ratio('cached_ms')}")
+              f"js decode {ratio('decode_ms')}, switch {ratio('switch_ms')} (least {ratio('switch_min_ms')}), "
+              f"cached {ratio('cached_ms')}")
 
 
 if __name__ == "__main__":

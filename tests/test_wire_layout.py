@@ -114,3 +114,13 @@ def test_lower_quantization_keeps_nan_zero_and_tiny_rows_as_the_dense_one():
     np.testing.assert_array_equal(decoded, wire.decode_block(dense))
     assert (decoded[0, 20] == 0).all() and (decoded[0, 10, :5] == 0).all()
     assert decoded[1, 250, 0] > 0 and (decoded[1, 250, :251] == decoded[1, 250, 0]).all()
+
+
+def test_the_layout_follows_the_trace_s_mask_array():
+    att = eager_attention(1, 2, 8, 4, causal=True)
+    trace = trace_of(att, causal=True)
+    assert wire.layer_layout(trace, "self") == wire.LAYOUT_LOWER
+    assert wire.layer_nbytes(trace, "self", wire.DTYPE) == 2 * 36 * 4
+    trace.masks["self"] = np.ones((8, 8), bool)  # another mask: asked again
+    assert wire.layer_layout(trace, "self") == wire.LAYOUT_DENSE
+    assert wire.layer_nbytes(trace, "self", wire.DTYPE) == 2 * 64 * 4

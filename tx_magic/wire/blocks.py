@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..core.trace import Trace
@@ -133,12 +135,24 @@ def block_parts(block: ValueBlock) -> tuple[BlockHeader, list[bytes]]:
     return header, [block["data"], *([block["scale"]] if "scale" in block else [])]
 
 
+#: layer_layout per mask array (by id, dropped with the array): the check reads all Q x K of a mask, 64 MB at
+#: 8192 tokens, and the eager plan asks for the sizes of every kind at several pools.
+_LAYOUTS: dict[int, str] = {}
+
+
 def layer_layout(trace: Trace, kind: str) -> str:
     """How whole layers of `kind` cross: LAYOUT_LOWER for a causal kind (the cells above the diagonal are
     masked), else LAYOUT_DENSE."""
     from .meta import mask_type  # here: meta imports interventions, which imports this module
 
-    return LAYOUT_LOWER if mask_type(trace, kind)[0] == MASK_CAUSAL else LAYOUT_DENSE
+    mask = trace.masks.get(kind)
+    if mask is None:
+        return LAYOUT_DENSE
+    key = id(mask)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = LAYOUT_LOWER if mask_type(trace, kind)[0] == MASK_CAUSAL else LAYOUT_DENSE
+        weakref.finalize(mask, _LAYOUTS.pop, key, None)
+    return _LAYOUTS[key]
 
 
 def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
