@@ -226,6 +226,23 @@ def test_small_inputs_still_send_every_layer_whatever_the_first_view_budget():
 
 # -- requests -------------------------------------------------------------------------------------
 
+def test_a_timed_reply_says_how_long_the_kernel_computed_it():
+    import time
+
+    trace = softmax_trace(1, 1, 4)
+    slow = {wire.REQUEST_LAYER: lambda t, p: (time.sleep(0.05), ({"position": 0}, [b"x"]))[1]}
+    message = {"type": wire.REQUEST_LAYER, "id": "s", "payload": {}}
+    before = time.perf_counter()
+    reply, buffers = wire.reply_to(trace, message, slow, timed=True)
+    took_ms = (time.perf_counter() - before) * 1000
+    assert reply["type"] == wire.REPLY and buffers == [b"x"]
+    assert 50 <= reply["kernel_ms"] <= took_ms
+    untimed, _ = wire.reply_to(trace, message, slow)
+    assert "kernel_ms" not in untimed  # the fixture and reports stay free of timings
+    error, _ = wire.reply_to(trace, {"type": wire.REQUEST_LAYER, "id": "e", "payload": None}, slow, timed=True)
+    assert error["type"] == wire.REPLY_ERROR and "kernel_ms" not in error
+
+
 def test_layer_block_and_topk_requests_round_trip_with_their_id():
     trace = softmax_trace(2, 3, 20)
     exact = trace.layer("self", 1)

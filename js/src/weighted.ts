@@ -57,8 +57,8 @@ export class WeightedSource implements AttentionSource {
     return this.variant(kind) === "value" ? undefined : this.base.peekOverview(kind, layer);
   }
 
-  getOverview(kind: string, layer: number): Promise<LayerData> {
-    return this.variant(kind) === "value" ? this.getLayer(kind, layer) : this.base.getOverview(kind, layer);
+  getOverview(kind: string, layer: number, pool?: number): Promise<LayerData> {
+    return this.variant(kind) === "value" ? this.getLayer(kind, layer) : this.base.getOverview(kind, layer, pool);
   }
 
   peekBlock(kind: string, layer: number, window: CellWindow): LayerData | undefined {
