@@ -225,6 +225,13 @@ export function renderExplorer(
     controls.setStatus(text);
     placeholder.textContent = text;
   };
+  const showLink = () => {
+    if (!source.live) return;
+    controls.setLink(link.describe());
+    root.dataset.link = link.describe();
+  };
+  showLink();
+  const unlink = link.onChange(showLink);
   root.append(controls.element, help.element, banner.element, errors, views, tabs.element);
   el.append(root);
 
@@ -403,6 +410,7 @@ export function renderExplorer(
     if (destroyed) return;
     destroyed = true;
     prefetch.stop();
+    unlink();
     unsubscribe();
     root.removeEventListener("keydown", onKey);
     resizer?.disconnect();
