@@ -132,7 +132,8 @@ export function renderExplorer(
   let urgent = 0;
   const link = opts.link ?? new LinkMeter();
   const fetchWant = (w: Want) => (w.pool === 1 ? source.getLayer(w.kind, w.layer) : source.getOverview(w.kind, w.layer, w.pool));
-  const prefetch = new Prefetcher(source, link, fetchWant, () => requested === null && urgent === 0);
+  // Speculation starts only when nothing else waits: the shown layer, its top keys, a zoomed window, a row.
+  const prefetch = new Prefetcher(source, link, fetchWant, () => requested === null && urgent === 0 && !source.fetching);
   const failed = new Set<string>();
   const failedAll = new Set<string>();
   const failedTopK = new Set<string>();

@@ -59,6 +59,8 @@ export interface AttentionSource {
   peekTopK(kind: string, layer: number): TopKBlock | undefined;
   /** Whether layers can be fetched (a live kernel); a static report has only what it inlined. */
   readonly live: boolean;
+  /** Fetches still waiting for the kernel (speculation waits for them: prefetch.ts). */
+  readonly fetching?: number;
 }
 
 export function layerKey(kind: string, layer: number): string {
@@ -122,6 +124,10 @@ export class LayerStore implements AttentionSource {
 
   get live(): boolean {
     return Boolean(this.fetchers.layer);
+  }
+
+  get fetching(): number {
+    return this.inFlight.size;
   }
 
   /** Build from the raw `_meta` / `_layers` wire values (validating both). */

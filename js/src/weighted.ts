@@ -27,6 +27,10 @@ export class WeightedSource implements AttentionSource {
     return this.base.live;
   }
 
+  get fetching(): number {
+    return this.base.fetching ?? 0;
+  }
+
   /** "value" when the selection weighs `kind` by value, else "raw" (caches of derived data key on it). */
   variant(kind: string): "raw" | "value" {
     const s = this.store.get();

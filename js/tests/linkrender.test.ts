@@ -9,7 +9,7 @@ import { renderExplorer } from "../src/render";
 import { LayerStore, type LayerData } from "../src/source";
 import { SelectionStore } from "../src/state";
 import { decodeMeta, WIRE_VERSION, type TopKBlock } from "../src/wire";
-import { flush, randomLayer, testHost } from "./helpers";
+import { deferred, flush, randomLayer, testHost } from "./helpers";
 
 const dom = testHost();
 const N = 320, H = 12, L = 4, POOL = 4;
@@ -28,7 +28,7 @@ function pooled(exact: LayerData, pool = POOL): LayerData {
   return { kind: "self", layer: exact.layer, shape: [H, r, r], data, pool, exact: false };
 }
 
-function mount(meter: LinkMeter) {
+function mount(meter: LinkMeter, block?: () => Promise<LayerData>) {
   const tokens = Array.from({ length: N }, (_, i) => `t${i}`);
   const meta = decodeMeta({
     version: WIRE_VERSION, model: "m", warnings: [],
@@ -41,6 +41,7 @@ function mount(meter: LinkMeter) {
   const fetchers = {
     layer: vi.fn((_k: string, l: number, want?: { pool: number }) => Promise.resolve((want?.pool ?? 1) > 1 ? pooled(exact[l], want!.pool) : exact[l])),
     topk: vi.fn(topk),
+    block: block ? vi.fn(block) : undefined,
   };
   const source = new LayerStore(meta, [pooled(exact[1])], fetchers);
   const store = new SelectionStore({ kind: "self", layer: 1, heads: Array.from({ length: H }, (_, h) => h), head: -1 });
@@ -73,6 +74,20 @@ describe("the explorer on a measured link", () => {
     expect(matrix.dataset.pool).toBe("1");
     expect(root.dataset.link).toBe("link 1.0 Gbit/s, 100 ms");
     expect(root.querySelector<HTMLElement>(".txm-status")!.title).toBe("link 1.0 Gbit/s, 100 ms");
+  });
+
+  it("guesses wait while a window the user zoomed into is still coming", async () => {
+    const pending = deferred<LayerData>();
+    const { fetchers, source, store } = mount(measured(1e9), () => pending.promise);
+    const zoom = source.getBlock("self", 1, { q0: 0, q1: 8, k0: 0, k1: 8 });
+    await settle();
+    expect(fetchers.layer.mock.calls.map((c) => c[1])).toEqual([1]); // the shown layer, no guess yet
+    const exact = randomLayer("self", 1, H, N, N, null, 2);
+    pending.resolve({ kind: "self", layer: 1, shape: [H, 8, 8], data: exact.data.slice(0, H * 64), pool: 1, q0: 0, k0: 0 });
+    await zoom;
+    store.set({ hover: 3 }); // the next redraw resumes them
+    await settle();
+    expect(fetchers.layer.mock.calls.map((c) => c[1])).toEqual([1, 2, 0]);
   });
 
   it("slow: the overview stays, and only neighbours' overviews (under 2 MB) are guessed", async () => {
