@@ -218,6 +218,17 @@ def test_the_first_view_overview_is_the_max_over_its_tiles():
     assert np.abs(wire.decode_block(block) - reference).max() <= reference.max() / 510 + 1e-7
 
 
+def test_a_comparisons_second_trace_keeps_the_whole_budget():
+    a, b = softmax_trace(8, 12, 300, seed=1), softmax_trace(8, 12, 300, seed=2)
+    uint8_layer = 12 * 300 * 300 + 12 * 300 * 4
+    assert uint8_layer > wire.FIRST_VIEW_BUDGET and 8 * uint8_layer > wire.EAGER_BUDGET
+    layers = wire.encode_comparison(tx_magic.compare(a, b))["layers"]  # B's layers are never fetched
+    assert [(x["layer"], x["dtype"], x["pool"]) for x in layers] == [(0, wire.DTYPE_UINT8, 1)]
+    reference = b.layer("self", 0)
+    assert np.abs(wire.decode_block(layers[0]) - reference).max() <= reference.max() / 510 + 1e-7
+    assert wire.eager_plan(b)[0].pool == 2  # a widget's first view would be an overview
+
+
 def test_small_inputs_still_send_every_layer_whatever_the_first_view_budget():
     small = softmax_trace(3, 2, 10)
     blocks = wire.eager_layers(small, first_view=1)
