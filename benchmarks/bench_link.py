@@ -72,6 +72,11 @@ INSTRUMENT = """(() => {
   const frames = window.__txmFrames = [];
   const draws = window.__txmDraws = [];
   window.__txmReady = null;
+  const busy = window.__txmLongTasks = [];
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) busy.push([e.startTime, e.duration]); })
+      .observe({type: 'longtask', buffered: true});
+  } catch (err) { /* no long-task timing in this browser */ }
   const dec = new TextDecoder();
   const VIEW = %r;
   const ids = (msg) => {
@@ -183,9 +188,14 @@ class Result:
     notes: list[str] = field(default_factory=list)
     #: "before"/"after" the first view -> message type -> [messages, bytes].
     breakdown: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    #: When the widget's first and last message before the first view had arrived whole, s after explain() returned.
-    first_byte_s: float | None = None
-    last_byte_before_s: float | None = None
+    #: The widget's messages before its first view: (type, bytes, s after explain() returned when it had arrived).
+    timeline: list[tuple[str, int, float]] = field(default_factory=list)
+    #: The same for the fetched layer switch, in ms after the switch.
+    fetch_timeline: list[tuple[str, int, float]] = field(default_factory=list)
+    #: (ms from the last message to the first view, ms of main-thread long tasks in them); the same from
+    #: the fetched layer's arrival to its draw.
+    busy_first: tuple[float, float] | None = None
+    busy_fetch: tuple[float, float] | None = None
     package: str = ""
 
     @property
@@ -219,6 +229,12 @@ def widget_bytes(page, comm: str, since: float = 0.0) -> int:
     return sum(f["n"] for f in widget_frames(page, comm, since))
 
 
+def busy_ms(page, p_from: float, p_to: float) -> float:
+    """Milliseconds of main-thread long tasks (> 50 ms each) inside [p_from, p_to] (performance.now())."""
+    return page.evaluate("""([a, b]) => window.__txmLongTasks.reduce(
+      (sum, [start, d]) => sum + Math.max(0, Math.min(b, start + d) - Math.max(a, start)), 0)""", [p_from, p_to])
+
+
 def settle(page, comm: str, least_s: float, cap_s: float) -> bool:
     """Wait `least_s`, then until the widget had no message for `QUIET_S` s; False if `cap_s` ran out first."""
     start = time.monotonic()
@@ -233,10 +249,10 @@ def settle(page, comm: str, least_s: float, cap_s: float) -> bool:
     return False
 
 
-def switch(page, layer: int, comm: str, *, full: bool, timeout: float) -> tuple[float, float | None]:
-    """Choose `layer` in the layer control; returns ms until the frame after the matrix drew it and,
-    with `full`, ms until it was drawn at full resolution (None when the widget's traffic went quiet
-    for `QUIET_S` s, or `timeout` ran out, without that)."""
+def switch(page, layer: int, comm: str, *, full: bool, timeout: float) -> tuple[float, float, float | None]:
+    """Choose `layer` in the layer control; returns when (the page's performance.now(), ms), ms until the
+    frame after the matrix drew it and, with `full`, ms until it was drawn at full resolution (None when
+    the widget's traffic went quiet for `QUIET_S` s, or `timeout` ran out, without that)."""
     p0 = page.evaluate("""(layer) => {
       const select = document.querySelector('select.txm-layer');
       if (!select) throw new Error('no select.txm-layer in the page');
@@ -253,7 +269,7 @@ def switch(page, layer: int, comm: str, *, full: bool, timeout: float) -> tuple[
     first = wait_for_js(page, drawn, f"the matrix to draw layer {layer}", arg=[layer, p0], timeout=timeout,
                         describe=describe)
     if not full:
-        return first - p0, None
+        return p0, first - p0, None
     finest = """([layer, p0, comm, quiet, first]) => {
       const d = window.__txmDraws.find(d => d.p >= p0 && d.layer === layer && d.pool === 1 && d.frameP !== null);
       if (d) return {at: d.frameP};
@@ -265,7 +281,7 @@ def switch(page, layer: int, comm: str, *, full: bool, timeout: float) -> tuple[
                             arg=[layer, p0, comm, QUIET_S * 1000, first], timeout=timeout, describe=describe)["at"]
     except E2ETimeout:
         whole = None
-    return first - p0, None if whole is None else whole - p0
+    return p0, first - p0, None if whole is None else whole - p0
 
 
 def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespace, proxy=None) -> Result:
@@ -306,10 +322,10 @@ def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespa
             count = phase.setdefault(str(f["type"]), [0, 0])
             count[0] += 1
             count[1] += f["n"]
-        before = [f["t"] for f in frames if f["t"] <= ready["frameT"]]
-        if before:
-            result.first_byte_s = min(before) / 1000 - float(t_explain)
-            result.last_byte_before_s = max(before) / 1000 - float(t_explain)
+        result.timeline = [(str(f["type"]), f["n"], f["t"] / 1000 - float(t_explain))
+                           for f in frames if f["t"] <= ready["frameT"]]
+        last = max((f["p"] for f in frames if f["t"] <= ready["frameT"]), default=ready["frameP"])
+        result.busy_first = (ready["frameP"] - last, busy_ms(page, last, ready["frameP"]))
         if slow:
             result.link_down = proxy.counters.down - down0
         layers = page.evaluate("() => document.querySelector('select.txm-layer')?.options.length ?? 0")
@@ -318,13 +334,19 @@ def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespa
         shown = int(page.evaluate("() => document.querySelector('select.txm-layer').value"))
         far = (shown + layers // 2) % layers
         since = page.evaluate("() => Date.now()")
-        result.switch_fetched_ms, result.switch_full_ms = switch(page, far, comm, full=True, timeout=20 * scale)
+        p0, result.switch_fetched_ms, result.switch_full_ms = switch(page, far, comm, full=True, timeout=20 * scale)
         settle(page, comm, 0.5, cap_s=20 * scale)
-        result.fetched_bytes = widget_bytes(page, comm, since)
+        fetched = widget_frames(page, comm, since)
+        result.fetched_bytes = sum(f["n"] for f in fetched)
+        result.fetch_timeline = [(str(f["type"]), f["n"], f["p"] - p0) for f in fetched]
+        big = max(fetched, key=lambda f: f["n"], default=None)
+        if big is not None and big["p"] - p0 < result.switch_fetched_ms:
+            drawn_at = p0 + result.switch_fetched_ms
+            result.busy_fetch = (drawn_at - big["p"], busy_ms(page, big["p"], drawn_at))
         if result.fetched_bytes < 64 * 1024:
             result.notes.append(f"layer {far} came with {result.fetched_bytes} B: it was not fetched")
         since = page.evaluate("() => Date.now()")
-        cached = [switch(page, to, comm, full=False, timeout=10 * scale)[0] for to in (shown, far, shown, far, shown)]
+        cached = [switch(page, to, comm, full=False, timeout=10 * scale)[1] for to in (shown, far, shown, far, shown)]
         result.switch_cached_ms = statistics.median(cached)
         result.cached_bytes = widget_bytes(page, comm, since)
         if result.cached_bytes >= 64 * 1024:
@@ -371,9 +393,19 @@ def report(results: list[Result], args: argparse.Namespace) -> bool:
             print(f"{r.link}: FAILED, the numbers above are what it measured before: {r.error}")
         if r.package:
             print(f"{r.link}: the kernel imported {r.package}")
-        if r.first_byte_s is not None and r.last_byte_before_s is not None:
-            print(f"{r.link}: the widget's messages before its first view completed {r.first_byte_s:+.2f} s to "
-                  f"{r.last_byte_before_s:+.2f} s after explain() returned")
+        if r.timeline and r.first_view_s is not None:
+            arrived = ", ".join(f"{name} {mb(n)} at {at:+.2f} s" for name, n, at in r.timeline)
+            print(f"{r.link}: after explain() returned, the widget's messages arrived whole: {arrived}; "
+                  f"first view at {r.first_view_s:+.2f} s")
+        if r.fetch_timeline and r.switch_fetched_ms is not None:
+            arrived = ", ".join(f"{name} {mb(n)} at {at:.0f} ms" for name, n, at in r.fetch_timeline)
+            print(f"{r.link}: after the fetched switch the widget's messages arrived whole: {arrived}; "
+                  f"drawn at {r.switch_fetched_ms:.0f} ms")
+        for what, pair in (("the last message before the first view", r.busy_first),
+                           ("the fetched layer's arrival", r.busy_fetch)):
+            if pair is not None:
+                print(f"{r.link}: from {what} to its draw: {pair[0]:.0f} ms, of which the page's main thread ran "
+                      f"long tasks for {pair[1]:.0f} ms")
         for phase, types in r.breakdown.items():
             parts = ", ".join(f"{name} {n} msg {mb(size)}" for name, (n, size) in sorted(types.items()))
             print(f"{r.link}: {phase} the first view: {parts}")
