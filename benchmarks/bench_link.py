@@ -4,9 +4,10 @@
     python benchmarks/bench_link.py --links slow --mbit 10 --rtt-ms 100
 
 One JupyterLab server (the e2e harness, tests/e2e/jupyterlab.py) and one headless Chromium. For each
-link a fresh notebook and kernel build a GPT-2-small-shaped model (12 layers x 12 heads, d 768, random
-weights, no hub) and run ``tx_magic.explain(model, tokenizer, ids=ids)`` on `--n` random token ids,
+link a fresh notebook builds a GPT-2-small-shaped model (12 layers x 12 heads, d 768, random
+weights, no hub) and runs ``tx_magic.explain(model, tokenizer, ids=ids)`` on `--n` random token ids,
 made as benchmarks/bench_capture.py makes them. The cell stamps ``time.time()`` when explain() returns.
+The second link's notebook runs in the first one's kernel (its model built, its widget closed).
 
 * direct: Chromium talks to the server on loopback;
 * slow: Chromium opens the same notebook through benchmarks/slowlink.py (`--mbit` each way, `--rtt-ms`
@@ -24,6 +25,10 @@ Measured in the page (an init script; nothing in tx_magic is changed for it):
   matrix reports the new layer drawn (``data-drawn-layer``): *fetched* to a layer the page has not
   seen (bytes came for it; *full* when it is drawn at full resolution, ``data-pool="1"``), *cached*
   back and forth between two layers it holds (the median of five; no bytes came).
+
+Also printed: when each of the widget's messages arrived whole (after explain() returned, and after the
+fetched switch), what types they were, and how long the page's main thread ran long tasks (> 50 ms)
+between the last arrival and the draw: transport against page work.
 
 Playwright's driver copies websocket frames too (a large transfer is ~1.5x slower under it on the
 direct link); the slow link's proxy also counts every byte it carried down while the widget loaded.
@@ -50,6 +55,7 @@ from e2e.jupyterlab import (  # noqa: E402
     E2ETimeout,
     JupyterLabServer,
     browser,
+    execute_in_kernel,
     fail_with_screenshot,
     open_notebook,
     run_all_and_wait,
@@ -140,9 +146,10 @@ import transformers as tf
 import tx_magic
 from bench_capture import gpt2_tokenizer
 
-torch.manual_seed(0)
-model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions={n})).eval()
-tok = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp()))
+if "model" not in globals():  # the kernel the direct link used has them already
+    torch.manual_seed(0)
+    model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions={n})).eval()
+    tok = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp()))
 ids = torch.randint(0, 50257, ({n},), generator=torch.Generator().manual_seed({n})).tolist()
 print(tx_magic.__file__)
 """
@@ -185,6 +192,9 @@ class Result:
     switch_cached_ms: float | None = None
     cached_bytes: int | None = None
     error: str | None = None
+    kernel: str | None = None
+    #: The kernel this link was asked to reuse (the previous link's), if any.
+    reused: str | None = None
     notes: list[str] = field(default_factory=list)
     #: "before"/"after" the first view -> message type -> [messages, bytes].
     breakdown: dict[str, dict[str, list[int]]] = field(default_factory=dict)
@@ -284,8 +294,11 @@ def switch(page, layer: int, comm: str, *, full: bool, timeout: float) -> tuple[
     return p0, first - p0, None if whole is None else whole - p0
 
 
-def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespace, proxy=None) -> Result:
-    result = Result(link)
+def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespace, proxy=None,
+            kernel: str | None = None) -> Result:
+    """One link's numbers. The notebook runs in `kernel` (the previous link's, with its model built)
+    when given; the kernel is left running (its widget closed) unless the run failed."""
+    result = Result(link, reused=kernel)
     page = context.new_page()
     page.add_init_script(INSTRUMENT)
     page_errors: list[str] = []
@@ -295,8 +308,13 @@ def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespa
     scale = 3.0 if slow else 1.0  # timeouts
     try:
         server.reset_workspace()
-        path = server.write_notebook(f"bench-{link}.ipynb", [SETUP.format(bench=str(HERE), n=args.n), EXPLAIN])
+        name = f"bench-{link}.ipynb"
+        path = server.write_notebook(name, [SETUP.format(bench=str(HERE), n=args.n), EXPLAIN])
+        if kernel is not None:  # JupyterLab opens the notebook on this session, in that kernel
+            server.api("POST", "api/sessions",
+                       {"path": name, "name": name, "type": "notebook", "kernel": {"id": kernel}})
         open_notebook(page, target, path, timeout=60 * scale)
+        result.kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
         page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
         down0 = proxy.counters.down if slow else 0
         run_all_and_wait(page, timeout=240)
@@ -353,6 +371,7 @@ def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespa
             result.notes.append(f"{result.cached_bytes} B came during the cached switches: not all from cache")
         if page_errors:
             result.notes.append(f"page errors: {page_errors[:3]}")
+        execute_in_kernel(page, "w.close(); del w")  # the next link's page must not load this widget
     except (E2ETimeout, AssertionError, RuntimeError) as exc:
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     except Exception as exc:  # noqa: BLE001 - one link's failure is a row of the table, not a crash
@@ -361,7 +380,9 @@ def measure(context, server: JupyterLabServer, link: str, args: argparse.Namespa
             fail_with_screenshot(page, f"bench-link-{link}")
     finally:
         page.close()
-        with contextlib.suppress(Exception):  # the next link starts its own kernel either way
+    if result.error:
+        result.kernel = None
+        with contextlib.suppress(Exception):  # the next link starts its own kernel
             server.shut_down_kernels()
     return result
 
@@ -392,7 +413,9 @@ def report(results: list[Result], args: argparse.Namespace) -> bool:
         if r.error:
             print(f"{r.link}: FAILED, the numbers above are what it measured before: {r.error}")
         if r.package:
-            print(f"{r.link}: the kernel imported {r.package}")
+            how = ("" if r.reused is None else
+                   ", the previous link's kernel" if r.reused == r.kernel else ", NOT the previous link's kernel")
+            print(f"{r.link}: the kernel imported {r.package}{how}")
         if r.timeline and r.first_view_s is not None:
             arrived = ", ".join(f"{name} {mb(n)} at {at:+.2f} s" for name, n, at in r.timeline)
             print(f"{r.link}: after explain() returned, the widget's messages arrived whole: {arrived}; "
@@ -453,13 +476,15 @@ def main() -> None:
     results = []
     env = {"PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     with JupyterLabServer(env=env) as server, browser(viewport=(1400, 1000)) as context:
+        kernel = None
         for link in links:
             t0 = time.monotonic()
             if link == "slow":
                 with slowlink.start(server.port, mbit=args.mbit, rtt_ms=args.rtt_ms) as proxy:
-                    results.append(measure(context, server, link, args, proxy))
+                    results.append(measure(context, server, link, args, proxy, kernel=kernel))
             else:
-                results.append(measure(context, server, link, args))
+                results.append(measure(context, server, link, args, kernel=kernel))
+            kernel = results[-1].kernel
             print(f"{link}: measured in {time.monotonic() - t0:.0f} s"
                   + (f" (failed: {results[-1].error})" if results[-1].error else ""), flush=True)
     ok = report(results, args)
