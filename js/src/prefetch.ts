@@ -1,8 +1,9 @@
 /**
  * What to fetch, given the link (link.ts): the shown layer now, and its neighbours speculatively.
  *
- * Fast link (measured >= FAST_LINK_BITS): the shown layer at full resolution, then layer +- 1 in
- * the background, so that switching hits the cache. Slow or unmeasured: the overview stays; the full
+ * A shown layer with nothing here comes first as an overview of about a megabyte, drawn at once.
+ * Fast link (measured >= FAST_LINK_BITS): then the shown layer at full resolution, then layer +- 1
+ * (whole) in the background, so that switching hits the cache. Slow or unmeasured: the overview stays; the full
  * layer comes only when a view asks for it (zoomed windows come exact: getBlock), and speculation is
  * the neighbours' overviews, never more than SPECULATIVE_BYTES queued; before any reply was measured,
  * none. Speculation runs one fetch at a
@@ -48,8 +49,13 @@ export function overviewPool(source: AttentionSource, kind: string): number {
   return pool;
 }
 
-/** What the shown layer needs fetched now (null: nothing; what is here can be drawn). */
-export function wantNow(source: AttentionSource, kind: string, layer: number, fast: boolean): Want | null {
+/**
+ * What the shown layer needs fetched now (null: nothing; what is here can be drawn). A layer with
+ * nothing here comes first as an overview of about SMALL_LAYER_BYTES, drawn at once (a 12.6 MB
+ * full layer takes about a second to arrive and decode even on loopback), then, on a fast link,
+ * at full resolution. `direct`: skip the overview (speculation: nobody waits for the draw).
+ */
+export function wantNow(source: AttentionSource, kind: string, layer: number, fast: boolean, direct = false): Want | null {
   const d = dims(source, kind);
   const overview = source.peekOverview(kind, layer);
   if (d.streamed) {
@@ -59,7 +65,8 @@ export function wantNow(source: AttentionSource, kind: string, layer: number, fa
   }
   if (source.peekLayer(kind, layer)) return null;
   const full = layerBytes(d.heads, d.q, d.k);
-  if (fast || full <= SMALL_LAYER_BYTES) return { kind, layer, pool: 1, bytes: full };
+  const whole = { kind, layer, pool: 1, bytes: full };
+  if (full <= SMALL_LAYER_BYTES || (fast && (overview || direct))) return whole;
   if (overview) return null;
   const pool = overviewPool(source, kind);
   return { kind, layer, pool, bytes: layerBytes(d.heads, d.q, d.k, pool) };
@@ -73,7 +80,7 @@ export function speculate(source: AttentionSource, kind: string, layer: number, 
   const cap = fast ? Infinity : SPECULATIVE_BYTES;
   for (const at of [layer + 1, layer - 1]) {
     if (at < 0 || at >= d.layers) continue;
-    const want = wantNow(source, kind, at, fast);
+    const want = wantNow(source, kind, at, fast, fast);
     if (!want || queued + want.bytes > cap) continue;
     queued += want.bytes;
     wants.push(want);

@@ -170,11 +170,15 @@ describe("what is fetched, by link", () => {
     expect(source.peekLayer("self", 5)).toBeUndefined(); // never the 12.6 MB layer
   });
 
-  it("a slow link with nothing of a layer fetches an overview of about 1 MB, not the whole layer", () => {
+  it("a layer with nothing here comes first as an overview of about 1 MB; only a fast link then fetches it whole", () => {
     const meter = measured(10e6);
     const { source } = setup(meter);
-    expect(wantNow(source, "self", 2, meter.fast)).toEqual({ kind: "self", layer: 2, pool: 4, bytes: layerBytes(H, N, N, 4) });
-    expect(wantNow(source, "self", 2, true)?.pool).toBe(1);
+    const first = { kind: "self", layer: 2, pool: 4, bytes: layerBytes(H, N, N, 4) };
+    expect(wantNow(source, "self", 2, meter.fast)).toEqual(first);
+    expect(wantNow(source, "self", 2, true)).toEqual(first); // drawn at once on any link
+    expect(wantNow(source, "self", 2, true, true)?.pool).toBe(1); // speculation goes straight to the whole layer
+    expect(wantNow(source, "self", 5, false)).toBeNull(); // layer 5's overview is here: a slow link keeps it
+    expect(wantNow(source, "self", 5, true)).toEqual({ kind: "self", layer: 5, pool: 1, bytes: layerBytes(H, N, N) });
   });
 
   it("an unmeasured link guesses nothing", () => {
