@@ -182,7 +182,7 @@ def test_widget_answers_a_logits_request_and_refuses_a_bad_position(causal):
     w.send = lambda content, buffers=None: sent.append((content, buffers))
     w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "id": "l3", "payload": {"position": 3}}, [])
     content, buffers = sent[-1]
-    assert content == {"type": wire.REPLY, "id": "l3", "content": {"position": 3}}
+    assert content.pop("kernel_ms") >= 0 and content == {"type": wire.REPLY, "id": "l3", "content": {"position": 3}}
     np.testing.assert_array_equal(np.frombuffer(buffers[0], "<f4"), trace.logits.at(3))
     w._on_custom_msg(w, {"type": wire.REQUEST_LOGITS, "id": "far", "payload": {"position": 500}}, [])
     assert sent[-1][0]["type"] == wire.REPLY_ERROR and "position must be in" in sent[-1][0]["message"]
@@ -197,6 +197,7 @@ def test_widget_answers_a_lens_request_and_refuses_bad_ones(causal):
     w.send = lambda content, buffers=None: sent.append((content, buffers))
     w._on_custom_msg(w, {"type": wire.REQUEST_LENS, "id": "r1", "payload": {"positions": [4, 1]}}, [])
     content, buffers = sent[-1]
+    assert content.pop("kernel_ms") >= 0
     assert content == {"type": wire.REPLY, "id": "r1", "content": {"positions": [4, 1], "k": 5}}
     assert tuple(content["content"]) == wire.keys_of(wire.LensReply)
     rows = trace.lens.layers + 1

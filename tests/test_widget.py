@@ -55,6 +55,7 @@ def test_over_budget_only_the_first_layer_is_eager_and_the_rest_is_served(trace)
     reply, buffers = sent[-1]
     content = reply["content"]
     assert (reply["type"], reply["id"], content["layer"]) == (wire.REPLY, "a", 4) and "data" not in content
+    assert isinstance(reply["kernel_ms"], float) and reply["kernel_ms"] >= 0  # for the renderer's link meter
     np.testing.assert_array_equal(wire.decode_layer({**content, "data": buffers[0]}), trace.attention()[4])
     w._on_custom_msg(w, request(wire.REQUEST_LAYER, "b", kind="self", layer=99), [])
     assert sent[-1][0]["type"] == wire.REPLY_ERROR and sent[-1][0]["id"] == "b" and "0..5" in sent[-1][0]["message"]

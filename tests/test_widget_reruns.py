@@ -71,6 +71,7 @@ def test_the_renderers_requests_rerun_and_replace_the_data_keeping_the_selection
     w.layer, w.head, w.token = 1, 2, 5
     assert "baseline" not in w._reruns and "intervention" not in w._meta
     reply = ask(w, request(wire.REQUEST_ABLATE, "a", heads=[{"kind": "self", "layer": 0, "head": 1}], ablation="zero"))
+    assert reply.pop("kernel_ms") > 0  # a rerun takes a while: the link meter must not count it as transfer
     assert reply == {"type": wire.REPLY, "id": "a", "content": {"label": "ablated: L0H1"}}
     direct = tx_magic.capture(m, gpt2_tokenizer, CLEAN, ablate=[(0, 1)])
     own = tx_magic.capture(m, gpt2_tokenizer, CLEAN)

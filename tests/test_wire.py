@@ -178,7 +178,85 @@ def test_eager_payload_stays_within_the_budget_at_every_length(layout, n):
             assert set(kind["stats"]) == set(STAT_NAMES)
 
 
+def value_bytes(blocks: list[dict]) -> int:
+    return sum(len(b["data"]) + len(b.get("scale", b"")) for b in blocks if b["dtype"] != wire.DTYPE_TOPK)
+
+
+@pytest.mark.parametrize("n", [512, 1024, 2048, 4096])
+@pytest.mark.parametrize("layout", ["12x12", "enc-dec"])
+def test_when_not_every_layer_fits_the_first_view_gets_about_a_mebibyte_of_values(layout, n):
+    trace = synthetic(layout, n)
+    blocks = [wire.encode_eager(trace, item) for item in wire.eager_plan(trace, layer=3)]
+    assert value_bytes(blocks) <= wire.FIRST_VIEW_BUDGET
+    # the finest pool within the share: one pool finer would not have fit
+    share = wire.FIRST_VIEW_BUDGET // len(trace.kinds)
+    for b in blocks:
+        if b["dtype"] != wire.DTYPE_TOPK and b["pool"] > max(2, wire.kind_pool(trace, b["kind"])):
+            _, heads, q, k = trace.shape(b["kind"])
+            finer = b["pool"] // 2
+            rows, cols = -(-q // finer), -(-k // finer)
+            layout = wire.layer_layout(trace, b["kind"])  # a causal kind's layers send their lower half
+            cells = rows * (rows + 1) // 2 if layout == wire.LAYOUT_LOWER else rows * cols
+            assert heads * cells + heads * rows * 4 > share
+
+
+def test_gpt2_small_at_1024_tokens_sends_a_pool_4_overview_of_the_initial_layer():
+    trace = synthetic("12x12", 1024)
+    (item,) = wire.eager_plan(trace, layer=5)
+    assert (item.kind, item.layer, item.dtype, item.pool) == ("self", 5, wire.DTYPE_UINT8, 4)
+    # uint8 values of the lower triangle (causal) + a float32 scale per row
+    assert wire.plan_nbytes(trace, [item]) == 12 * 256 * 257 // 2 + 12 * 256 * 4
+    # without the first-view budget it is the finest pool the eager budget holds: the whole layer (6.3 MB)
+    (old,) = wire.eager_plan(trace, layer=5, first_view=wire.EAGER_BUDGET)
+    assert old.pool == 1
+
+
+def test_the_first_view_overview_is_the_max_over_its_tiles():
+    trace = softmax_trace(2, 3, 40)
+    thumbs = wire.meta_nbytes(trace)
+    first_view = 3 * 10 * 10 + 3 * 10 * 4  # pool 4 fits, pool 2 (3 x 20 x 20) does not; the budget fits a uint8 layer
+    # the budget fits one uint8 layer (its lower half: 3 x 820 + 3 x 40 x 4), not both
+    (block,) = wire.eager_layers(trace, budget=thumbs + 5_000, layer=1, first_view=first_view)
+    assert (block["layer"], block["pool"], block["shape"]) == (1, 4, [3, 10, 10])
+    reference = pooled_reference(trace.layer("self", 1), 4)
+    assert np.abs(wire.decode_block(block) - reference).max() <= reference.max() / 510 + 1e-7
+
+
+def test_a_comparisons_second_trace_keeps_the_whole_budget():
+    a, b = softmax_trace(8, 12, 300, causal=False, seed=1), softmax_trace(8, 12, 300, causal=False, seed=2)
+    uint8_layer = 12 * 300 * 300 + 12 * 300 * 4
+    assert uint8_layer > wire.FIRST_VIEW_BUDGET and 8 * uint8_layer > wire.EAGER_BUDGET
+    layers = wire.encode_comparison(tx_magic.compare(a, b))["layers"]  # B's layers are never fetched
+    assert [(x["layer"], x["dtype"], x["pool"]) for x in layers] == [(0, wire.DTYPE_UINT8, 1)]
+    reference = b.layer("self", 0)
+    assert np.abs(wire.decode_block(layers[0]) - reference).max() <= reference.max() / 510 + 1e-7
+    assert wire.eager_plan(b)[0].pool == 2  # a widget's first view would be an overview
+
+
+def test_small_inputs_still_send_every_layer_whatever_the_first_view_budget():
+    small = softmax_trace(3, 2, 10)
+    blocks = wire.eager_layers(small, first_view=1)
+    assert [(b["layer"], b["dtype"]) for b in blocks] == [(0, wire.DTYPE), (1, wire.DTYPE), (2, wire.DTYPE)]
+
+
 # -- requests -------------------------------------------------------------------------------------
+
+def test_a_timed_reply_says_how_long_the_kernel_computed_it():
+    import time
+
+    trace = softmax_trace(1, 1, 4)
+    slow = {wire.REQUEST_LAYER: lambda t, p: (time.sleep(0.05), ({"position": 0}, [b"x"]))[1]}
+    message = {"type": wire.REQUEST_LAYER, "id": "s", "payload": {}}
+    before = time.perf_counter()
+    reply, buffers = wire.reply_to(trace, message, slow, timed=True)
+    took_ms = (time.perf_counter() - before) * 1000
+    assert reply["type"] == wire.REPLY and buffers == [b"x"]
+    assert 50 <= reply["kernel_ms"] <= took_ms
+    untimed, _ = wire.reply_to(trace, message, slow)
+    assert "kernel_ms" not in untimed  # the fixture and reports stay free of timings
+    error, _ = wire.reply_to(trace, {"type": wire.REQUEST_LAYER, "id": "e", "payload": None}, slow, timed=True)
+    assert error["type"] == wire.REPLY_ERROR and "kernel_ms" not in error
+
 
 def test_layer_block_and_topk_requests_round_trip_with_their_id():
     trace = softmax_trace(2, 3, 20)

@@ -126,7 +126,7 @@ export function renderWidget(model: WidgetModel, el: HTMLElement): () => void {
           tab = name;
         },
         values: channelValues(channel), analyses: channelAnalyses(channel),
-        extras: extrasFromModel(model),
+        extras: extrasFromModel(model), link: channel.meter,
       }));
       disposers.push(bindModel(model, store, source.meta));
     } catch (err) {

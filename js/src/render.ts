@@ -13,6 +13,8 @@ import { FrameCache } from "./frame";
 import { keyAction } from "./keyboard";
 import { showsRollout } from "./shown";
 import { layerKey, type AttentionSource } from "./source";
+import { LinkMeter } from "./link";
+import { Prefetcher, wantNow, type Want } from "./prefetch";
 import { corrections, type Selection, type SelectionStore } from "./state";
 import { kindInfo, type ExportFormat } from "./wire";
 import { ArcView, type ArcOptions } from "./views/arc";
@@ -84,6 +86,8 @@ export interface ExplorerOptions {
   /** Queries and keys (the Q/K tab) and the information flow (the Flow tab), asked of the kernel. */
   analyses?: AnalysisFetchers;
   extras?: ExplorerExtras;
+  /** The measured link to the kernel (default: unmeasured, so slow): what is fetched and when (prefetch.ts). */
+  link?: LinkMeter;
 }
 
 /** The pattern library's tabs and the user's views, each present when its data came (optional traits). */
@@ -124,6 +128,12 @@ export function renderExplorer(
   const errors = h("div", "txm-errors");
   let destroyed = false;
   let requested: string | null = null;
+  /** Fetches of what is shown now (top keys) besides `requested`: speculation waits for them. */
+  let urgent = 0;
+  const link = opts.link ?? new LinkMeter();
+  const fetchWant = (w: Want) => (w.pool === 1 ? source.getLayer(w.kind, w.layer) : source.getOverview(w.kind, w.layer, w.pool));
+  // Speculation starts only when nothing else waits: the shown layer, its top keys, a zoomed window, a row.
+  const prefetch = new Prefetcher(source, link, fetchWant, () => requested === null && urgent === 0 && !source.fetching);
   const failed = new Set<string>();
   const failedAll = new Set<string>();
   const failedTopK = new Set<string>();
@@ -216,6 +226,13 @@ export function renderExplorer(
     controls.setStatus(text);
     placeholder.textContent = text;
   };
+  const showLink = () => {
+    if (!source.live) return;
+    controls.setLink(link.describe());
+    root.dataset.link = link.describe();
+  };
+  showLink();
+  const unlink = link.onChange(showLink);
   root.append(controls.element, help.element, banner.element, errors, views, tabs.element);
   el.append(root);
 
@@ -240,23 +257,25 @@ export function renderExplorer(
     const full = source.peekLayer(s.kind, s.layer);
     const layer = full ?? source.peekOverview(s.kind, s.layer);
     const key = layerKey(s.kind, s.layer);
-    const finest = info.streamed ? layer : full;
-    // A static report without the full layer keeps its overview: there is no kernel to ask.
-    if (!finest && !failed.has(key) && requested !== key && (source.live || !layer)) {
-      // Streamed kinds: the pooled overview is the finest whole layer. Others: the full layer
-      // (uint8, 4x smaller than float32), drawn over the overview when one was sent.
+    // Live: what the link affords (prefetch.ts). A static report without the layer says it is not there.
+    const want = source.live || !layer ? wantNow(source, s.kind, s.layer, link.fast || !source.live) : null;
+    if (want && !failed.has(key) && requested !== key) {
+      // Streamed kinds: the pooled overview is the finest whole layer. Others: the full layer (uint8,
+      // 4x smaller than float32) on a fast link or when small, else an overview if none is here.
       requested = key;
-      const load = info.streamed ? source.getOverview(s.kind, s.layer) : source.getLayer(s.kind, s.layer);
+      const load = info.streamed ? source.getOverview(s.kind, s.layer) : fetchWant(want);
       load.then(
         () => {
           if (requested === key) requested = null;
           const now = store.get();
           if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
+          else prefetch.pump();
         },
         (err: unknown) => {
           if (requested === key) requested = null;
           failed.add(key);
           if (destroyed) return;
+          prefetch.pump();
           const now = store.get();
           if (layerKey(now.kind, now.layer) === key && !source.peekOverview(s.kind, s.layer)) setStatus(`layer ${s.layer} unavailable`);
           report(err, `tx_magic could not load ${s.kind} layer ${s.layer}`);
@@ -264,7 +283,11 @@ export function renderExplorer(
       );
     }
     if (layer && (layer.pool ?? 1) > 1 && !source.peekTopK(s.kind, s.layer) && !failedTopK.has(key)) {
-      source.getTopK(s.kind, s.layer).then(
+      urgent++;
+      source.getTopK(s.kind, s.layer).finally(() => {
+        urgent--;
+        prefetch.pump();
+      }).then(
         () => {
           const now = store.get();
           if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
@@ -278,7 +301,8 @@ export function renderExplorer(
       return;
     }
     const pool = layer.pool ?? 1;
-    setStatus(pool > 1 ? `overview: each cell the max over ${pool}×${pool} tokens${info.streamed || failed.has(key) || !source.live ? "" : " · loading full layer…"}` : "");
+    const loadingFull = requested === key && !info.streamed && want?.pool === 1;
+    setStatus(pool > 1 ? `overview: each cell the max over ${pool}×${pool} tokens${loadingFull ? " · loading full layer…" : ""}` : "");
     views.classList.remove("txm-stale");
     if (info.streamed) {
       if (showsRollout(s)) setStatus("rollout needs every full layer: this long input was captured reduced, pick one head or the mean");
@@ -289,6 +313,7 @@ export function renderExplorer(
     matrix.update(s, frame, changes);
     tabs.update(s, changes);
     if (arc.drawn && matrix.drawn && root.dataset.ready !== "1") root.dataset.ready = "1";
+    prefetch.plan(s.kind, s.layer); // after the first view: the neighbours, as the link affords
   };
 
   /** Fetch a kind's value norms, then redraw; a failure says why in the widget and goes back to raw weights. */
@@ -385,6 +410,8 @@ export function renderExplorer(
   return () => {
     if (destroyed) return;
     destroyed = true;
+    prefetch.stop();
+    unlink();
     unsubscribe();
     root.removeEventListener("keydown", onKey);
     resizer?.disconnect();

@@ -7,9 +7,11 @@
  * id, message}` (WireErrorReply). `request` asks Python for one of REQUESTS (the table of what the
  * renderer asks, each with its timeout and its words for errors); `serve` answers Python's
  * requests of one type (the view's picture, REQUEST_EXPORT). One listener per view routes it all.
+ * Every reply is timed for the link meter (link.ts), less the kernel's `kernel_ms`.
  */
 
 import { errorMessage } from "./dom";
+import { LINK, replyBytes, type LinkMeter } from "./link";
 import type { WidgetModel } from "./sync";
 import {
   REPLY, REPLY_ERROR, REQUEST_ABLATE, REQUEST_BLOCK, REQUEST_EDIT, REQUEST_LAYER, REQUEST_LENS, REQUEST_LOGITS,
@@ -91,6 +93,8 @@ export interface Channel {
   serve(type: string, handler: Handler): () => void;
   /** Stop listening; whatever still waits fails ("cancelled: the view was closed"). */
   dispose(): void;
+  /** The meter every reply of this channel is timed by. */
+  readonly meter: LinkMeter;
 }
 
 interface Pending {
@@ -99,6 +103,8 @@ interface Pending {
   resolve: (answer: Answer) => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
+  /** When the request was sent (performance.now()). */
+  sent: number;
 }
 
 /** Any message from Python, before it is known to be a request, a reply or an error. */
@@ -106,8 +112,8 @@ type Incoming = Unchecked<WireRequest> & Unchecked<WireReply> & Unchecked<WireEr
 
 let channels = 0;
 
-/** The channel of one view of `model`. */
-export function openChannel(model: WidgetModel): Channel {
+/** The channel of one view of `model`, its replies timed by `meter` (default: the page's). */
+export function openChannel(model: WidgetModel, meter: LinkMeter = LINK): Channel {
   // Every view of a model hears every reply: ids differ per view, so each takes only its own.
   const prefix = `txm-${++channels}${Math.random().toString(36).slice(2, 6)}`;
   let counter = 0;
@@ -131,7 +137,10 @@ export function openChannel(model: WidgetModel): Channel {
     if (!waiting) return; // another view's, or one that timed out
     pending.delete(id);
     clearTimeout(waiting.timer);
-    if (m.type === REPLY) waiting.resolve({ content: m.content, buffers: buffers ?? [] });
+    if (m.type === REPLY) {
+      meter.record(replyBytes(m.content, buffers ?? []), performance.now() - waiting.sent, Number(m.kernel_ms ?? 0));
+      waiting.resolve({ content: m.content, buffers: buffers ?? [] });
+    }
     else if (m.type === REPLY_ERROR) {
       waiting.reject(new Error(`Python could not ${waiting.verb} ${waiting.subject}: ${String(m.message ?? "unknown error")}`));
     } else {
@@ -163,7 +172,7 @@ export function openChannel(model: WidgetModel): Channel {
             "is the kernel busy, restarted or gone? Re-run the cell to show the widget again.",
         ));
       }, timeoutMs);
-      pending.set(id, { subject, verb: spec.verb, resolve, reject, timer });
+      pending.set(id, { subject, verb: spec.verb, resolve, reject, timer, sent: performance.now() });
       try {
         model.send({ type, id, payload } satisfies WireRequest);
       } catch (err) {
@@ -175,6 +184,7 @@ export function openChannel(model: WidgetModel): Channel {
 
   return {
     request,
+    meter,
     serve(type, handler) {
       served.set(type, handler);
       return () => {

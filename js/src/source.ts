@@ -48,8 +48,8 @@ export interface AttentionSource {
   peekLayer(kind: string, layer: number): LayerData | undefined;
   /** A pooled overview of the layer if one is here (pool > 1). */
   peekOverview(kind: string, layer: number): LayerData | undefined;
-  /** A pooled overview at the kind's finest whole-layer pool, fetched if needed. */
-  getOverview(kind: string, layer: number): Promise<LayerData>;
+  /** A pooled overview at `pool` or finer (default: the kind's finest whole-layer pool), fetched if needed. */
+  getOverview(kind: string, layer: number, pool?: number): Promise<LayerData>;
   /** Exact float32 cells of a window (pool 1), from an exact layer here, the cache, or the kernel. */
   getBlock(kind: string, layer: number, window: CellWindow): Promise<LayerData>;
   /** The exact window if it is here (cached, or cut from an exact layer). */
@@ -59,6 +59,8 @@ export interface AttentionSource {
   peekTopK(kind: string, layer: number): TopKBlock | undefined;
   /** Whether layers can be fetched (a live kernel); a static report has only what it inlined. */
   readonly live: boolean;
+  /** Fetches still waiting for the kernel (speculation waits for them: prefetch.ts). */
+  readonly fetching?: number;
 }
 
 export function layerKey(kind: string, layer: number): string {
@@ -122,6 +124,10 @@ export class LayerStore implements AttentionSource {
 
   get live(): boolean {
     return Boolean(this.fetchers.layer);
+  }
+
+  get fetching(): number {
+    return this.inFlight.size;
   }
 
   /** Build from the raw `_meta` / `_layers` wire values (validating both). */
@@ -206,13 +212,13 @@ export class LayerStore implements AttentionSource {
     });
   }
 
-  getOverview(kind: string, layer: number): Promise<LayerData> {
+  getOverview(kind: string, layer: number, pool?: number): Promise<LayerData> {
     const have = this.overviews.get(layerKey(kind, layer));
-    if (have) return Promise.resolve(have);
-    return this.once(kind, layer, "overview", () => {
+    if (have && (pool === undefined || (have.pool ?? 1) <= pool)) return Promise.resolve(have);
+    return this.once(kind, layer, `overview${pool ?? ""}`, () => {
       const { info } = this.dims(kind);
       const fetch = this.need(this.fetchers.layer, `${kind} layer ${layer} is not in this trace's data`);
-      return fetch(kind, layer, { dtype: "uint8", pool: Math.max(2, info.pool ?? 1) }).then((block) => {
+      return fetch(kind, layer, { dtype: "uint8", pool: Math.max(2, info.pool ?? 1, pool ?? 1) }).then((block) => {
         this.expect(block, kind, layer);
         this.add(block);
         return (block.pool ?? 1) > 1 ? block : this.layers.get(layerKey(kind, layer)) ?? block;

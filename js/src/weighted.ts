@@ -27,6 +27,10 @@ export class WeightedSource implements AttentionSource {
     return this.base.live;
   }
 
+  get fetching(): number {
+    return this.base.fetching ?? 0;
+  }
+
   /** "value" when the selection weighs `kind` by value, else "raw" (caches of derived data key on it). */
   variant(kind: string): "raw" | "value" {
     const s = this.store.get();
@@ -57,8 +61,8 @@ export class WeightedSource implements AttentionSource {
     return this.variant(kind) === "value" ? undefined : this.base.peekOverview(kind, layer);
   }
 
-  getOverview(kind: string, layer: number): Promise<LayerData> {
-    return this.variant(kind) === "value" ? this.getLayer(kind, layer) : this.base.getOverview(kind, layer);
+  getOverview(kind: string, layer: number, pool?: number): Promise<LayerData> {
+    return this.variant(kind) === "value" ? this.getLayer(kind, layer) : this.base.getOverview(kind, layer, pool);
   }
 
   peekBlock(kind: string, layer: number, window: CellWindow): LayerData | undefined {

@@ -324,6 +324,8 @@ export interface WireReply {
   type: typeof REPLY;
   id: string;
   content: unknown;
+  /** Milliseconds the kernel spent computing the reply (a widget's replies): the link meter takes it off. */
+  kernel_ms?: number;
 }
 
 export interface WireErrorReply {
@@ -441,7 +443,7 @@ export const LENS_REPLY_FIELDS = { positions: R, k: R } satisfies Fields<WireLen
 export const EXPORT_REQUEST_FIELDS = { format: R, scale: O } satisfies Fields<WireExportRequest>;
 export const EXPORT_REPLY_FIELDS = { format: R } satisfies Fields<WireExportReply>;
 export const REQUEST_FIELDS = { type: R, id: R, payload: R } satisfies Fields<WireRequest>;
-export const REPLY_FIELDS = { type: R, id: R, content: R } satisfies Fields<WireReply>;
+export const REPLY_FIELDS = { type: R, id: R, content: R, kernel_ms: O } satisfies Fields<WireReply>;
 export const ERROR_REPLY_FIELDS = { type: R, id: R, message: R } satisfies Fields<WireErrorReply>;
 export const HEAD_REF_FIELDS = { kind: R, layer: R, head: R } satisfies Fields<WireHeadRef>;
 export const WEIGHT_EDIT_FIELDS = {

@@ -92,7 +92,9 @@ def _heatmap(trace: Trace, kind: str, layer: int) -> tuple[bytes, int, int, int]
 
 def _pooled(trace: Trace, kind: str, layer: int) -> tuple[np.ndarray, int]:
     """(queries, keys) mean over heads, NaN where masked, averaged in blocks when long; and the block size."""
-    values = trace.attention(kind)[layer].astype(np.float64).mean(axis=0)
+    # Accumulated in float64 without a float64 copy of the layer (a fresh 100 MB at 1024 tokens, 12 heads,
+    # cost 0.3 s of page faults before the widget could be displayed).
+    values = trace.attention(kind)[layer].mean(axis=0, dtype=np.float64)
     values[~trace.mask(kind) | ~np.isfinite(values)] = np.nan
     block = -(-max(values.shape) // MAX_CELLS)
     if block == 1:

@@ -165,7 +165,7 @@ class AttentionWidget(anywidget.AnyWidget):
         if wire.is_reply(content):
             self._exports.answer(content, list(buffers or []))
             return
-        reply = wire.reply_to(self.trace, content, self._handlers)
+        reply = wire.reply_to(self.trace, content, self._handlers, timed=True)
         if reply is not None:
             self.send(reply[0], buffers=reply[1])
 

@@ -30,7 +30,7 @@ from .internals import encode_image, encode_internals, encode_logits
 from .interventions import encode_intervention, encode_patching, encode_reruns, read_ablate, read_edit
 from .meta import encode_meta, mask_type, thumbnails
 from .panels import encode_census, encode_comparison, encode_training
-from .plan import Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
+from .plan import FIRST_VIEW_BUDGET, Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
 from .rpc import HANDLERS, is_reply, reply_to, request
 from .schema import *  # noqa: F403 - the constants and TypedDicts are the schema's public names
 from .schema import __all__ as _schema_names
@@ -38,7 +38,8 @@ from .valueflow import analyses, encode_flow, encode_queries_keys, encode_value_
 from .views import encode_views, register_view, unregister_view
 
 __all__ = [
-    "HANDLERS", "Block", "Eager", "analyses", "as_base64", "block_nbytes", "block_parts", "decode_block",
+    "FIRST_VIEW_BUDGET", "HANDLERS", "Block", "Eager", "analyses", "as_base64", "block_nbytes", "block_parts",
+    "decode_block",
     "decode_layer",
     "encode_flow", "encode_queries_keys", "encode_value_norms",
     "decode_stats", "decode_thumbnails", "decode_topk", "eager_layers", "eager_plan", "encode_block", "encode_eager",

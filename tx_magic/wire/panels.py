@@ -54,13 +54,15 @@ def encode_census(census: Census, current: int, texts: Sequence[int] | None = No
 
 
 def encode_comparison(comparison: Comparison, budget: int = EAGER_BUDGET) -> ComparisonPanel:
-    """`comparison` for the Compare tab: B's metadata and layers (within `budget`), the statistics' deltas."""
+    """`comparison` for the Compare tab: B's metadata and layers (within `budget`, all of it: B's are never
+    fetched, so no first-view budget), the statistics' deltas."""
     b = comparison.b
     deltas = {kind: {name: _f4(va - vb) for name, (va, vb) in comparison.stat_deltas(kind).items()}
               for kind in comparison.kinds}
     return {
         "labels": list(comparison.labels), "cells": comparison.cells, "note": comparison.note,
-        "meta": dict(encode_meta(b)), "layers": [dict(block) for block in eager_layers(b, budget)], "deltas": deltas,
+        "meta": dict(encode_meta(b)), "layers": [dict(block) for block in eager_layers(b, budget, first_view=budget)],
+        "deltas": deltas,
     }
 
 

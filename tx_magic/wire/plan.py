@@ -10,6 +10,10 @@ from .blocks import encode_layer, encode_topk, kind_pool, layer_nbytes, topk_wid
 from .meta import mask_type
 from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, EAGER_BUDGET, MASK_EXPLICIT, THUMBNAIL_SIZE, TopKBlock, ValueBlock
 
+#: Bytes of value blocks the first view gets when not every layer fits (Python only): what the first-drawn
+#: views show, so that a slow link draws them in about a second; the renderer fetches finer levels as it needs.
+FIRST_VIEW_BUDGET = 1024 * 1024
+
 #: One entry of the ``_layers`` trait.
 Block = ValueBlock | TopKBlock
 
@@ -40,12 +44,15 @@ def meta_nbytes(trace: Trace) -> int:
     return total
 
 
-def eager_plan(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list[Eager]:
+def eager_plan(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0,
+               first_view: int = FIRST_VIEW_BUDGET) -> list[Eager]:
     """What the widget sends at once, within `budget` bytes together with the meta's binary parts:
 
     1. every layer as float32, if all fit; 2. else every layer as uint8, if all fit;
-    3. else per kind the initial `layer` (clamped to the kind's), uint8, if it fits the kind's share;
-    4. else that layer max-pooled at the smallest pool that fits, plus, streamed, its top-k block.
+    3. else per kind the initial `layer` (clamped to the kind's), uint8, if it fits the kind's share of
+       `first_view` (and of the budget);
+    4. else that layer max-pooled at the smallest pool that fits that share, plus, streamed, its top-k block
+       (whose share is the budget's: the arcs of a reduced capture have nothing else to draw from).
     """
     kinds = trace.kinds
     room = budget - meta_nbytes(trace)
@@ -54,12 +61,13 @@ def eager_plan(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list
             if sum(trace.shape(k)[0] * layer_nbytes(trace, k, dtype) for k in kinds) <= room:
                 return [Eager(k, at, dtype) for k in kinds for at in range(trace.shape(k)[0])]
     share = room // len(kinds)
+    view_share = min(room, first_view) // len(kinds)
     plan: list[Eager] = []
     for kind in kinds:
         layers, heads, q, n_keys = trace.shape(kind)
         at = min(max(layer, 0), layers - 1)
         base = kind_pool(trace, kind)
-        if base == 1 and layer_nbytes(trace, kind, DTYPE_UINT8) <= share:
+        if base == 1 and layer_nbytes(trace, kind, DTYPE_UINT8) <= view_share:
             plan.append(Eager(kind, at, DTYPE_UINT8))
             continue
         left = share
@@ -70,6 +78,7 @@ def eager_plan(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list
             if k:
                 plan.append(Eager(kind, at, DTYPE_TOPK, k=k))
                 left -= heads * q * k * 8
+        left = min(left, view_share)
         pool = base if base > 1 else 2
         while layer_nbytes(trace, kind, DTYPE_UINT8, pool) > left and pool < max(q, n_keys):
             pool *= 2
@@ -94,6 +103,7 @@ def encode_eager(trace: Trace, item: Eager) -> Block:
     return encode_layer(trace, item.kind, item.layer, item.dtype, item.pool)
 
 
-def eager_layers(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0) -> list[Block]:
+def eager_layers(trace: Trace, budget: int = EAGER_BUDGET, layer: int = 0,
+                 first_view: int = FIRST_VIEW_BUDGET) -> list[Block]:
     """The ``_layers`` trait: the blocks of `eager_plan`, encoded."""
-    return [encode_eager(trace, item) for item in eager_plan(trace, budget, layer)]
+    return [encode_eager(trace, item) for item in eager_plan(trace, budget, layer, first_view)]

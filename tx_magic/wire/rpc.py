@@ -2,13 +2,13 @@
 
 Every request, either way, is ``{"type": <request type>, "id": <str>, "payload": {...}}``
 (`Request`). It is answered once, by id: ``{"type": REPLY, "id", "content": {...}}`` with the
-reply's bytes as the message's buffers (`Reply`), or ``{"type": REPLY_ERROR, "id", "message"}``
-(`ErrorReply`) saying what went wrong in words a person can act on. The renderer asks for layers,
-blocks, top keys, logits, the lens, value norms, queries and keys, and the flow (`HANDLERS`, the table
-of what Python answers from a trace); a widget that reruns its model adds REQUEST_ABLATE, REQUEST_EDIT
-and REQUEST_RESTORE to the table it answers with (`reply_to(..., handlers=)`, see `tx_magic.widget.reruns`);
-Python asks a view for a picture (REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the
-other end.
+reply's bytes as the message's buffers (`Reply`; a widget's adds ``kernel_ms``, the time computing it
+took), or ``{"type": REPLY_ERROR, "id", "message"}`` (`ErrorReply`) saying what went wrong in words a
+person can act on. The renderer asks for layers, blocks, top keys, logits, the lens, value norms,
+queries and keys, and the flow (`HANDLERS`, the table of what Python answers from a trace); a widget
+that reruns its model adds REQUEST_ABLATE, REQUEST_EDIT and REQUEST_RESTORE to the table it answers
+with (`reply_to(..., handlers=)`, see `tx_magic.widget.reruns`); Python asks a view for a picture
+(REQUEST_EXPORT, see `tx_magic.widget.exports`); js/src/rpc.ts is the other end.
 
 Why our own channel and not anywidget's experimental ``command`` / ``invoke`` (0.11), although
 this one is shaped like it (an id-keyed request, one reply with buffers):
@@ -28,6 +28,7 @@ this one is shaped like it (an id-keyed request, one reply with buffers):
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -158,12 +159,14 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def reply_to(trace: Trace, message: object,
-             handlers: Mapping[str, Handler] = HANDLERS) -> tuple[Reply | ErrorReply, list[bytes]] | None:
+def reply_to(trace: Trace, message: object, handlers: Mapping[str, Handler] = HANDLERS,
+             timed: bool = False) -> tuple[Reply | ErrorReply, list[bytes]] | None:
     """The reply (message, buffers) to a request of the renderer's, or None when `message` is none of
-    `handlers`' requests (default `HANDLERS`). A request that cannot be answered gets an ErrorReply saying why."""
+    `handlers`' requests (default `HANDLERS`). A request that cannot be answered gets an ErrorReply saying why.
+    `timed`: a Reply says in ``kernel_ms`` how long computing it took (the renderer's link meter reads it)."""
     if not isinstance(message, Mapping) or message.get("type") not in handlers:
         return None
+    start = time.perf_counter()
     request_id = str(message.get("id", ""))
     payload = message.get("payload")
     try:
@@ -175,7 +178,10 @@ def reply_to(trace: Trace, message: object,
         return error(request_id, str(text)), []
     except Exception as exc:  # noqa: BLE001 - anything else too: the view shows it instead of waiting out its timeout
         return error(request_id, f"{type(exc).__name__}: {exc}"), []
-    return {"type": REPLY, "id": request_id, "content": content}, buffers
+    reply: Reply = {"type": REPLY, "id": request_id, "content": content}
+    if timed:
+        reply["kernel_ms"] = round((time.perf_counter() - start) * 1000, 3)
+    return reply, buffers
 
 
 def error(request_id: str, message: str) -> ErrorReply:

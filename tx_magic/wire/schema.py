@@ -35,7 +35,8 @@ or, in reports, as base64 text. Values:
 
 Requests (`tx_magic.wire.rpc`) go either way in one envelope: `Request` ``{"type", "id", "payload"}``
 is answered by `Reply` ``{"type": REPLY, "id", "content"}`` with the reply's bytes as the message's
-buffers, or by `ErrorReply` ``{"type": REPLY_ERROR, "id", "message"}``. The renderer asks for
+buffers (and, from a widget, ``kernel_ms``: the time it took to compute), or by `ErrorReply`
+``{"type": REPLY_ERROR, "id", "message"}``. The renderer asks for
 REQUEST_LAYER (`LayerRequest` -> `BlockHeader`, buffers [data] or [data, scale]), REQUEST_BLOCK
 (`BlockRequest` -> `BlockHeader` of exact float32, [data]), REQUEST_TOPK (`TopKRequest` ->
 `TopKHeader`, [index, data]), REQUEST_LOGITS (`LogitsRequest` -> `LogitsHeader`, [data]) and
@@ -303,6 +304,9 @@ class Reply(TypedDict):
     type: Literal["reply"]
     id: str
     content: ReplyContent
+    #: Milliseconds the kernel spent computing the reply (the widget's replies): the renderer's link meter
+    #: takes it off the time from request to reply.
+    kernel_ms: NotRequired[float]
 
 
 class ErrorReply(TypedDict):
