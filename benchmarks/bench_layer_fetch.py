@@ -11,7 +11,8 @@ decodes those bytes with that tree's js/src/wire-decode.ts (best of 5), and the 
 bench_attention.py (pages.py --serve) serves its widget to headless Chromium, where the layer select switches
 (until the matrix has drawn the new layer at full resolution, not a pooled overview first)
 to 5 layers that are not in the browser yet (fetched: median and least, the median split into the wait for the
-reply's bytes and what follows: decode, views, drawing) and back to those (cached: median of 5). Both trees'
+reply's bytes and what follows: decode, views, drawing; "first draw": the layer drawn at all, an overview where
+the renderer asks for one first) and back to those (cached: median of 5). Both trees'
 pages are open in one browser and take turns, switch by switch, so the load of a shared machine falls on both.
 """
 
@@ -57,10 +58,12 @@ SWITCH = """async (target) => {
   const want = String(target);
   window.__msgs = [];
   const t0 = performance.now();
+  let first = null;  // the layer drawn at all (an overview first, where the renderer asks for one)
   const done = new Promise((resolve) => {
     const obs = new MutationObserver(() => {
-      const full = matrix.getAttribute('data-pool') === '1';  // not a pooled overview drawn first
-      if (matrix.getAttribute('data-drawn-layer') === want && full) { obs.disconnect(); resolve(performance.now()); }
+      if (matrix.getAttribute('data-drawn-layer') !== want) return;
+      first ??= performance.now() - t0;
+      if (matrix.getAttribute('data-pool') === '1') { obs.disconnect(); resolve(performance.now()); }
     });
     obs.observe(matrix, { attributes: true });
   });
@@ -70,7 +73,7 @@ SWITCH = """async (target) => {
   const end = await Promise.race([done, late]);
   await new Promise((r) => setTimeout(r, 50));
   const msg = window.__msgs.find((m) => m.end !== null && m.start >= t0);
-  return { total: end === null ? null : end - t0, wait: msg ? msg.end - t0 : null };
+  return { total: end === null ? null : end - t0, first, wait: msg ? msg.end - t0 : null };
 }"""
 
 DECODE_JS = """
@@ -206,7 +209,8 @@ def browser_switches(urls: list[str]) -> list[dict]:
     for got, back in zip(fetched, cached, strict=True):
         totals = [s["total"] for s in got]
         rows.append({"switch_ms": median(totals), "switch_min_ms": min(totals) if None not in totals else None,
-                     "wait_ms": median([s["wait"] for s in got]), "cached_ms": median([s["total"] for s in back])})
+                     "first_ms": median([s["first"] for s in got]), "wait_ms": median([s["wait"] for s in got]),
+                     "cached_ms": median([s["total"] for s in back])})
     return rows
 
 
@@ -252,7 +256,8 @@ def main() -> None:
     parser.add_argument("--before", default="main", help="git ref of the 'before' tree (default: main)")
     args = parser.parse_args()
     print(f"{'tree':<16} {'n':>5} {'encode ms':>10} {'bytes':>11} {'js decode ms':>13} {'switch ms':>10} "
-          f"{'least':>7} {'reply in ms':>12} {'decode+draw ms':>15} {'cached ms':>10}  eager layers", flush=True)
+          f"{'least':>7} {'first draw':>11} {'reply in ms':>12} {'decode+draw ms':>15} {'cached ms':>10}  eager layers",
+          flush=True)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         trees = {f"before ({args.before})": export_tree(args.before, pathlib.Path(tmp)), "after": ROOT}
@@ -264,7 +269,8 @@ def main() -> None:
                 continue
             for name, r in zip(trees, rows, strict=True):
                 print(f"{name:<16} {n:>5} {fmt(r['encode_ms']):>10} {r['bytes']:>11,} {fmt(r['decode_ms']):>13} "
-                      f"{fmt(r['switch_ms']):>10} {fmt(r['switch_min_ms']):>7} {fmt(r['wait_ms']):>12} "
+                      f"{fmt(r['switch_ms']):>10} {fmt(r['switch_min_ms']):>7} {fmt(r['first_ms']):>11} "
+                      f"{fmt(r['wait_ms']):>12} "
                       f"{fmt(r['after_wait_ms']):>15} {fmt(r['cached_ms']):>10}  {r['eager_layers']}", flush=True)
             ratios.append((n, *rows))
     for n, before, after in ratios:
