@@ -80,7 +80,7 @@ def test_uint8_whole_layer_and_pooled_layer_with_a_partial_last_tile():
     block = wire.encode_layer(trace, "self", 1, wire.DTYPE_UINT8)
     assert tuple(block) == wire.keys_of(wire.ValueBlock)  # every key, in the declared order
     assert (block["pool"], block["q0"], block["k0"], block["shape"]) == (1, 0, 0, [3, 13, 13])
-    assert len(block["data"]) == 3 * 13 * 13
+    assert block["layout"] == wire.LAYOUT_LOWER and len(block["data"]) == 3 * 13 * 14 // 2  # causal: the lower half
     assert np.abs(wire.decode_block(block) - exact).max() <= exact.max() / 510 + 1e-7
     pooled = wire.encode_layer(trace, "self", 1, wire.DTYPE, pool=4)
     assert pooled["shape"] == [3, 4, 4] and pooled["pool"] == 4
@@ -106,7 +106,7 @@ def test_thumbnails_are_the_max_over_array_split_tiles_also_across_sequences():
 # -- the eager payload --------------------------------------------------------------------------
 
 def test_eager_policy_steps():
-    small = softmax_trace(3, 2, 10)
+    small = softmax_trace(3, 2, 10, causal=False)  # dense blocks (a causal kind's are smaller: test_wire_layout)
     assert {b["dtype"] for b in wire.eager_layers(small)} == {wire.DTYPE}
     assert len(wire.eager_layers(small)) == 3
     float32_all = 3 * 2 * 10 * 10 * 4
@@ -195,31 +195,35 @@ def test_when_not_every_layer_fits_the_first_view_gets_about_a_mebibyte_of_value
             _, heads, q, k = trace.shape(b["kind"])
             finer = b["pool"] // 2
             rows, cols = -(-q // finer), -(-k // finer)
-            assert heads * rows * cols + heads * rows * 4 > share
+            layout = wire.layer_layout(trace, b["kind"])  # a causal kind's layers send their lower half
+            cells = rows * (rows + 1) // 2 if layout == wire.LAYOUT_LOWER else rows * cols
+            assert heads * cells + heads * rows * 4 > share
 
 
 def test_gpt2_small_at_1024_tokens_sends_a_pool_4_overview_of_the_initial_layer():
     trace = synthetic("12x12", 1024)
     (item,) = wire.eager_plan(trace, layer=5)
     assert (item.kind, item.layer, item.dtype, item.pool) == ("self", 5, wire.DTYPE_UINT8, 4)
-    assert wire.plan_nbytes(trace, [item]) == 12 * 256 * 256 + 12 * 256 * 4  # uint8 values + a float32 scale per row
-    # without the first-view budget it is the finest pool the eager budget holds, as before (3.1 MB)
+    # uint8 values of the lower triangle (causal) + a float32 scale per row
+    assert wire.plan_nbytes(trace, [item]) == 12 * 256 * 257 // 2 + 12 * 256 * 4
+    # without the first-view budget it is the finest pool the eager budget holds: the whole layer (6.3 MB)
     (old,) = wire.eager_plan(trace, layer=5, first_view=wire.EAGER_BUDGET)
-    assert old.pool == 2
+    assert old.pool == 1
 
 
 def test_the_first_view_overview_is_the_max_over_its_tiles():
     trace = softmax_trace(2, 3, 40)
     thumbs = wire.meta_nbytes(trace)
     first_view = 3 * 10 * 10 + 3 * 10 * 4  # pool 4 fits, pool 2 (3 x 20 x 20) does not; the budget fits a uint8 layer
-    (block,) = wire.eager_layers(trace, budget=thumbs + 10_000, layer=1, first_view=first_view)
+    # the budget fits one uint8 layer (its lower half: 3 x 820 + 3 x 40 x 4), not both
+    (block,) = wire.eager_layers(trace, budget=thumbs + 5_000, layer=1, first_view=first_view)
     assert (block["layer"], block["pool"], block["shape"]) == (1, 4, [3, 10, 10])
     reference = pooled_reference(trace.layer("self", 1), 4)
     assert np.abs(wire.decode_block(block) - reference).max() <= reference.max() / 510 + 1e-7
 
 
 def test_a_comparisons_second_trace_keeps_the_whole_budget():
-    a, b = softmax_trace(8, 12, 300, seed=1), softmax_trace(8, 12, 300, seed=2)
+    a, b = softmax_trace(8, 12, 300, causal=False, seed=1), softmax_trace(8, 12, 300, causal=False, seed=2)
     uint8_layer = 12 * 300 * 300 + 12 * 300 * 4
     assert uint8_layer > wire.FIRST_VIEW_BUDGET and 8 * uint8_layer > wire.EAGER_BUDGET
     layers = wire.encode_comparison(tx_magic.compare(a, b))["layers"]  # B's layers are never fetched
@@ -311,7 +315,7 @@ def test_bad_block_requests_get_an_error_reply(monkeypatch):
 
 def test_a_layer_too_big_for_one_reply_says_which_pool_to_ask(monkeypatch):
     monkeypatch.setattr(wire.blocks, "MAX_LAYER_BYTES", 1000)
-    trace = softmax_trace(1, 2, 30)  # 7.2 KB as float32
+    trace = softmax_trace(1, 2, 30, causal=False)  # 7.2 KB as float32
     reply = ask(trace, wire.REQUEST_LAYER, kind="self", layer=0)[0]
     assert reply["type"] == wire.REPLY_ERROR and "ask for pool 4" in reply["message"]
     assert content_of(ask(trace, wire.REQUEST_LAYER, kind="self", layer=0, pool=4))[0]["pool"] == 4

@@ -7,7 +7,7 @@
 
 import type { WireBytes } from "./wire";
 import {
-  DTYPE, DTYPE_TOPK, DTYPE_UINT8, MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, META_IMAGE, WIRE_VERSION, type MaskType,
+  DTYPE, DTYPE_TOPK, DTYPE_UINT8, LAYOUT_DENSE, LAYOUT_LOWER, MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE, META_IMAGE, WIRE_VERSION, type MaskType,
   type Unchecked, type WireBlockHeader, type WireImage, type WireKind, type WireMeta, type WireThumbnails,
   type WireInterventionInfo, type WireTokenSequence, type WireTopKBlock, type WireValueBlock,
 } from "./wire-schema";
@@ -222,6 +222,37 @@ export function dequantize(bytes: Uint8Array, scale: Float32Array, heads: number
   return out;
 }
 
+/** Values per head of a LAYOUT_LOWER block of `rows` rows: row r holds r + 1. */
+export function lowerCells(rows: number): number {
+  return (rows * (rows + 1)) / 2;
+}
+
+/**
+ * LAYOUT_LOWER uint8 values (head, row r: its first r + 1 values, rows packed) dequantized into the
+ * dense (head, row, col) layout, zeros above the diagonal: one pass over the bytes.
+ */
+export function dequantizeLower(bytes: Uint8Array, scale: Float32Array, heads: number, rows: number): Float32Array {
+  const out = new Float32Array(heads * rows * rows);
+  let at = 0;
+  for (let r = 0; r < heads * rows; r++) {
+    const f = scale[r] / 255, base = r * rows, end = base + (r % rows) + 1;
+    for (let o = base; o < end; o++) out[o] = bytes[at++] * f;
+  }
+  return out;
+}
+
+/** LAYOUT_LOWER float32 values expanded into the dense (head, row, col) layout, zeros above the diagonal. */
+export function expandLower(packed: Float32Array, heads: number, rows: number): Float32Array {
+  const out = new Float32Array(heads * rows * rows);
+  let at = 0;
+  for (let r = 0; r < heads * rows; r++) {
+    const n = (r % rows) + 1;
+    out.set(packed.subarray(at, at + n), r * rows);
+    at += n;
+  }
+  return out;
+}
+
 /** The largest absolute error of a uint8 block with these row scales (round-to-nearest: scale / 510). */
 export function quantizationError(scale: Float32Array): number {
   let max = 0;
@@ -251,26 +282,33 @@ export function decodeBlock(raw: unknown, buffers?: readonly unknown[]): LayerBl
   const [h, q, k] = shapeOf(r, `${kind} layer ${layer}`);
   const pool = r.pool ?? 1, q0 = r.q0 ?? 0, k0 = r.k0 ?? 0;
   need(isCount(pool) && pool >= 1 && isCount(q0) && isCount(k0), null, `${kind} layer ${layer}: pool, q0 and k0 must be counts`);
+  const layout = r.layout ?? LAYOUT_DENSE;
+  need(layout === LAYOUT_DENSE || layout === LAYOUT_LOWER, null, `${kind} layer ${layer}: unknown layout ${String(layout)}`);
+  const lower = layout === LAYOUT_LOWER;
+  need(!lower || q === k, null, `${kind} layer ${layer}: a ${LAYOUT_LOWER} block must be square, not ${q}x${k}`);
+  const cells = h * (lower ? lowerCells(q) : q * k);
   const rawData = buffers?.[0] ?? r.data;
   need(rawData !== undefined && rawData !== null, null, `${kind} layer ${layer} has no data`);
   const out: LayerBlock = { kind, layer, shape: [h, q, k], data: new Float32Array(0), pool: pool as number, q0: q0 as number, k0: k0 as number, exact: true };
+  const needs = `its shape ${h}x${q}x${k}${lower ? " (lower)" : ""} needs ${cells}`;
   if (dtype === DTYPE_UINT8) {
     const bytes = toBytes(rawData as WireBytes);
     const rawScale = buffers?.[1] ?? r.scale;
     need(rawScale !== undefined && rawScale !== null, null, `${kind} layer ${layer}: uint8 data without scale`);
     const scale = toFloat32(rawScale as WireBytes);
-    if (bytes.length !== h * q * k || scale.length !== h * q) {
-      throw new Error(`tx_magic: ${kind} layer ${layer} holds ${bytes.length} bytes and ${scale.length} scales, its shape ${h}x${q}x${k} needs ${h * q * k} and ${h * q}`);
+    if (bytes.length !== cells || scale.length !== h * q) {
+      throw new Error(`tx_magic: ${kind} layer ${layer} holds ${bytes.length} bytes and ${scale.length} scales, ${needs} and ${h * q}`);
     }
-    out.data = dequantize(bytes, scale, h, q, k);
+    out.data = lower ? dequantizeLower(bytes, scale, h, q) : dequantize(bytes, scale, h, q, k);
     out.exact = false;
     out.maxError = quantizationError(scale);
     return out;
   }
-  out.data = toFloat32(rawData as WireBytes);
-  if (out.data.length !== h * q * k) {
-    throw new Error(`tx_magic: ${kind} layer ${layer} holds ${out.data.length} values, its shape ${h}x${q}x${k} needs ${h * q * k}`);
+  const values = toFloat32(rawData as WireBytes);
+  if (values.length !== cells) {
+    throw new Error(`tx_magic: ${kind} layer ${layer} holds ${values.length} values, ${needs}`);
   }
+  out.data = lower ? expandLower(values, h, q) : values;
   return out;
 }
 

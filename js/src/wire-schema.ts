@@ -24,6 +24,9 @@ export const DTYPE = "float32";
 export const DTYPE_UINT8 = "uint8";
 export const DTYPE_TOPK = "topk";
 
+export const LAYOUT_DENSE = "dense";
+export const LAYOUT_LOWER = "lower";
+
 export const MASK_NONE = "none";
 export const MASK_CAUSAL = "causal";
 export const MASK_EXPLICIT = "explicit";
@@ -127,6 +130,8 @@ export interface WireBlockHeader {
   pool: number;
   q0: number;
   k0: number;
+  /** LAYOUT_DENSE (absent: the same), or LAYOUT_LOWER: a square block's row r holds its first r + 1 values. */
+  layout?: typeof LAYOUT_DENSE | typeof LAYOUT_LOWER;
 }
 
 export interface WireValueBlock extends WireBlockHeader {
@@ -408,10 +413,10 @@ export const META_FIELDS = {
 } satisfies Fields<WireMeta>;
 // Written out, not spread: tsc checks excess keys of the keys written in the literal only.
 export const BLOCK_HEADER_FIELDS = {
-  kind: R, layer: R, dtype: R, shape: R, pool: R, q0: R, k0: R,
+  kind: R, layer: R, dtype: R, shape: R, pool: R, q0: R, k0: R, layout: O,
 } satisfies Fields<WireBlockHeader>;
 export const VALUE_BLOCK_FIELDS = {
-  kind: R, layer: R, dtype: R, shape: R, pool: R, q0: R, k0: R, data: R, scale: O,
+  kind: R, layer: R, dtype: R, shape: R, pool: R, q0: R, k0: R, layout: O, data: R, scale: O,
 } satisfies Fields<WireValueBlock>;
 export const TOPK_HEADER_FIELDS = { kind: R, layer: R, dtype: R, shape: R } satisfies Fields<WireTopKHeader>;
 export const TOPK_BLOCK_FIELDS = {

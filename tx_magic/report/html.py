@@ -223,13 +223,14 @@ def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
     layers, heads, q, k = trace.shape(kind)
     pool = enc.pool_of(trace, kind)
     rows, cols = -(-q // pool), -(-k // pool)
+    layout = wire.layer_layout(trace, kind)  # a causal kind's layers send their lower half
+    cells = heads * (wire.lower_cells(rows) if layout == wire.LAYOUT_LOWER else rows * cols)
     frame = {"kind": kind, "layer": layers, "dtype": enc.dtype, "shape": [heads, rows, cols], "pool": pool,
-             "q0": 0, "k0": 0, "data": ""}
+             "q0": 0, "k0": 0, "layout": layout, "data": ""}
     if enc.dtype == wire.DTYPE:
-        cost = len(script_json(frame)) + _b64_len(heads * rows * cols * 4) + 1
+        cost = len(script_json(frame)) + _b64_len(cells * 4) + 1
     else:
-        cost = (len(script_json({**frame, "scale": ""})) + _b64_len(heads * rows * cols)
-                + _b64_len(heads * rows * 4) + 1)
+        cost = len(script_json({**frame, "scale": ""})) + _b64_len(cells) + _b64_len(heads * rows * 4) + 1
     top = enc.top_k(trace, kind)
     if top:
         topk = {"kind": kind, "layer": layers, "dtype": wire.DTYPE_TOPK, "shape": [heads, q, top], "index": "",

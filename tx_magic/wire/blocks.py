@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..core.trace import Trace
@@ -9,6 +11,9 @@ from .schema import (
     DTYPE,
     DTYPE_TOPK,
     DTYPE_UINT8,
+    LAYOUT_DENSE,
+    LAYOUT_LOWER,
+    MASK_CAUSAL,
     MAX_BLOCK_CELLS,
     MAX_LAYER_BYTES,
     BlockHeader,
@@ -27,43 +32,127 @@ def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     below ~7.5e-37) is divided rather than multiplied by its inverse, so it keeps its values too.
     """
     v = np.asarray(values, dtype=np.float32)
-    if not v.shape[-1]:
-        return np.zeros(v.shape, np.uint8), np.zeros(v.shape[:-1], np.float32)
-    scale = v.max(-1)
+    codes, scale = np.empty(v.shape, np.uint8), np.empty(v.shape[:-1], np.float32)
+    if v.shape[-1]:
+        _quantize_into(v, codes, scale, np.empty(v.shape, np.float32))
+    else:
+        scale[...] = 0
+    return codes, scale
+
+
+def _quantize_into(v: np.ndarray, codes: np.ndarray, scale: np.ndarray, scratch: np.ndarray) -> None:
+    """`quantize` of float32 `v` (..., C), C > 0, into `codes` and `scale`, using float32 `scratch` (v's shape)."""
+    np.max(v, axis=-1, out=scale)
     if np.isnan(scale).any():  # rare: a NaN weight must not hide its row
-        scale = np.fmax.reduce(v, axis=-1)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.float32(0)).astype(np.float32)
+        scale[...] = np.fmax.reduce(v, axis=-1)
+    scale[~(np.isfinite(scale) & (scale > 0))] = 0
     inverse = np.zeros_like(scale)
     with np.errstate(over="ignore", invalid="ignore"):  # tiny rows: mended below
         np.divide(np.float32(255.0), scale, out=inverse, where=scale > 0)
-        q = v * inverse[..., None]      # <= 255 (+ rounding) as no weight exceeds its row's max
+        np.multiply(v, inverse[..., None], out=scratch)  # <= 255 (+ rounding): no weight exceeds its row's max
     tiny = np.isinf(inverse)
     if tiny.any():  # rare: dividing keeps such a row's ratios finite
-        q[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
-    q += np.float32(0.5)                # then truncation rounds to the nearest
-    np.fmax(q, np.float32(0.0), out=q)  # NaN and negatives -> 0
-    return q.astype(np.uint8), scale
+        scratch[tiny] = v[tiny] / scale[tiny][:, None] * np.float32(255.0)
+    scratch += np.float32(0.5)                    # then truncation rounds to the nearest
+    np.fmax(scratch, np.float32(0.0), out=scratch)  # NaN and negatives -> 0
+    np.copyto(codes, scratch, casting="unsafe")
+
+
+def lower_cells(rows: int) -> int:
+    """Values per head of a LAYOUT_LOWER block of `rows` rows: row r holds r + 1."""
+    return rows * (rows + 1) // 2
+
+
+def pack_lower(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(heads, R, R) `values` as LAYOUT_LOWER (heads, R(R+1)/2): each row's first r + 1 values, rows in order.
+
+    Writes into `out` ((heads, R(R+1)/2), `values`' dtype) when given; one slice copy per row, all heads at once.
+    """
+    heads, rows, cols = values.shape
+    if rows != cols:
+        raise ValueError(f"the lower layout needs a square block, not {rows} x {cols}")
+    if out is None:
+        out = np.empty((heads, lower_cells(rows)), values.dtype)
+    at = 0
+    for r in range(rows):
+        out[:, at:at + r + 1] = values[:, r, :r + 1]
+        at += r + 1
+    return out
+
+
+#: Rows quantized at a time in a LAYOUT_LOWER layer (rows a..b-1 need their first b columns only).
+ROWS_AT_ONCE = 128
+
+
+def quantize_layer(values: np.ndarray, layout: str = LAYOUT_DENSE) -> tuple[np.ndarray, np.ndarray]:
+    """`quantize` of (heads, R, C) `values` one head at a time through one reused scratch buffer (no temporaries
+    of the layer's size): (uint8 (heads, R*C) or, LAYOUT_LOWER, (heads, R(R+1)/2), scale (heads, R)).
+
+    LAYOUT_LOWER quantizes the lower triangle only (in bands of ROWS_AT_ONCE rows, about half the work): the
+    cells above the diagonal are masked, so 0, and a row's max is its allowed cells' max.
+    """
+    heads, rows, cols = values.shape
+    codes = np.empty((heads, rows, cols), np.uint8)
+    scale = np.zeros((heads, rows), np.float32)
+    if not cols:
+        return codes.reshape(heads, -1), scale
+    band = ROWS_AT_ONCE if layout == LAYOUT_LOWER else rows
+    scratch = np.empty((min(band, rows), cols), np.float32)
+    for h in range(heads):
+        head = np.asarray(values[h], dtype=np.float32)
+        for a in range(0, rows, band):
+            b = min(rows, a + band)
+            width = b if layout == LAYOUT_LOWER else cols
+            _quantize_into(head[a:b, :width], codes[h, a:b, :width], scale[h, a:b], scratch[:b - a, :width])
+    return (pack_lower(codes) if layout == LAYOUT_LOWER else codes.reshape(heads, -1)), scale
 
 
 def make_block(kind: str, layer: int, values: np.ndarray, dtype: str = DTYPE, pool: int = 1,
-               q0: int = 0, k0: int = 0) -> ValueBlock:
-    """A value block of (heads, rows, columns) `values` as float32 or uint8 (with its row scales)."""
+               q0: int = 0, k0: int = 0, layout: str = LAYOUT_DENSE) -> ValueBlock:
+    """A value block of (heads, rows, columns) `values` as float32 or uint8 (with its row scales), every cell
+    (LAYOUT_DENSE) or, LAYOUT_LOWER, the lower triangle of a square block (the cells above it must be masked)."""
     shape = [int(s) for s in values.shape]
+    if layout not in (LAYOUT_DENSE, LAYOUT_LOWER):
+        raise ValueError(f"layout must be {LAYOUT_DENSE!r} or {LAYOUT_LOWER!r}, not {layout!r}")
+    block: ValueBlock = {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": shape, "pool": int(pool),
+                         "q0": int(q0), "k0": int(k0), "layout": layout, "data": b""}
     if dtype == DTYPE:
-        return {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": shape, "pool": int(pool), "q0": int(q0),
-                "k0": int(k0), "data": np.ascontiguousarray(values, dtype="<f4").tobytes()}
+        values = np.ascontiguousarray(values, dtype="<f4")
+        block["data"] = (pack_lower(values) if layout == LAYOUT_LOWER else values).tobytes()
+        return block
     if dtype == DTYPE_UINT8:
-        data, scale = quantize(values)
-        return {"kind": kind, "layer": int(layer), "dtype": dtype, "shape": shape, "pool": int(pool), "q0": int(q0),
-                "k0": int(k0), "data": data.tobytes(), "scale": scale.astype("<f4").tobytes()}
+        codes, scale = quantize_layer(values, layout)
+        block["data"], block["scale"] = codes.tobytes(), scale.astype("<f4").tobytes()
+        return block
     raise RequestError(f"dtype must be {DTYPE!r} or {DTYPE_UINT8!r}, not {dtype!r}")
 
 
 def block_parts(block: ValueBlock) -> tuple[BlockHeader, list[bytes]]:
     """A value block as a reply sends it: the header, and its bytes as buffers ([data] or [data, scale])."""
     header: BlockHeader = {"kind": block["kind"], "layer": block["layer"], "dtype": block["dtype"],
-                           "shape": block["shape"], "pool": block["pool"], "q0": block["q0"], "k0": block["k0"]}
+                           "shape": block["shape"], "pool": block["pool"], "q0": block["q0"], "k0": block["k0"],
+                           "layout": block.get("layout", LAYOUT_DENSE)}
     return header, [block["data"], *([block["scale"]] if "scale" in block else [])]
+
+
+#: layer_layout per mask array (by id, dropped with the array): the check reads all Q x K of a mask, 64 MB at
+#: 8192 tokens, and the eager plan asks for the sizes of every kind at several pools.
+_LAYOUTS: dict[int, str] = {}
+
+
+def layer_layout(trace: Trace, kind: str) -> str:
+    """How whole layers of `kind` cross: LAYOUT_LOWER for a causal kind (the cells above the diagonal are
+    masked), else LAYOUT_DENSE."""
+    from .meta import mask_type  # here: meta imports interventions, which imports this module
+
+    mask = trace.masks.get(kind)
+    if mask is None:
+        return LAYOUT_DENSE
+    key = id(mask)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = LAYOUT_LOWER if mask_type(trace, kind)[0] == MASK_CAUSAL else LAYOUT_DENSE
+        weakref.finalize(mask, _LAYOUTS.pop, key, None)
+    return _LAYOUTS[key]
 
 
 def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
@@ -73,15 +162,16 @@ def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
     return header, [block["index"], block["data"]]
 
 
-def block_nbytes(heads: int, rows: int, cols: int, dtype: str) -> int:
+def block_nbytes(heads: int, rows: int, cols: int, dtype: str, layout: str = LAYOUT_DENSE) -> int:
     """Bytes of a value block's data (and scale)."""
-    return heads * rows * cols * 4 if dtype == DTYPE else heads * rows * cols + heads * rows * 4
+    cells = lower_cells(rows) if layout == LAYOUT_LOWER else rows * cols
+    return heads * cells * 4 if dtype == DTYPE else heads * cells + heads * rows * 4
 
 
 def layer_nbytes(trace: Trace, kind: str, dtype: str = DTYPE, pool: int = 1) -> int:
-    """Bytes of one whole layer of `kind` at `pool`, as `dtype`."""
+    """Bytes of one whole layer of `kind` at `pool`, as `dtype` (in the kind's `layer_layout`)."""
     _, heads, q, k = trace.shape(kind)
-    return block_nbytes(heads, -(-q // pool), -(-k // pool), dtype)
+    return block_nbytes(heads, -(-q // pool), -(-k // pool), dtype, layer_layout(trace, kind))
 
 
 def layer_pool(trace: Trace, kind: str, pool: int | None) -> int:
@@ -123,7 +213,8 @@ def encode_layer(trace: Trace, kind: str, layer: int, dtype: str = DTYPE, pool: 
             f"one {kind} layer at pool {pool} as {dtype} is {size / 1024 ** 2:.0f} MB, more than a reply may "
             f"carry ({MAX_LAYER_BYTES / 1024 ** 2:.0f} MB): ask for pool {coarser} (or uint8), or exact blocks"
         )
-    return make_block(kind, layer, pooled_layer(trace, kind, layer, pool), dtype, pool)
+    return make_block(kind, layer, pooled_layer(trace, kind, layer, pool), dtype, pool,
+                      layout=layer_layout(trace, kind))
 
 
 def encode_block(trace: Trace, kind: str, layer: int, q0: int, q1: int, k0: int, k1: int) -> ValueBlock:

@@ -9,25 +9,38 @@ from typing import Any
 
 import numpy as np
 
-from .schema import DTYPE, DTYPE_UINT8, Kind
+from .schema import DTYPE, DTYPE_UINT8, LAYOUT_DENSE, LAYOUT_LOWER, Kind
 
 
 def decode_block(block: Mapping[str, Any], buffers: Sequence[Any] | None = None) -> np.ndarray:
-    """A value block's values as float32 (heads, rows, columns); uint8 dequantized.
+    """A value block's values as float32 (heads, rows, columns); uint8 dequantized; a LAYOUT_LOWER block
+    expanded, the cells above the diagonal 0.
 
     `block`: a `ValueBlock`, or a reply's `BlockHeader` with its `buffers` ([data] or [data, scale]).
     """
     parts = list(buffers) if buffers else [block["data"], *([block["scale"]] if "scale" in block else [])]
     shape = tuple(block["shape"])
+    lower = block.get("layout", LAYOUT_DENSE) == LAYOUT_LOWER
+    stored = (shape[0], shape[1] * (shape[1] + 1) // 2) if lower else shape
     if block["dtype"] == DTYPE:
-        values: np.ndarray = np.frombuffer(bytes(parts[0]), dtype="<f4").reshape(shape)
-        return values
+        values: np.ndarray = np.frombuffer(bytes(parts[0]), dtype="<f4").reshape(stored)
+        return _unpack_lower(values, shape) if lower else values
     if block["dtype"] == DTYPE_UINT8:
-        codes = np.frombuffer(bytes(parts[0]), dtype=np.uint8).reshape(shape).astype(np.float32)
+        codes = np.frombuffer(bytes(parts[0]), dtype=np.uint8).reshape(stored)
+        if lower:
+            codes = _unpack_lower(codes, shape)
         scales = np.frombuffer(bytes(parts[1]), dtype="<f4").reshape(shape[:2])
-        dequantized: np.ndarray = codes / np.float32(255.0) * scales[..., None]
+        dequantized: np.ndarray = codes.astype(np.float32) / np.float32(255.0) * scales[..., None]
         return dequantized
     raise ValueError(f"unknown dtype {block['dtype']!r}")
+
+
+def _unpack_lower(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(heads, R(R+1)/2) LAYOUT_LOWER values as (heads, R, R), zeros above the diagonal."""
+    out = np.zeros(shape, packed.dtype)
+    rows, cols = np.tril_indices(shape[1])  # row by row, as the rows are packed
+    out[:, rows, cols] = packed
+    return out
 
 
 decode_layer = decode_block

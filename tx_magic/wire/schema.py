@@ -19,7 +19,10 @@ or, in reports, as base64 text. Values:
 - A value block covers queries q0 .. min(Q, q0 + R*p) and keys k0 .. min(K, k0 + C*p) of one layer,
   (head, row, column) row-major; with pool p > 1 each value is the max over a p x p tile (the last
   may be partial). float32 data is little-endian. uint8: value = byte / 255 * scale[head, row], with
-  ``scale`` float32 (H, R) the row's max: the absolute error is at most scale / 510.
+  ``scale`` float32 (H, R) the row's max: the absolute error is at most scale / 510. ``layout``
+  LAYOUT_DENSE (the default) holds every cell; LAYOUT_LOWER (a causal kind's whole layer, R = C) holds
+  row r's first r + 1 values only, rows packed one after another per head: the cells above the
+  diagonal are masked, so 0, and are not sent (half the bytes).
 - A top-k block holds each query row's k largest weights (float32) and their key indices (int32),
   largest first; rows with fewer than k allowed keys are padded with weight 0.
 - Thumbnails: uint8 (layer, head, T, T), round(255 * max over each tile), T = min(THUMBNAIL_SIZE, Q, K),
@@ -110,6 +113,9 @@ MAX_LENS_POSITIONS = 256
 DTYPE = "float32"
 DTYPE_UINT8 = "uint8"
 DTYPE_TOPK = "topk"
+
+LAYOUT_DENSE = "dense"
+LAYOUT_LOWER = "lower"
 
 MASK_NONE = "none"
 MASK_CAUSAL = "causal"
@@ -213,6 +219,8 @@ class BlockHeader(TypedDict):
     pool: int
     q0: int
     k0: int
+    #: LAYOUT_DENSE (absent: the same) or LAYOUT_LOWER (row r holds its first r + 1 values).
+    layout: NotRequired[str]
 
 
 class ValueBlock(BlockHeader):
@@ -335,6 +343,8 @@ __all__ = [
     "EXPORT_MAX_BYTES",
     "GENERATION_KEYS",
     "IMAGE_KEYS",
+    "LAYOUT_DENSE",
+    "LAYOUT_LOWER",
     "MASK_CAUSAL",
     "MASK_EXPLICIT",
     "MASK_NONE",
