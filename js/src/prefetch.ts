@@ -12,7 +12,7 @@
 
 import type { LinkMeter } from "./link";
 import type { AttentionSource } from "./source";
-import { kindInfo } from "./wire";
+import { kindInfo, MASK_CAUSAL } from "./wire";
 
 /** Bytes of speculative fetches a slow (or unmeasured) link may have queued. */
 export const SPECULATIVE_BYTES = 2 * 1024 * 1024;
@@ -27,25 +27,44 @@ export interface Want {
   bytes: number;
 }
 
-/** Bytes of a uint8 layer of `heads` x `q` x `k` at `pool`: the values plus a float32 scale per row. */
-export function layerBytes(heads: number, q: number, k: number, pool = 1): number {
+/**
+ * Bytes of a uint8 layer of `heads` x `q` x `k` at `pool`: the values plus a float32 scale per row;
+ * `lower`: a causal layer's LAYOUT_LOWER, row r holding its first r + 1 values (tx_magic/wire/blocks.py).
+ */
+export function layerBytes(heads: number, q: number, k: number, pool = 1, lower = false): number {
   const rows = Math.ceil(q / pool), cols = Math.ceil(k / pool);
-  return heads * rows * cols + heads * rows * 4;
+  return heads * (lower ? (rows * (rows + 1)) / 2 : rows * cols) + heads * rows * 4;
 }
 
-function dims(source: AttentionSource, kind: string): { heads: number; q: number; k: number; streamed: boolean; base: number; layers: number } {
+interface Dims {
+  heads: number;
+  q: number;
+  k: number;
+  streamed: boolean;
+  base: number;
+  layers: number;
+  /** Whole layers cross in LAYOUT_LOWER (a causal, square kind). */
+  lower: boolean;
+}
+
+function dims(source: AttentionSource, kind: string): Dims {
   const info = kindInfo(source.meta, kind);
+  const q = source.meta.sequences[info.queries].text.length, k = source.meta.sequences[info.keys].text.length;
   return {
-    heads: info.heads, q: source.meta.sequences[info.queries].text.length, k: source.meta.sequences[info.keys].text.length,
-    streamed: Boolean(info.streamed), base: info.pool ?? 1, layers: info.layers,
+    heads: info.heads, q, k, streamed: Boolean(info.streamed), base: info.pool ?? 1, layers: info.layers,
+    lower: info.mask === MASK_CAUSAL && q === k,
   };
+}
+
+function bytesAt(d: Dims, pool: number): number {
+  return layerBytes(d.heads, d.q, d.k, pool, d.lower);
 }
 
 /** The pool of an overview that a slow link gets in about a second: the finest (>= 2, >= the kind's) within SMALL_LAYER_BYTES. */
 export function overviewPool(source: AttentionSource, kind: string): number {
   const d = dims(source, kind);
   let pool = Math.max(2, d.base);
-  while (layerBytes(d.heads, d.q, d.k, pool) > SMALL_LAYER_BYTES && pool < Math.max(d.q, d.k)) pool *= 2;
+  while (bytesAt(d, pool) > SMALL_LAYER_BYTES && pool < Math.max(d.q, d.k)) pool *= 2;
   return pool;
 }
 
@@ -61,15 +80,15 @@ export function wantNow(source: AttentionSource, kind: string, layer: number, fa
   if (d.streamed) {
     // A pooled overview is the finest whole layer there is (zoomed windows come exact).
     if (overview) return null;
-    return { kind, layer, pool: Math.max(2, d.base), bytes: layerBytes(d.heads, d.q, d.k, Math.max(2, d.base)) };
+    return { kind, layer, pool: Math.max(2, d.base), bytes: bytesAt(d, Math.max(2, d.base)) };
   }
   if (source.peekLayer(kind, layer)) return null;
-  const full = layerBytes(d.heads, d.q, d.k);
+  const full = bytesAt(d, 1);
   const whole = { kind, layer, pool: 1, bytes: full };
   if (full <= SMALL_LAYER_BYTES || (fast && (overview || direct))) return whole;
   if (overview) return null;
   const pool = overviewPool(source, kind);
-  return { kind, layer, pool, bytes: layerBytes(d.heads, d.q, d.k, pool) };
+  return { kind, layer, pool, bytes: bytesAt(d, pool) };
 }
 
 /** Speculative fetches after the shown layer (which `wantNow` asks for): its neighbours, within the cap on a slow link. */
