@@ -230,11 +230,3 @@ def test_the_chunks_compute_the_formula(monkeypatch, kind, scaling):
     if recorder.causal:
         assert np.all(np.triu(recorder.array[0], 1) == 0)
 
-
-@pytest.mark.parametrize("elements", [10, 1 << 23], ids=["small", "huge-pages"])
-def test_zeroed_arrays_are_zeros_and_writable(elements):
-    array = dense.zeroed((2, elements // 2))
-    assert array.dtype == np.float32 and array.shape == (2, elements // 2) and array.flags.writeable
-    assert not array.any()
-    torch.from_numpy(array)[1, -1] = 3.0
-    assert array[1, -1] == 3.0 and array.sum() == 3.0

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +40,6 @@ from .instrument import UNSUPPORTED, model_eager, repeat_kv
 IMPLEMENTATION = "tx_magic_dense"
 #: Query rows computed at a time.
 CHUNK_ROWS = 256
-#: Arrays from this size on are asked for in huge pages (`zeroed`).
-HUGE_MIN = 1 << 24
 #: Query rows at each end of a layer checked against the model's own eager attention, and the tolerance:
 #: a different formula (soft-capping, another scaling) moves weights far more than float32 rounding does.
 CHECK_ROWS = 4
@@ -89,7 +86,7 @@ class DenseRecorder:
         self.calls += 1
         heads, q, k = int(query.shape[1]), int(query.shape[-2]), int(key.shape[-2])
         if self.array is None:
-            self.array = zeroed((self.layers, heads, self.n, self.n))  # pages come on first write
+            self.array = np.zeros((self.layers, heads, self.n, self.n), dtype=np.float32)  # pages come on first write
         if layer != self.calls - 1 or layer >= self.layers:
             self.failed = f"attention module called out of layer order (call {self.calls}, layer {layer})"
         elif query.shape[0] != 1 or heads != self.array.shape[1] or q != self.n or k != self.n:
@@ -139,21 +136,6 @@ def _spans(mask: Any, n: int) -> tuple[list[Span], bool, bool]:
 def _rows(mask: Any, r0: int, r1: int, k0: int, k1: int) -> Any:
     """The mask's part for query rows r0:r1 and keys k0:k1 (a mask of one row broadcasts)."""
     return (mask if mask.shape[-2] == 1 else mask[..., r0:r1, :])[0, :, :, k0:k1]
-
-
-def zeroed(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array of zeros in fresh anonymous memory asked for in huge pages (``MADV_HUGEPAGE``):
-    the kernel then faults it in 2 MiB at a time instead of 4 KiB, which on the machines measured cost
-    more than the attention arithmetic (benchmarks/bench_capture.py). Plain `np.zeros` where the
-    advice does not exist or the array is small."""
-    size = int(np.prod(shape)) * 4
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if advice is None or size < HUGE_MIN:
-        return np.zeros(shape, dtype=np.float32)
-    memory = mmap.mmap(-1, size)  # anonymous: zero pages, faulted in on first write
-    with contextlib.suppress(OSError):  # a kernel without transparent huge pages: 4 KiB pages
-        memory.madvise(advice)
-    return np.frombuffer(memory, dtype=np.float32).reshape(shape)
 
 
 def _fast(recorder: DenseRecorder, layer: int, query: Any, key: Any, value: Any, mask: Any,
