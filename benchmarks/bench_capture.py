@@ -12,7 +12,8 @@ each n, in one process, back to back, the best of `--repeats` runs after a warm-
 - eager+att: the model's own eager attention with ``output_attentions=True``;
 - capture-old: ``tx_magic.capture`` through output_attentions (the path before the dense capture, forced);
 - capture: ``tx_magic.capture`` (the dense capture, `tx_magic.capturing.dense`);
-- explain: ``tx_magic.explain`` (capture and the widget's construction, no browser).
+- explain: ``tx_magic.explain`` (capture and the widget's construction, no browser), the widget closed
+  after each run (else every run's weights stay held, and the next capture faults in fresh memory).
 
 Every raw pass uses ``use_cache=False`` and ``logits_to_keep=1``, as capture does, so the ratios compare
 like with like. Printed, on a wall-clock row and a CPU-time row (this process's; with `--passive` it
@@ -118,7 +119,8 @@ def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
     with old_path():
         times["capture-old"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
     times["capture"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
-    times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids), repeats)
+    # Closed after each run: an open widget stays registered with ipywidgets, holding its trace's weights.
+    times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
     trace = tx_magic.capture(model, tokenizer, "", ids=ids)
     mode = "streamed" if trace.attentions["self"].streamed else "full"
     del trace
