@@ -190,6 +190,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--full-limit-gib", type=float, default=None,
                         help="raise the memory guard's full-capture limit (default: the library's)")
     parser.add_argument("--html-n", type=int, default=512, help="0 skips the HTML rows")
+    parser.add_argument("--models", nargs="+", default=["gpt2", "llama"], help="the models to run (name prefixes)")
     parser.add_argument("--passive", action="store_true",
                         help="OMP_WAIT_POLICY=PASSIVE: idle threads sleep, so the cpu rows count work, not spinning "
                              "(for a machine shared with other jobs, where wall-clock times are noise)")
@@ -208,7 +209,7 @@ def main(argv: list[str]) -> None:
     tokenizer = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp(prefix="bench-tokenizer-")))
     built = models(max(max(args.n), args.html_n))
     for name, model in built.items():
-        for n in args.n:
+        for n in args.n if name.startswith(tuple(args.models)) else ():
             capture_rows(name, model, tokenizer, n, args.repeats)
     if args.html_n:
         html_rows(next(iter(built.values())), tokenizer, args.html_n)
