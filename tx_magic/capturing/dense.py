@@ -143,11 +143,11 @@ def _fast(recorder: DenseRecorder, layer: int, query: Any, key: Any, value: Any,
     """Write the layer's weights into the recorder's array chunk by chunk; returns the layer's output.
 
     Each chunk is computed in one scratch buffer reused by every chunk and layer (contiguous: fresh
-    temporaries cost page faults), ``q k^T * scaling``, the mask
-    added only from the first key where it is not zero (for a causal mask: the chunk's diagonal block;
-    adding 0 changes nothing), the softmax in place, then copied once into the trace's array; the output
-    is the chunk's weights times the values, written in place. (The product's alpha rounds like eager's
-    product-then-scale only when the scaling is a power of two, e.g. head size 64: otherwise a pass scales.)"""
+    temporaries cost page faults): ``q k^T * scaling``, the mask added only from the first key where it
+    is not zero (for a causal mask: the chunk's diagonal block; adding 0 changes nothing), the softmax in
+    place, then one copy into the trace's array; the output is the chunk's weights times the values,
+    written in place. The scaling is the product's alpha only when it is a power of two (e.g. head size
+    64), where it rounds exactly like eager's product-then-scale; otherwise a pass scales."""
     import torch
 
     groups = max(1, query.shape[1] // key.shape[1])
