@@ -230,3 +230,17 @@ def test_the_chunks_compute_the_formula(monkeypatch, kind, scaling):
     if recorder.causal:
         assert np.all(np.triu(recorder.array[0], 1) == 0)
 
+
+
+def test_a_closed_widget_frees_its_weights(gpt2_tokenizer):
+    """A closed explain() widget lets its trace's weights go (an anywidget file watcher held every one)."""
+    import gc
+    import weakref
+
+    widget = tx_magic.explain(tiny_llama(gpt2_tokenizer.vocab_size), gpt2_tokenizer, TEXT)
+    weights = weakref.ref(widget.trace.attentions["self"])
+    assert weights() is not None
+    widget.close()
+    del widget
+    gc.collect()
+    assert weights() is None
