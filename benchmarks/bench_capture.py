@@ -12,13 +12,16 @@ each n, in one process, back to back, the best of `--repeats` runs after a warm-
 - eager+att: the model's own eager attention with ``output_attentions=True``;
 - capture-old: ``tx_magic.capture`` through output_attentions (the path before the dense capture, forced);
 - capture: ``tx_magic.capture`` (the dense capture, `tx_magic.capturing.dense`);
-- explain: ``tx_magic.explain`` (capture and the widget's construction, no browser).
+- explain: ``tx_magic.explain`` (capture and the widget's construction, no browser), the widget closed
+  after each run (else every run's weights stay held, and the next capture faults in fresh memory).
 
 Every raw pass uses ``use_cache=False`` and ``logits_to_keep=1``, as capture does, so the ratios compare
-like with like. Printed: seconds, the mode capture took (full or streamed: the memory guard streams above
-`--full-limit-gib`, the library's 2 GiB by default), capture/eager+att (target <= 1.1) and explain/bare
-(target <= 1.25). Then, at `--html-n` tokens on the GPT-2-shaped model, each tool's self-contained HTML
-of every layer and head: bytes and seconds.
+like with like. Printed, on a wall-clock row and a CPU-time row (this process's; with `--passive` it
+counts work, not threads spinning, and is the steadier of the two on a machine shared with other jobs):
+seconds, the mode capture took (full or streamed: the memory guard streams above `--full-limit-gib`, the
+library's 2 GiB by default), capture/eager+att (target <= 1.1) and explain/bare (target <= 1.25). Then,
+at `--html-n` tokens on the GPT-2-shaped model, each tool's self-contained HTML of every layer and head:
+bytes and seconds.
 """
 
 from __future__ import annotations
@@ -62,14 +65,16 @@ def models(positions: int) -> dict[str, object]:
     return {"gpt2-small 12x12 d768": gpt2, "llama 12x9/3kv d576": llama}
 
 
-def best(fn, repeats: int) -> float:
+def best(fn, repeats: int) -> tuple[float, float]:
+    """The least wall-clock seconds and the least CPU seconds of this process over `repeats` runs."""
     fn()  # warm-up
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
 
 
 def raw_pass(model, ids, implementation: str, attentions: bool):
@@ -114,15 +119,18 @@ def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
     with old_path():
         times["capture-old"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
     times["capture"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
-    times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids), repeats)
+    # Closed after each run: an open widget stays registered with ipywidgets, holding its trace's weights.
+    times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
     trace = tx_magic.capture(model, tokenizer, "", ids=ids)
     mode = "streamed" if trace.attentions["self"].streamed else "full"
     del trace
     gc.collect()
-    cells = "  ".join(f"{k} {v:7.2f}s" for k, v in times.items())
-    print(f"{name:24s} n={n:5d} [{mode:8s}]  {cells}  capture/eager+att {times['capture'] / times['eager+att']:.2f}"
-          f"  old/eager+att {times['capture-old'] / times['eager+att']:.2f}  explain/bare "
-          f"{times['explain'] / times['bare']:.2f}", flush=True)
+    for clock, at in (("wall", 0), ("cpu", 1)):
+        t = {k: v[at] for k, v in times.items()}
+        cells = "  ".join(f"{k} {v:7.2f}s" for k, v in t.items())
+        print(f"{name:24s} n={n:5d} [{mode:8s}] {clock:4s}  {cells}  capture/eager+att "
+              f"{t['capture'] / t['eager+att']:.2f}  old/eager+att {t['capture-old'] / t['eager+att']:.2f}  "
+              f"explain/bare {t['explain'] / t['bare']:.2f}", flush=True)
 
 
 def html_rows(model, tokenizer, n: int) -> None:
@@ -176,17 +184,23 @@ def inspectus_html(att, tokens, path: pathlib.Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    import torch
-
-    from tx_magic.capturing import memory
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full-limit-gib", type=float, default=None,
                         help="raise the memory guard's full-capture limit (default: the library's)")
     parser.add_argument("--html-n", type=int, default=512, help="0 skips the HTML rows")
+    parser.add_argument("--models", nargs="+", default=["gpt2", "llama"], help="the models to run (name prefixes)")
+    parser.add_argument("--passive", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE: idle threads sleep, so the cpu rows count work, not spinning "
+                             "(for a machine shared with other jobs, where wall-clock times are noise)")
     args = parser.parse_args(argv)
+    if args.passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads its OpenMP runtime
+    import torch
+
+    from tx_magic.capturing import memory
+
     if args.full_limit_gib is not None:
         memory.FULL_LIMIT = int(args.full_limit_gib * memory.GIB)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
@@ -195,7 +209,7 @@ def main(argv: list[str]) -> None:
     tokenizer = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp(prefix="bench-tokenizer-")))
     built = models(max(max(args.n), args.html_n))
     for name, model in built.items():
-        for n in args.n:
+        for n in args.n if name.startswith(tuple(args.models)) else ():
             capture_rows(name, model, tokenizer, n, args.repeats)
     if args.html_n:
         html_rows(next(iter(built.values())), tokenizer, args.html_n)

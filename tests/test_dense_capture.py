@@ -194,3 +194,53 @@ def test_the_model_is_put_back(gpt2_tokenizer, monkeypatch, error):
     monkeypatch.undo()
     assert tx_magic.capture(model, gpt2_tokenizer, TEXT).attention("self").shape[0] == 2  # and it still works
     assert state(model) == before
+
+
+def _masks(n: int) -> dict[str, torch.Tensor | None]:
+    low = torch.finfo(torch.float32).min
+    causal = torch.full((n, n), low).triu(1)[None, None]
+    padded = torch.zeros(1, 1, 1, n)
+    padded[..., -5:] = low                                      # the last 5 keys are padding, for every row
+    rows = torch.arange(n)
+    bias = -0.25 * (rows[:, None] - rows[None, :]).clamp(min=0).float()
+    bias[:, :3] = 0.0                                           # a zero prefix, then finite non-zero values
+    return {"none": None, "causal": causal, "padded": padded, "bias+causal": causal + bias}
+
+
+@pytest.mark.parametrize("scaling", [0.125, 0.3], ids=["power-of-two", "other"])
+@pytest.mark.parametrize("kind", ["none", "causal", "padded", "bias+causal"])
+def test_the_chunks_compute_the_formula(monkeypatch, kind, scaling):
+    """`dense._fast` against softmax(q k^T * scaling + mask) @ v written here in plain torch, for masks that
+    skip the mask add on some keys (causal: all but the diagonal block) and ones that need it everywhere."""
+    monkeypatch.setattr(dense, "CHUNK_ROWS", 7)
+    n, heads, kv_heads, d = 30, 4, 2, 16
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, h, n, d, generator=gen) for h in (heads, kv_heads, kv_heads))
+    mask = _masks(n)[kind]
+    recorder = dense.DenseRecorder(layers=1, n=n)
+    assert recorder.layer_of(object(), q, k) == 0
+    out = dense._fast(recorder, 0, q, k, v, mask, scaling)
+    keys, values = k[:, [h // 2 for h in range(heads)]], v[:, [h // 2 for h in range(heads)]]
+    scores = q @ keys.transpose(-1, -2) * scaling
+    expected = torch.softmax(scores if mask is None else scores + mask, dim=-1)
+    assert recorder.array is not None
+    np.testing.assert_allclose(recorder.array[0], expected[0].numpy(), rtol=0, atol=WEIGHT_ATOL)
+    np.testing.assert_allclose(out.numpy(), (expected @ values).transpose(1, 2).numpy(), rtol=0, atol=STATE_ATOL)
+    assert recorder.causal == (kind in ("causal", "bias+causal"))  # which keys are allowed, not their bias
+    if recorder.causal:
+        assert np.all(np.triu(recorder.array[0], 1) == 0)
+
+
+
+def test_a_closed_widget_frees_its_weights(gpt2_tokenizer):
+    """A closed explain() widget lets its trace's weights go (an anywidget file watcher held every one)."""
+    import gc
+    import weakref
+
+    widget = tx_magic.explain(tiny_llama(gpt2_tokenizer.vocab_size), gpt2_tokenizer, TEXT)
+    weights = weakref.ref(widget.trace.attentions["self"])
+    assert weights() is not None
+    widget.close()
+    del widget
+    gc.collect()
+    assert weights() is None

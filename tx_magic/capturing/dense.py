@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,9 @@ CHECK_ROWS = 4
 CHECK_ATOL = 1e-6
 #: Largest |score| for which ``score + mask`` cannot overflow float32 (its mask holds about -3.4e38).
 SCORE_BOUND = 1e30
+
+#: A chunk: first query row, end row, first key where the mask is not zero, keys to compute.
+Span = tuple[int, int, int, int]
 
 _ACTIVE: contextvars.ContextVar[DenseRecorder | None] = contextvars.ContextVar("tx_magic_dense", default=None)
 
@@ -66,8 +70,8 @@ class DenseRecorder:
     #: Layers computed by the model's own eager function (their formula differs from the standard one).
     by_model: list[int] = field(default_factory=list)
     _modules: dict[int, int] = field(default_factory=dict)
-    _spans: dict[tuple[int, tuple[int, ...]], tuple[list[tuple[int, int, int]], bool, bool]] = field(
-        default_factory=dict)
+    _spans: dict[tuple[int, tuple[int, ...]], tuple[list[Span], bool, bool]] = field(default_factory=dict)
+    _scratch: Any = None
 
     @property
     def complete(self) -> bool:
@@ -89,60 +93,86 @@ class DenseRecorder:
             self.failed = f"attention of shape {tuple(query.shape)} x {tuple(key.shape)}, not one text of {self.n}"
         return None if self.failed is not None else layer
 
-    def spans(self, mask: Any, n: int) -> tuple[list[tuple[int, int, int]], bool, bool]:
-        """Chunks (first row, end row, keys to compute) for `mask`, whether it is finite and whether causal."""
+    def scratch(self, size: int) -> Any:
+        """A float32 buffer of at least `size` elements, the same one for every layer of the pass."""
+        import torch
+
+        if self._scratch is None or self._scratch.numel() < size:
+            self._scratch = torch.empty(size, dtype=torch.float32)
+        return self._scratch
+
+    def spans(self, mask: Any, n: int) -> tuple[list[Span], bool, bool]:
+        """Chunks (`Span`) for `mask`, whether it is finite and whether causal."""
         key = (0, ()) if mask is None else (int(mask.data_ptr()), tuple(mask.shape))
         if key not in self._spans:
             self._spans[key] = _spans(mask, n)
         return self._spans[key]
 
 
-def _spans(mask: Any, n: int) -> tuple[list[tuple[int, int, int]], bool, bool]:
+def _spans(mask: Any, n: int) -> tuple[list[Span], bool, bool]:
     import torch
 
     starts = range(0, n, CHUNK_ROWS)
     if mask is None:
-        return [(r0, min(n, r0 + CHUNK_ROWS), n) for r0 in starts], True, False
+        return [(r0, min(n, r0 + CHUNK_ROWS), n, n) for r0 in starts], True, False
     m = mask[0]                                              # (1 or H, q or 1, k)
     allowed = (m > torch.finfo(m.dtype).min / 2).any(0)       # (q or 1, k)
     allowed = allowed.expand(n, allowed.shape[-1])[:, :n]
+    nonzero = (m != 0).any(0).expand(n, m.shape[-1])[:, :n]    # NaN and -inf are not zero
     has = allowed.any(-1)
     last = n - 1 - allowed.flip(-1).to(torch.uint8).argmax(-1)
     needed = torch.where(has, last + 1, torch.full_like(last, n))   # a row with no allowed key is uniform
     rows = torch.arange(n)
     causal = bool(torch.equal(allowed.sum(-1), rows + 1) and torch.equal(last, rows))
-    spans = [(r0, min(n, r0 + CHUNK_ROWS), int(needed[r0:r0 + CHUNK_ROWS].max())) for r0 in starts]
+    spans = []
+    for r0 in starts:
+        r1 = min(n, r0 + CHUNK_ROWS)
+        width = int(needed[r0:r1].max())
+        cols = nonzero[r0:r1, :width].any(0)
+        spans.append((r0, r1, int(cols.to(torch.uint8).argmax()) if bool(cols.any()) else width, width))
     return spans, bool(torch.isfinite(m).all()), causal
 
 
-def _rows(mask: Any, r0: int, r1: int, width: int) -> Any:
-    """The mask's part for query rows r0:r1 and the first `width` keys (a mask of one row broadcasts)."""
-    return (mask if mask.shape[-2] == 1 else mask[..., r0:r1, :])[..., :width]
+def _rows(mask: Any, r0: int, r1: int, k0: int, k1: int) -> Any:
+    """The mask's part for query rows r0:r1 and keys k0:k1 (a mask of one row broadcasts)."""
+    return (mask if mask.shape[-2] == 1 else mask[..., r0:r1, :])[0, :, :, k0:k1]
 
 
 def _fast(recorder: DenseRecorder, layer: int, query: Any, key: Any, value: Any, mask: Any,
           scaling: float) -> Any:
-    """Write the layer's weights into the recorder's array chunk by chunk; returns the layer's output."""
+    """Write the layer's weights into the recorder's array chunk by chunk; returns the layer's output.
+
+    Each chunk is computed in one scratch buffer reused by every chunk and layer (contiguous: fresh
+    temporaries cost page faults): ``q k^T * scaling``, the mask added only from the first key where it
+    is not zero (for a causal mask: the chunk's diagonal block; adding 0 changes nothing), the softmax in
+    place, then one copy into the trace's array; the output is the chunk's weights times the values,
+    written in place. The scaling is the product's alpha only when it is a power of two (e.g. head size
+    64), where it rounds exactly like eager's product-then-scale; otherwise a pass scales."""
     import torch
 
     groups = max(1, query.shape[1] // key.shape[1])
-    keys, values = repeat_kv(key, groups), repeat_kv(value, groups)
+    keys, values = repeat_kv(key, groups)[0].transpose(-1, -2), repeat_kv(value, groups)[0]
     assert recorder.array is not None
-    weights = torch.from_numpy(recorder.array[layer])[None]   # (1, H, n, n): the trace's own memory
-    out = query.new_empty((*query.shape[:-1], value.shape[-1]))
-    spans, finite_mask, causal = recorder.spans(mask, query.shape[-2])
-    for r0, r1, width in spans:  # each chunk in a contiguous temporary (products into strided views are 2x slower)
-        w = torch.matmul(query[:, :, r0:r1], keys[:, :, :width].transpose(-1, -2))
-        w.mul_(scaling)
-        if mask is not None:
-            w.add_(_rows(mask, r0, r1, width))
+    weights = torch.from_numpy(recorder.array[layer])          # (H, n, n): the trace's own memory
+    heads, n = query.shape[1], query.shape[-2]
+    out = query.new_empty((heads, n, value.shape[-1]))
+    scratch = recorder.scratch(heads * min(n, CHUNK_ROWS) * n)
+    spans, finite_mask, causal = recorder.spans(mask, n)
+    exact = math.frexp(scaling)[0] == 0.5  # a power of two scales exactly inside the product
+    for r0, r1, k0, width in spans:
+        w = scratch[:heads * (r1 - r0) * width].view(heads, r1 - r0, width)
+        torch.baddbmm(w, query[0, :, r0:r1], keys[:, :, :width], beta=0, alpha=scaling if exact else 1.0, out=w)
+        if not exact:
+            w.mul_(scaling)
+        if k0 < width:
+            w[:, :, k0:].add_(_rows(mask, r0, r1, k0, width))
         torch.softmax(w, -1, out=w)
-        out[:, :, r0:r1] = torch.matmul(w, values[:, :, :width])
-        weights[:, :, r0:r1, :width] = w
+        weights[:, r0:r1, :width] = w
+        torch.matmul(w, values[:, :width], out=out[:, r0:r1])
     bound = query.shape[-1] * float(query.abs().amax()) * float(key.abs().amax()) * abs(scaling)
     recorder.finite &= finite_mask and bound < SCORE_BOUND
     recorder.causal &= causal
-    return out.transpose(1, 2).contiguous()
+    return out.transpose(0, 1)[None].contiguous()
 
 
 def _same_as_model(eager: Any, module: Any, query: Any, key: Any, value: Any, mask: Any, scaling: float | None,

@@ -32,7 +32,7 @@ class AttentionWidget(anywidget.AnyWidget):
     """Linked arc and matrix views of every layer's and head's attention in a trace."""
 
     _esm = LOADER
-    _css = CSS
+    _css = CSS.read_text(encoding="utf-8")  # a string: anywidget ties every instance to a file path's watcher
     _bundle = traitlets.Unicode(BUNDLE).tag(sync=True)
     _bundle_id = traitlets.Unicode(BUNDLE_ID).tag(sync=True)
 
