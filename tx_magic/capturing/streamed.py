@@ -121,35 +121,34 @@ class _Recorder:
             width = r1 if is_causal else n       # causal rows never reach keys past their own
             rows = torch.arange(r0, r1)
             x = scores[:heads * c * width].view(heads, c, width)
-            e = probs[:heads * c * width].view(heads, c, width)
+            p = probs[:heads * c * width].view(heads, c, width)
             # Query head h reads key head h // groups: one product per key head, no repeated keys.
             torch.matmul(q[:, r0:r1].reshape(kv_heads, groups * c, d), keys_t[:, :, :width],
                          out=x.view(kv_heads, groups * c, width))
             x.mul_(scale)                          # as `ReducedAttention.block` does: q.k, then the scale
             if is_causal:  # only the diagonal block has keys past the row; finite, so that 0 * x stays 0
                 x[:, :, r0:r1].masked_fill_(above[:c, :c], MASKED)
-            # Every max-type reduction is taken on the scores: softmax is increasing along a row, so the
-            # max of the weights is exp(max score - row max) / total, the same float as the weight itself.
-            blocks = _block_max(x, t)                                     # (H, c, ceil(width / t))
-            row_max = blocks.amax(-1, keepdim=True)
-            x.sub_(row_max)
-            blocks.sub_(row_max)
-            torch.exp(x, out=e)                    # e / total is exactly softmax; never divided in full
-            total = e.sum(-1, keepdim=True)
-            out = torch.matmul(e.view(kv_heads, groups * c, width), vals[:, :width])   # the layer's output
-            output[:, r0:r1] = out.view(heads, c, -1).div_(total)
+            torch.softmax(x, -1, out=p)            # the weights (one fused pass per row)
+            blocks = _block_max(p, t)                                     # (H, c, ceil(width / t))
             kept = min(top_v.shape[-1], width)
-            v, i = _top_keys(x, blocks, kept, t)
-            top_v[:, r0:r1, :kept], top_i[:, r0:r1, :kept] = v.exp_().div_(total), i.to(torch.int32)
-            _pool_rows_into(tiles, blocks.exp_().div_(total), r0, t)
-            thumbs.add(_thumbnail_columns(x, blocks, thumbs.starts, t, total), r0)
-            mean_key = torch.matmul(e, key_pos[:width]).div_(total.squeeze(-1))   # sum_k p k
-            x.mul_(e)                              # -sum p log p = log total - sum e x / total (x is spent)
-            log_total = total.log()
-            entropy = (log_total - x.sum(-1, keepdim=True).div_(total)).squeeze(-1)
-            lse_all[:, r0:r1] = (row_max + log_total).squeeze(-1)
-            _row_stats_into(stats, e, total, entropy, v[..., 0], mean_key, rows, is_causal, targets[r0:r1])
-            del x, e
+            v, i = _top_keys(p, blocks, kept, t)
+            top_v[:, r0:r1, :kept], top_i[:, r0:r1, :kept] = v, i.to(torch.int32)
+            row_max = x.gather(-1, i[..., :1])     # the row's largest score, whose weight is exp(0) / total
+            lse = row_max - v[..., :1].log()
+            lse_all[:, r0:r1] = lse.squeeze(-1)
+            _pool_rows_into(tiles, blocks, r0, t)
+            thumbs.add(_thumbnail_columns(p, blocks, thumbs.starts, t), r0)
+            out = torch.matmul(p.view(kv_heads, groups * c, width), vals[:, :width])   # the layer's output
+            output[:, r0:r1] = out.view(heads, c, -1)
+            mean_key = torch.matmul(p, key_pos[:width])                  # sum_k p k
+            # -sum p log p = lse - sum p x, as log p = x - lse; large scores are shifted by the row's
+            # largest first, so that the sum does not cancel (x is spent).
+            large = float(row_max.abs().max()) > 16
+            if large:
+                x.sub_(row_max)
+            entropy = (lse - (row_max if large else 0.0) - x.mul_(p).sum(-1, keepdim=True)).squeeze(-1)
+            _row_stats_into(stats, p, entropy, v[..., 0], mean_key, rows, is_causal, targets[r0:r1])
+            del x, p
         self.layers.append({
             "tiles": tiles.numpy(), "top_values": top_v.numpy(), "top_index": top_i.numpy(),
             "lse": lse_all.numpy(), "queries": q.numpy(), "keys": k.numpy(), "scaling": scale,
@@ -286,7 +285,7 @@ def _block_max(x: Any, t: int) -> Any:
 
 
 def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
-    """The k largest scores of each row and their keys, strongest first.
+    """The k largest values of each row of x and their keys, strongest first.
 
     They lie in the k runs of t keys with the largest maxima (a run outside those has k runs at least
     as large before it), so only k x t candidates per row are sorted, not the whole row.
@@ -298,8 +297,10 @@ def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
         return torch.topk(x, k, dim=-1)
     _, runs = torch.topk(blocks, k, dim=-1)                               # (H, c, k)
     cols = (runs[..., None] * t + torch.arange(t)).flatten(-2)           # (H, c, k * t)
-    values = x.gather(-1, cols.clamp(max=width - 1))
-    values.masked_fill_(cols >= width, float("-inf"))                    # past a short last run
+    if width % t:                                                        # a short last run
+        values = x.gather(-1, cols.clamp(max=width - 1)).masked_fill_(cols >= width, float("-inf"))
+    else:
+        values = x.gather(-1, cols)
     v, j = torch.topk(values, k, dim=-1)
     return v, cols.gather(-1, j)
 
@@ -318,51 +319,45 @@ def _pool_rows_into(tiles: Any, blocks: Any, r0: int, t: int) -> None:
     torch.maximum(view, pooled, out=view)
 
 
-def _thumbnail_columns(x: Any, blocks: Any, starts: np.ndarray, t: int, total: Any) -> np.ndarray:
+def _thumbnail_columns(p: Any, blocks: Any, starts: np.ndarray, t: int) -> np.ndarray:
     """Each row's max weight within each thumbnail column range that starts before the chunk's width:
-    (H, c, T'), from the runs' maxima where the ranges start on runs, else from the shifted scores."""
-    import torch
-
-    width = x.shape[-1]
-    cols = starts[starts < width]
+    (H, c, T'), from the runs' maxima where the ranges start on runs, else from the weights."""
+    cols = starts[starts < p.shape[-1]]
     if not np.any(cols % t):
-        by_col = np.maximum.reduceat(blocks.numpy(), cols // t, axis=2)   # blocks already hold weights
-        return by_col
-    by_col = np.maximum.reduceat(x.numpy(), cols, axis=2)
-    return torch.from_numpy(by_col).exp_().div_(total).numpy()
+        return np.maximum.reduceat(blocks.numpy(), cols // t, axis=2)
+    return np.maximum.reduceat(p.numpy(), cols, axis=2)
 
 
-def _row_stats_into(stats: dict[str, Any], e: Any, total: Any, entropy: Any, row_max: Any, mean_key: Any,
-                    rows: Any, causal: bool, targets: np.ndarray) -> None:
-    """Per-row statistics of a chunk for query rows `rows`: e (H, c, w) / total (H, c, 1) are the weights,
-    `entropy`, `row_max` and `mean_key` (sum_k p k) are per row (H, c).
+def _row_stats_into(stats: dict[str, Any], p: Any, entropy: Any, row_max: Any, mean_key: Any, rows: Any,
+                    causal: bool, targets: np.ndarray) -> None:
+    """Per-row statistics of a chunk p (H, c, w) of weights for query rows `rows`, given each row's
+    `entropy`, largest weight and `mean_key` (sum_k p k), each (H, c).
 
     Entropy is exact (-sum p log p); head_stats' log(p + 1e-10) differs by at most n * 1e-10.
     """
     import torch
 
-    heads, c, width = e.shape
+    heads, c, width = p.shape
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
-    norm = total.squeeze(-1)
 
     def at(keys: Any) -> Any:
-        """Weights of key keys[j] for row j (H, c); 0 where the key is out of range."""
+        """Weight of key keys[j] for row j (H, c); 0 where the key is out of range."""
         ok = (keys >= 0) & (keys < width)
-        picked = e.gather(-1, keys.clamp(0, width - 1).expand(heads, c)[..., None]).squeeze(-1) / norm
+        picked = p.gather(-1, keys.clamp(0, width - 1).expand(heads, c)[..., None]).squeeze(-1)
         return picked.masked_fill_(~ok, 0.0)
 
     stats["entropy"][:, r0:r1] = entropy
     stats["max_weight"][:, r0:r1] = row_max
     if causal:                                             # every key is at or before the row
-        stats["distance"][:, r0:r1] = rows.to(e.dtype) - mean_key
+        stats["distance"][:, r0:r1] = rows.to(p.dtype) - mean_key
     else:
-        offsets = (torch.arange(width, dtype=e.dtype)[None, :] - rows[:, None].to(e.dtype)).abs()
-        stats["distance"][:, r0:r1] = (e * offsets).sum(-1) / norm
-    stats["first"][:, r0:r1] = e[..., 0] / norm
+        offsets = (torch.arange(width, dtype=p.dtype)[None, :] - rows[:, None].to(p.dtype)).abs()
+        stats["distance"][:, r0:r1] = (p * offsets).sum(-1)
+    stats["first"][:, r0:r1] = p[..., 0]
     stats["self"][:, r0:r1] = at(rows)
     stats["local"][:, r0:r1] = sum(at(rows + offset) for offset in range(-2, 3))   # within 2 positions
     stats["previous"][:, r0:r1] = at(rows - 1)
-    allowed = (rows + 1).to(e.dtype) if causal else torch.full((c,), float(width))
+    allowed = (rows + 1).to(p.dtype) if causal else torch.full((c,), float(width))
     stats["norm_entropy"][:, r0:r1] = torch.where(allowed >= 2, entropy / torch.log(allowed.clamp(min=2)),
                                                   torch.full_like(entropy, float("nan")))
     tgt = torch.from_numpy(targets)
