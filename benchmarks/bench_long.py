@@ -57,9 +57,11 @@ def build_model(vocab: int) -> Any:
 
 
 class LayerClock:
-    """Stands in for the capture's progress bar: prints each layer's seconds as it finishes."""
+    """Stands in for the capture's progress bar: prints each layer's seconds as it finishes, with the peak
+    resident memory above the model so far (layer 0's time includes the embedding and the plan)."""
 
-    def __init__(self) -> None:
+    def __init__(self, peak: PeakRss) -> None:
+        self.peak = peak
         self.last = time.perf_counter()
         self.times: list[float] = []
 
@@ -67,17 +69,18 @@ class LayerClock:
         now = time.perf_counter()
         self.times.append(now - self.last)
         self.last = now
-        say(f"    layer {len(self.times) - 1:2d}: {self.times[-1]:7.2f} s")
+        above = (self.peak.peak - self.peak.base) / 1024 ** 2
+        say(f"    layer {len(self.times) - 1:2d}: {self.times[-1]:7.2f} s, peak so far {above:.0f} MB above the model")
 
     def close(self) -> None:
         pass
 
 
 @contextlib.contextmanager
-def layer_clock() -> Any:
+def layer_clock(peak: PeakRss) -> Any:
     from tx_magic.capturing import hf
 
-    clock = LayerClock()
+    clock = LayerClock(peak)
     original = hf._progress
     hf._progress = lambda *_: clock
     try:
@@ -168,7 +171,7 @@ def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int)
     say(f"n={n}: estimate {plan.estimate / GB:.2f} GB, mode {plan.mode} (a full float32 capture: {full / GB:.0f} GB)")
     with torch.inference_mode():
         model(input_ids=torch.tensor([ids[:16]]), use_cache=False)   # warm-up
-    with PeakRss() as peak, layer_clock() as clock:
+    with PeakRss() as peak, layer_clock(peak) as clock:
         start = time.perf_counter()
         trace = tx_magic.capture(model, tokenizer, "", ids=ids)
         capture_s = time.perf_counter() - start

@@ -227,3 +227,32 @@ def test_the_recorded_pass_gives_the_models_own_output(minilm, monkeypatch):
             got = model(input_ids=ids, use_cache=False).logits
     assert len(rec.layers) == 2 and model.config._attn_implementation == before
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("spread", [0.3, 8.0])
+def test_recorder_on_given_queries_and_keys_matches_softmax(spread, monkeypatch):
+    """Scores small and large (row maxima far above 16: entropy is then summed on shifted scores): weights,
+    entropy, log-sum-exp and output equal plain torch's softmax(q k^T / sqrt(d) + causal mask) and its
+    product with the values."""
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 16)
+    torch.manual_seed(1)
+    n, d = 150, 16
+    q, k, v = torch.randn(1, 4, n, d) * spread, torch.randn(1, 2, n, d) * spread, torch.randn(1, 2, n, d)
+
+    class Module:
+        is_causal = True
+
+    rec = streamed._Recorder(n=n, tile=4, top_k=8, token_ids=list(range(n)))
+    out = rec.record(Module(), q, k, v, None, None, True)
+    red = rec.result()
+    kk, vv = k[0].repeat_interleave(2, 0), v[0].repeat_interleave(2, 0)
+    scores = (q[0] @ kk.transpose(-1, -2) / d ** 0.5).masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1),
+                                                                   float("-inf"))
+    att = torch.softmax(scores.double(), -1)
+    assert float(scores.max()) > (16 if spread > 1 else -1)
+    np.testing.assert_allclose(red.layer(0), att.numpy(), atol=1e-5)
+    np.testing.assert_allclose(red.lse[0], torch.logsumexp(scores.double(), -1).numpy(), rtol=1e-6, atol=1e-5)
+    entropy = -(att * torch.where(att > 0, att.log(), torch.zeros_like(att))).sum(-1)
+    np.testing.assert_allclose(red.row_stats["entropy"][0], entropy.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out[0].transpose(0, 1).numpy(), (att.float() @ vv).numpy(), atol=1e-5)
+    assert out.shape == (1, n, 4, d)
