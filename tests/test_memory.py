@@ -40,6 +40,42 @@ def test_long_inputs_stream_within_4_gb():
     assert memory.full_bytes(memory.Shape.of(SMOL), 8192) > 100 * GIB
 
 
+LONG = Model(tf.LlamaConfig(num_hidden_layers=16, num_attention_heads=16, num_key_value_heads=4, head_dim=64,
+                            hidden_size=256, max_position_embeddings=32768))
+
+
+def test_32k_tokens_of_a_16_layer_16_head_model_stream_within_8_gb():
+    shape = memory.Shape.of(LONG)
+    assert shape == memory.Shape(16, 16, 4, 64)
+    n = 32768
+    kept = 16 * 4 * (16 * n * 64 + 4 * n * 64          # queries, keys
+                     + 16 * (512 * 512 + 32 * 32)       # 64 x 64-token tiles, 32 x 32 thumbnails
+                     + 16 * n * (2 * 8 + 9 + 1))        # top 8 values and keys, 9 statistics, lse per row
+    assert memory.streamed_kept_bytes(shape, n) == kept
+    chunk = 16 * 128 * n * 4                             # 128 rows of 16 heads x 32768 keys, float32
+    work = 4 * n * 64 * 4 * (16 + 2 * 4)                 # the model's q, k, v and output of one layer
+    moved = 16 * n * 64 * 4                              # one layer's queries, twice while the result gathers them
+    assert memory.streamed_bytes(shape, n) == kept + 2 * chunk + chunk // 64 + work + moved
+    plan = memory.plan_capture(LONG, n, streamable=True, available=16 * GIB)
+    assert plan.mode == memory.STREAMED and 4 * GIB < plan.estimate < 6 * GIB
+    assert memory.STREAMED_LIMIT == 8 * GIB
+
+
+def test_what_a_streamed_capture_keeps_is_what_was_estimated():
+    import torch
+
+    from tx_magic.capturing import streamed
+
+    torch.manual_seed(0)
+    model = tf.LlamaForCausalLM(tf.LlamaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                               hidden_size=32, intermediate_size=64, vocab_size=100)).eval()
+    ids = [int(i) % 100 for i in range(70)]
+    with streamed.recording(model, 70, tile=streamed.tile_for(70, memory.OVERVIEW_TILES), top_k=memory.TOP_K,
+                            token_ids=ids) as rec, torch.inference_mode():
+        model(input_ids=torch.tensor([ids]), use_cache=False)
+    assert rec.result().nbytes == memory.streamed_kept_bytes(memory.Shape(2, 4, 2, 8), 70)
+
+
 def test_too_long_is_refused_with_what_fits():
     with pytest.raises(memory.MemoryBudgetError) as err:
         memory.plan_capture(SMOL, 65536, streamable=True, available=16 * GIB)

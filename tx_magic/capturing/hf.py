@@ -239,7 +239,7 @@ def _capture_streamed(model: Any, inputs: dict[str, Any], name: str) -> Any:
                 with streamed.recording(model, len(ids), tile=streamed.tile_for(len(ids), memory.OVERVIEW_TILES),
                                         top_k=memory.TOP_K, token_ids=list(ids), on_layer=bar.update) as rec, \
                         torch.inference_mode():
-                    model(**batch, **_pass_options(model))
+                    model(**batch, **_pass_options(model, cache=False))  # no key/value cache: a copy of every layer's
             except NotImplementedError as exc:
                 raise NoAttentionError(
                     f"{type(model).__name__} uses {exc}, which tx_magic cannot follow at this length; "

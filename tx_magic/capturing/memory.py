@@ -3,7 +3,8 @@
 - ``full``: every weight as float32 (layers x heads x queries x keys), kept while the estimate
   stays under FULL_LIMIT and half of the free memory;
 - ``streamed``: long inputs reduced layer by layer (`tx_magic.streamed`), kept while the
-  estimate stays under STREAMED_LIMIT and 80% of the free memory;
+  estimate stays under STREAMED_LIMIT (8 GB: 32768 tokens of a 16-layer, 16-head model) and 80% of
+  the free memory;
 - otherwise the capture is refused before it starts, with the number of tokens that would fit.
 """
 
@@ -17,12 +18,13 @@ from typing import Any
 from ..core.attention import ROW_STATS
 from ..core.errors import MemoryBudgetError
 from ..core.resources import GIB, available_bytes
-from .streamed import CHUNK_ROWS
+from ..core.tiles import THUMBNAIL_SIZE
+from .streamed import chunk_rows, tile_for
 
 FULL = "full"
 STREAMED = "streamed"
 FULL_LIMIT = 2 * GIB
-STREAMED_LIMIT = 4 * GIB
+STREAMED_LIMIT = 8 * GIB
 OVERVIEW_TILES = 512
 TOP_K = 8
 
@@ -77,12 +79,28 @@ def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
 
 
 def streamed_bytes(shape: Shape, n: int) -> int:
-    """Queries, keys, overview tiles, top keys and row statistics of every layer, plus one chunk's work."""
-    tiles = min(n, OVERVIEW_TILES) ** 2
-    per_layer = 4 * (shape.heads * n * shape.head_dim + shape.kv_heads * n * shape.head_dim
-                     + shape.heads * tiles + shape.heads * n * (2 * TOP_K + len(ROW_STATS) + 1))
-    work = 6 * shape.heads * min(n, CHUNK_ROWS) * n * 4
-    return shape.layers * per_layer + work
+    """What a streamed capture holds: what it keeps (`streamed_kept_bytes`), plus the reduction's two chunk
+    buffers with their per-row tile maxima, the model's own work on one layer (`model_work_bytes`), and one
+    layer's queries twice while the result gathers them."""
+    tile = tile_for(n, OVERVIEW_TILES)
+    chunk = shape.heads * min(n, chunk_rows(n, shape.heads, tile)) * n * 4
+    moved = shape.heads * n * shape.head_dim * 4
+    return streamed_kept_bytes(shape, n) + 2 * chunk + chunk // tile + model_work_bytes(shape, n) + moved
+
+
+def streamed_kept_bytes(shape: Shape, n: int) -> int:
+    """Every layer's queries, keys, overview tiles, thumbnails, top keys, row statistics and log-sum-exps
+    (`ReducedAttention.nbytes` of the capture, for n >= TOP_K)."""
+    tiles = (-(-n // tile_for(n, OVERVIEW_TILES))) ** 2
+    thumbs = min(n, THUMBNAIL_SIZE) ** 2
+    return shape.layers * 4 * (shape.heads * n * shape.head_dim + shape.kv_heads * n * shape.head_dim
+                               + shape.heads * (tiles + thumbs) + shape.heads * n * (2 * TOP_K + len(ROW_STATS) + 1))
+
+
+def model_work_bytes(shape: Shape, n: int) -> int:
+    """The model's own activations of one layer with sdpa, as float32: queries, keys, values before and after
+    position encoding (keys and values repeated for the heads they serve) and the attention output."""
+    return 4 * n * shape.head_dim * 4 * (shape.heads + 2 * shape.kv_heads)
 
 
 @dataclass(frozen=True)
