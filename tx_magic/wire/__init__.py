@@ -28,7 +28,8 @@ from .blocks import (
 from .decode import as_base64, decode_block, decode_layer, decode_stats, decode_thumbnails, decode_topk
 from .internals import encode_image, encode_internals, encode_logits
 from .interventions import encode_intervention, encode_patching, encode_reruns, read_ablate, read_edit
-from .meta import encode_meta, mask_type, thumbnails
+from .masks import mask_type
+from .meta import encode_meta, thumbnails
 from .panels import encode_census, encode_comparison, encode_training
 from .plan import FIRST_VIEW_BUDGET, Block, Eager, eager_layers, eager_plan, encode_eager, meta_nbytes, plan_nbytes
 from .rpc import HANDLERS, is_reply, reply_to, request

@@ -7,6 +7,7 @@ import weakref
 import numpy as np
 
 from ..core.trace import Trace
+from .masks import mask_type
 from .schema import (
     DTYPE,
     DTYPE_TOPK,
@@ -143,8 +144,6 @@ _LAYOUTS: dict[int, str] = {}
 def layer_layout(trace: Trace, kind: str) -> str:
     """How whole layers of `kind` cross: LAYOUT_LOWER for a causal kind (the cells above the diagonal are
     masked), else LAYOUT_DENSE."""
-    from .meta import mask_type  # here: meta imports interventions, which imports this module
-
     mask = trace.masks.get(kind)
     if mask is None:
         return LAYOUT_DENSE

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..analysis import STAT_NAMES
 from ..core.trace import Trace
 from .blocks import encode_layer, encode_topk, kind_pool, layer_nbytes, topk_width
-from .meta import mask_type
+from .masks import mask_type
 from .schema import DTYPE, DTYPE_TOPK, DTYPE_UINT8, EAGER_BUDGET, MASK_EXPLICIT, THUMBNAIL_SIZE, TopKBlock, ValueBlock
 
 #: Bytes of value blocks the first view gets when not every layer fits (Python only): what the first-drawn
