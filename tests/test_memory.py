@@ -55,9 +55,10 @@ def test_32k_tokens_of_a_16_layer_16_head_model_stream_within_8_gb():
     chunk = 16 * 128 * n * 4                             # 128 rows of 16 heads x 32768 keys, float32
     work = 4 * n * 64 * 4 * (16 + 2 * 4)                 # the model's q, k, v and output of one layer
     moved = 16 * n * 64 * 4                              # one layer's queries, twice while the result gathers them
-    assert memory.streamed_bytes(shape, n) == kept + 2 * chunk + chunk // 64 + work + moved
+    mask = n * n                                         # the trace's causal mask, one byte a cell
+    assert memory.streamed_bytes(shape, n) == kept + 2 * chunk + chunk // 64 + work + moved + mask
     plan = memory.plan_capture(LONG, n, streamable=True, available=16 * GIB)
-    assert plan.mode == memory.STREAMED and 4 * GIB < plan.estimate < 6 * GIB
+    assert plan.mode == memory.STREAMED and 5 * GIB < plan.estimate < 7 * GIB
     assert memory.STREAMED_LIMIT == 8 * GIB
 
 

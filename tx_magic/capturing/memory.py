@@ -81,11 +81,12 @@ def encoder_decoder_bytes(model: Any, n: int, target: int) -> int:
 def streamed_bytes(shape: Shape, n: int) -> int:
     """What a streamed capture holds: what it keeps (`streamed_kept_bytes`), plus the reduction's two chunk
     buffers with their per-row tile maxima, the model's own work on one layer (`model_work_bytes`), and one
-    layer's queries twice while the result gathers them."""
+    layer's queries twice while the result gathers them, and the trace's causal mask (n x n bytes, built after
+    the pass while the rest is held)."""
     tile = tile_for(n, OVERVIEW_TILES)
     chunk = shape.heads * min(n, chunk_rows(n, shape.heads, tile)) * n * 4
     moved = shape.heads * n * shape.head_dim * 4
-    return streamed_kept_bytes(shape, n) + 2 * chunk + chunk // tile + model_work_bytes(shape, n) + moved
+    return streamed_kept_bytes(shape, n) + 2 * chunk + chunk // tile + model_work_bytes(shape, n) + moved + n * n
 
 
 def streamed_kept_bytes(shape: Shape, n: int) -> int:
