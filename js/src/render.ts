@@ -264,19 +264,6 @@ export function renderExplorer(
       // 4x smaller than float32) on a fast link or when small, else an overview if none is here.
       requested = key;
       const load = info.streamed ? source.getOverview(s.kind, s.layer) : fetchWant(want);
-      if (!info.streamed && want.pool > 1 && link.fast) {
-        // A fast link asks for the whole layer right behind its overview (one round trip, not two):
-        // the overview draws first, the whole layer replaces it as soon as it is here. A failure is
-        // reported by the next update's own request of it (getLayer shares one fetch per layer).
-        urgent++;
-        source.getLayer(s.kind, s.layer).finally(() => {
-          urgent--;
-          prefetch.pump();
-        }).then(() => {
-          const now = store.get();
-          if (!destroyed && layerKey(now.kind, now.layer) === key) guarded("all");
-        }, () => {});
-      }
       load.then(
         () => {
           if (requested === key) requested = null;

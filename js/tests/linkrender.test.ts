@@ -76,19 +76,6 @@ describe("the explorer on a measured link", () => {
     expect(root.querySelector<HTMLElement>(".txm-status")!.title).toBe("link 1.0 Gbit/s, 100 ms");
   });
 
-  it("fast: a layer with nothing here is asked for as an overview and, in the same step, whole", async () => {
-    const { fetchers, root, store } = mount(measured(1e9));
-    await settle();
-    fetchers.layer.mockClear();
-    store.set({ layer: 3 });
-    // both requests leave before either reply is in: one round trip to the whole layer, not two
-    expect(fetchers.layer.mock.calls.map((c) => [c[1], c[2]?.pool])).toEqual([[3, 2], [3, 1]]);
-    await settle();
-    const matrix = root.querySelector<HTMLElement>('[data-view="matrix"]')!;
-    expect(matrix.dataset.drawnLayer).toBe("3");
-    expect(matrix.dataset.pool).toBe("1");
-  });
-
   it("guesses wait while a window the user zoomed into is still coming", async () => {
     const pending = deferred<LayerData>();
     const { fetchers, source, store } = mount(measured(1e9), () => pending.promise);
