@@ -12,7 +12,7 @@
 
 import type { LinkMeter } from "./link";
 import type { AttentionSource } from "./source";
-import { kindInfo, MASK_CAUSAL } from "./wire";
+import { kindInfo, lowerCells, MASK_CAUSAL } from "./wire";
 
 /** Bytes of speculative fetches a slow (or unmeasured) link may have queued. */
 export const SPECULATIVE_BYTES = 2 * 1024 * 1024;
@@ -33,7 +33,7 @@ export interface Want {
  */
 export function layerBytes(heads: number, q: number, k: number, pool = 1, lower = false): number {
   const rows = Math.ceil(q / pool), cols = Math.ceil(k / pool);
-  return heads * (lower ? (rows * (rows + 1)) / 2 : rows * cols) + heads * rows * 4;
+  return heads * (lower ? lowerCells(rows) : rows * cols) + heads * rows * 4;
 }
 
 interface Dims {

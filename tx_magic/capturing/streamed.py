@@ -160,7 +160,6 @@ class _Recorder:
 
     def result(self) -> ReducedAttention:
         """The layers' reductions as one store; each layer's copy is freed as it is moved in (no second copy)."""
-        self._buffers = None
         if not self.layers:
             raise RuntimeError("the model ran no attention through tx_magic's recorder")
         heads = self.layers[0]["queries"].shape[0]

@@ -224,7 +224,7 @@ def _block_cost(trace: Trace, kind: str, enc: Encoding) -> int:
     pool = enc.pool_of(trace, kind)
     rows, cols = -(-q // pool), -(-k // pool)
     layout = wire.layer_layout(trace, kind)  # a causal kind's layers send their lower half
-    cells = heads * (wire.lower_cells(rows) if layout == wire.LAYOUT_LOWER else rows * cols)
+    cells = heads * wire.layout_cells(rows, cols, layout)
     frame = {"kind": kind, "layer": layers, "dtype": enc.dtype, "shape": [heads, rows, cols], "pool": pool,
              "q0": 0, "k0": 0, "layout": layout, "data": ""}
     if enc.dtype == wire.DTYPE:

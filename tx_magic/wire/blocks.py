@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from ..core.trace import Trace
@@ -136,22 +134,10 @@ def block_parts(block: ValueBlock) -> tuple[BlockHeader, list[bytes]]:
     return header, [block["data"], *([block["scale"]] if "scale" in block else [])]
 
 
-#: layer_layout per mask array (by id, dropped with the array): the check reads all Q x K of a mask, 64 MB at
-#: 8192 tokens, and the eager plan asks for the sizes of every kind at several pools.
-_LAYOUTS: dict[int, str] = {}
-
-
 def layer_layout(trace: Trace, kind: str) -> str:
     """How whole layers of `kind` cross: LAYOUT_LOWER for a causal kind (the cells above the diagonal are
     masked), else LAYOUT_DENSE."""
-    mask = trace.masks.get(kind)
-    if mask is None:
-        return LAYOUT_DENSE
-    key = id(mask)
-    if key not in _LAYOUTS:
-        _LAYOUTS[key] = LAYOUT_LOWER if mask_type(trace, kind)[0] == MASK_CAUSAL else LAYOUT_DENSE
-        weakref.finalize(mask, _LAYOUTS.pop, key, None)
-    return _LAYOUTS[key]
+    return LAYOUT_LOWER if mask_type(trace, kind)[0] == MASK_CAUSAL else LAYOUT_DENSE
 
 
 def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
@@ -161,9 +147,14 @@ def topk_parts(block: TopKBlock) -> tuple[TopKHeader, list[bytes]]:
     return header, [block["index"], block["data"]]
 
 
+def layout_cells(rows: int, cols: int, layout: str = LAYOUT_DENSE) -> int:
+    """Values per head a block of `rows` x `cols` sends in `layout`."""
+    return lower_cells(rows) if layout == LAYOUT_LOWER else rows * cols
+
+
 def block_nbytes(heads: int, rows: int, cols: int, dtype: str, layout: str = LAYOUT_DENSE) -> int:
     """Bytes of a value block's data (and scale)."""
-    cells = lower_cells(rows) if layout == LAYOUT_LOWER else rows * cols
+    cells = layout_cells(rows, cols, layout)
     return heads * cells * 4 if dtype == DTYPE else heads * cells + heads * rows * 4
 
 

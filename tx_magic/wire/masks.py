@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..core.trace import Trace
 from .schema import MASK_CAUSAL, MASK_EXPLICIT, MASK_NONE
 
+#: The type of each mask array seen (by id, dropped with the array): classifying reads all Q x K of a mask
+#: (64 MB at 8192 tokens), and the meta, the eager plan and every layer's layout ask for it.
+_TYPES: dict[int, str] = {}
+
 
 def mask_type(trace: Trace, kind: str) -> tuple[str, np.ndarray | None]:
-    """Classify the kind's mask as none, causal (lower triangle) or explicit."""
-    if kind not in trace.masks:
+    """Classify the kind's mask as none, causal (lower triangle) or explicit (then also the mask)."""
+    mask = trace.masks.get(kind)
+    if mask is None:
         return MASK_NONE, None
-    mask = trace.masks[kind]
+    key = id(mask)
+    if key not in _TYPES:
+        _TYPES[key] = _classify(mask)
+        weakref.finalize(mask, _TYPES.pop, key, None)
+    kind_type = _TYPES[key]
+    return kind_type, (mask if kind_type == MASK_EXPLICIT else None)
+
+
+def _classify(mask: np.ndarray) -> str:
     if mask.all():
-        return MASK_NONE, None
+        return MASK_NONE
     q, k = mask.shape
-    if q == k and _lower_triangle(mask):
-        return MASK_CAUSAL, None
-    return MASK_EXPLICIT, mask
+    return MASK_CAUSAL if q == k and _lower_triangle(mask) else MASK_EXPLICIT
 
 
 def _lower_triangle(mask: np.ndarray) -> bool:
