@@ -232,15 +232,22 @@ def test_the_chunks_compute_the_formula(monkeypatch, kind, scaling):
 
 
 
-def test_a_closed_widget_frees_its_weights(gpt2_tokenizer):
-    """A closed explain() widget lets its trace's weights go (an anywidget file watcher held every one)."""
+def test_a_closed_widget_frees_its_weights_at_once(gpt2_tokenizer):
+    """A closed explain() widget lets its trace's weights go when the last reference does, without
+    waiting for the cyclic collector (an anywidget file watcher held every one; then the message
+    handler and the reruns made cycles that kept gigabytes until a collection)."""
     import gc
     import weakref
 
     widget = tx_magic.explain(tiny_llama(gpt2_tokenizer.vocab_size), gpt2_tokenizer, TEXT)
-    weights = weakref.ref(widget.trace.attentions["self"])
-    assert weights() is not None
-    widget.close()
-    del widget
+    widget.ablate([(0, 1)])  # the reruns keep the unintervened run too
+    shown, baseline = (weakref.ref(t.attentions["self"]) for t in (widget.trace, widget._reruns_of.original()))
+    assert shown() is not None and baseline() is not None
     gc.collect()
-    assert weights() is None
+    gc.disable()
+    try:
+        widget.close()
+        del widget
+        assert shown() is None and baseline() is None
+    finally:
+        gc.enable()

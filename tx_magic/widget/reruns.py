@@ -11,6 +11,7 @@ guarantee); a failed rerun leaves the widget showing what it showed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -35,9 +36,19 @@ class Reruns:
     """The rerun side of one widget: its capture function, the unintervened run, the ablation mode."""
 
     def __init__(self, widget: ShowsRuns, rerun: Rerun, trace: Trace) -> None:
-        self.widget, self.rerun = widget, rerun
+        # Weakly: the widget holds this, and a cycle would keep a closed widget's trace until the
+        # cyclic garbage collector runs (gigabytes of weights, held for seconds to minutes).
+        self._widget = weakref.ref(widget)
+        self.rerun = rerun
         self.baseline: Trace | None = trace if trace.intervention is None else None
         self.ablation = trace.intervention.ablation if trace.intervention is not None else "zero"
+
+    @property
+    def widget(self) -> ShowsRuns:
+        widget = self._widget()
+        if widget is None:  # pragma: no cover - the widget owns this object
+            raise RuntimeError("the widget of these reruns is gone")
+        return widget
 
     def state(self) -> wire.Reruns:
         """The ``_reruns`` trait for the trace shown."""

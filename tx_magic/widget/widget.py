@@ -98,6 +98,13 @@ class AttentionWidget(anywidget.AnyWidget):
         self.on_msg(self._on_custom_msg)
         lifecycle.adopt(self)  # a re-run cell closes the widgets its last run made
 
+    def close(self) -> None:
+        """Close the views in every front end; the trace goes as soon as nothing else holds it."""
+        super().close()
+        # The message handler is a bound method held by the widget: without this cycle a closed
+        # widget's weights are freed when the last reference goes, not at the next cyclic collection.
+        self.on_msg(self._on_custom_msg, remove=True)
+
     def show_trace(self, trace: Trace) -> None:
         """Show `trace`, another run of the same model (a training step, an intervened run); the selection stays."""
         if any(k not in trace.kinds or trace.shape(k)[:2] != self.trace.shape(k)[:2] for k in self.trace.kinds):
