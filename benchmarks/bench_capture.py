@@ -4,9 +4,12 @@ written by tx_magic and its peers (attnview, inspectus).
     python benchmarks/bench_capture.py                        # n = 1024 and 2048, both models
     python benchmarks/bench_capture.py --n 1024 --repeats 5 --full-limit-gib 6 --html-n 512
 
-Two random-weight models built from configs (no hub): GPT-2-small-shaped (12 layers x 12 heads, d 768)
-and a small Llama-shaped one (12 layers x 9 query heads sharing 3 key/value heads, d 576, RoPE). For
-each n, in one process, back to back, the best of `--repeats` runs after a warm-up:
+First the cost of fresh memory on this machine (`fresh_memory`): a capture writes its weights into
+pages it has just been given, and on a VM that returns idle free pages to its host those cost several
+times more than pages freed a moment ago. Two random-weight models built from configs (no hub):
+GPT-2-small-shaped (12 layers x 12 heads, d 768) and a small Llama-shaped one (12 layers x 9 query heads
+sharing 3 key/value heads, d 576, RoPE). For each n, in one process, back to back, the best of
+`--repeats` runs after a warm-up:
 
 - bare: the model's forward under sdpa (no weights);
 - eager+att: the model's own eager attention with ``output_attentions=True``;
@@ -183,6 +186,32 @@ def inspectus_html(att, tokens, path: pathlib.Path) -> None:
     path.write_text("<!doctype html><meta charset=utf-8>" + "".join(parts), encoding="utf-8")
 
 
+def fresh_memory(gib: float = 1.0, idle_s: float = 5.0) -> str:
+    """Seconds to first write `gib` of freshly allocated memory: pages the process just freed, and
+    pages after `idle_s` of idleness. A capture writes its weights into fresh memory and sdpa does
+    not, so this bounds what explain / bare can reach here; on a VM whose balloon driver reports free
+    pages to the host, idle memory costs many times more to touch again than memory freed just now."""
+    import numpy as np
+
+    count = int(gib * 1024 ** 3) // 4
+
+    def touch() -> float:
+        block = np.zeros(count, dtype=np.float32)  # mapped, not yet touched
+        start = time.perf_counter()
+        block[::1024] = 1.0  # one write per 4 KB page
+        seconds = time.perf_counter() - start
+        del block
+        return seconds
+
+    touch()
+    recent = touch()
+    time.sleep(idle_s)
+    idle = touch()
+    pages = count // 1024
+    return (f"first write to {gib:g} GiB of fresh memory: {recent:.2f} s just freed ({recent / pages * 1e6:.2f} us "
+            f"a page), {idle:.2f} s after {idle_s:g} s idle ({idle / pages * 1e6:.2f} us a page)")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1024, 2048])
@@ -206,6 +235,7 @@ def main(argv: list[str]) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; best of {args.repeats}; full-capture limit "
           f"{memory.FULL_LIMIT / memory.GIB:.1f} GiB", flush=True)
+    print(fresh_memory(), flush=True)
     tokenizer = gpt2_tokenizer(pathlib.Path(tempfile.mkdtemp(prefix="bench-tokenizer-")))
     built = models(max(max(args.n), args.html_n))
     for name, model in built.items():
