@@ -242,6 +242,21 @@ def make_circuitsvis(attentions, tokens, outdir: pathlib.Path) -> dict:
     return {"python_s": python_s, "bytes": len(html.encode())}
 
 
+def inspectus_html(att, tokens) -> str:
+    """inspectus.attention displays HTML through IPython; collect what it displays into one page."""
+    import inspectus
+    import IPython.display
+
+    parts: list[str] = []
+    real = IPython.display.display
+    IPython.display.display = lambda obj, *_a, **_k: parts.append(obj.data)
+    try:
+        inspectus.attention(att, tokens)
+    finally:
+        IPython.display.display = real
+    return "<!doctype html><meta charset=utf-8>" + "".join(parts)
+
+
 MAKERS = {"tx_magic": make_tx_magic, "bertviz": make_bertviz, "circuitsvis": make_circuitsvis}
 
 
