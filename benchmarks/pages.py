@@ -1,5 +1,6 @@
 """Make each tool's page from the same attention: tx_magic's widget, bertviz's head view,
-CircuitsVis's attention heads. Runs in a worker subprocess so its peak memory is its own.
+CircuitsVis's attention heads, attnview's report, inspectus's attention chart. Runs in a worker
+subprocess so its peak memory is its own.
 
     python benchmarks/pages.py TOOL N OUTDIR [--model gpt2-shape|smollm2] [--serve]
 
@@ -242,7 +243,42 @@ def make_circuitsvis(attentions, tokens, outdir: pathlib.Path) -> dict:
     return {"python_s": python_s, "bytes": len(html.encode())}
 
 
-MAKERS = {"tx_magic": make_tx_magic, "bertviz": make_bertviz, "circuitsvis": make_circuitsvis}
+def make_attnview(attentions, tokens, outdir: pathlib.Path) -> dict:
+    import attnview
+
+    t0 = time.perf_counter()
+    # Its documented TransformerLens path: a cache of [1, heads, n, n] patterns, one key a layer.
+    cache = {f"blocks.{i}.attn.hook_pattern": a for i, a in enumerate(attentions)}
+    path = attnview.export_cache(cache, outdir / "page.html", tokens=tokens)  # its time includes the write
+    python_s = time.perf_counter() - t0
+    return {"python_s": python_s, "bytes": path.stat().st_size}
+
+
+def make_inspectus(attentions, tokens, outdir: pathlib.Path) -> dict:
+    t0 = time.perf_counter()
+    html = inspectus_html(attentions, tokens)  # transformers' output_attentions tuple, as inspectus takes it
+    python_s = time.perf_counter() - t0
+    (outdir / "page.html").write_text(html, encoding="utf-8")
+    return {"python_s": python_s, "bytes": len(html.encode())}
+
+
+def inspectus_html(att, tokens) -> str:
+    """inspectus.attention displays HTML through IPython; collect what it displays into one page."""
+    import inspectus
+    import IPython.display
+
+    parts: list[str] = []
+    real = IPython.display.display
+    IPython.display.display = lambda obj, *_a, **_k: parts.append(obj.data)
+    try:
+        inspectus.attention(att, tokens)
+    finally:
+        IPython.display.display = real
+    return "<!doctype html><meta charset=utf-8>" + "".join(parts)
+
+
+MAKERS = {"tx_magic": make_tx_magic, "bertviz": make_bertviz, "circuitsvis": make_circuitsvis,
+          "attnview": make_attnview, "inspectus": make_inspectus}
 
 
 def main() -> None:
