@@ -99,9 +99,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buck
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                 return
+            add(len(chunk))  # counted as handed over: a reader may have them before drain() returns
             writer.write(chunk)
             await writer.drain()
-            add(len(chunk))
 
     task = asyncio.create_task(deliver())
     try:
