@@ -1,8 +1,8 @@
 """Long inputs streamed (#16): a long-context Llama-shaped model, n tokens, memory and time per layer.
 
-    python benchmarks/bench_long.py --n 8192 16384 32768 [--bare-layers 2] [--windows 4]
+    python benchmarks/bench_long.py --n 8192 16384 32768 [--layers 16] [--bare-layers 2] [--windows 4] [--browser]
 
-The model is built from a config, random weights: 16 layers x 16 query heads sharing 4 key/value
+The model is built from a config, random weights: 16 layers (`--layers`) x 16 query heads sharing 4 key/value
 heads, head dim 64, RoPE, 32768 positions; hidden 256 and MLP 512, so attention dominates. The
 text is GPT-2-tokenized English repeated to n tokens. Per n, printed as it goes:
 
@@ -16,7 +16,9 @@ text is GPT-2-tokenized English repeated to n tokens. Per n, printed as it goes:
   `--bare-layers k` only the first k layers, timed and scaled to all layers (said so in the line);
 - exact blocks: `trace.block(...)` against softmax(q k^T / sqrt(d) + causal mask) computed in plain
   torch from q_proj/k_proj outputs caught by forward hooks in the bare pass and rotated by RoPE written
-  from its definition, for `--windows` windows of 64 x 64 on each layer the bare pass ran.
+  from its definition, for `--windows` windows of 64 x 64 on each layer the bare pass ran;
+- with `--browser`: the widget in headless Chromium, drawn, zoomed to exact cells and its tooltips
+  checked against the trace (long_browser.py).
 """
 
 from __future__ import annotations
@@ -45,12 +47,12 @@ def say(*parts: object) -> None:
     print(*parts, flush=True)
 
 
-def build_model(vocab: int) -> Any:
+def build_model(vocab: int, layers: int = LAYERS) -> Any:
     import torch
     import transformers as tf
 
     torch.manual_seed(0)
-    config = tf.LlamaConfig(num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
+    config = tf.LlamaConfig(num_hidden_layers=layers, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
                             head_dim=HEAD_DIM, hidden_size=HIDDEN, intermediate_size=MLP, vocab_size=vocab,
                             max_position_embeddings=POSITIONS, rope_theta=THETA, attn_implementation="sdpa")
     return tf.LlamaForCausalLM(config).eval()
@@ -157,7 +159,7 @@ def windows(n: int, count: int) -> list[tuple[int, int, int, int]]:
     return picks[:count]
 
 
-def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int) -> None:
+def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int, browser: bool = False) -> None:
     import numpy as np
     import torch
 
@@ -176,8 +178,9 @@ def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int)
         trace = tx_magic.capture(model, tokenizer, "", ids=ids)
         capture_s = time.perf_counter() - start
     kept = getattr(trace.store("self"), "nbytes", None)
-    say(f"  capture: {capture_s:.1f} s total, {np.mean(clock.times):.2f} s per layer "
-        f"(min {min(clock.times):.2f}, max {max(clock.times):.2f}), streamed={trace.is_streamed()}, "
+    per = (f"{np.mean(clock.times):.2f} s per layer (min {min(clock.times):.2f}, max {max(clock.times):.2f})"
+           if clock.times else "no per-layer times (a full capture)")
+    say(f"  capture: {capture_s:.1f} s total, {per}, streamed={trace.is_streamed()}, "
         f"peak {peak.mb:.0f} MB above the model" + (f", kept {kept / 1e6:.0f} MB" if kept else ""))
     start = time.perf_counter()
     widget = tx_magic.show(trace)
@@ -189,12 +192,17 @@ def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int)
     say(f"  widget: {widget_s:.2f} s, sends {sent / 1e6:.2f} MB; eager blocks "
         + ", ".join(f"L{e.layer} {e.dtype} pool {e.pool}" + (f" k={e.k}" if e.k else "") for e in items)
         + f" ({plan_nbytes(trace, items) / 1e6:.2f} MB)")
-    ran = LAYERS if bare_layers is None else min(bare_layers, LAYERS)
+    if browser:
+        from long_browser import measure
+
+        measure(widget, trace, n)
+    layers = len(model.model.layers)
+    ran = layers if bare_layers is None else min(bare_layers, layers)
     bare_s, caught = bare_pass(model, ids, ran)
     per_layer = bare_s / ran
-    scaled = "" if ran == LAYERS else f" (measured on the first {ran} layers: {bare_s:.1f} s, scaled to {LAYERS})"
-    say(f"  bare sdpa forward: {per_layer * LAYERS:.1f} s, {per_layer:.2f} s per layer{scaled}; "
-        f"capture / bare {capture_s / (per_layer * LAYERS):.2f}x")
+    scaled = "" if ran == layers else f" (measured on the first {ran} layers: {bare_s:.1f} s, scaled to {layers})"
+    say(f"  bare sdpa forward: {per_layer * layers:.1f} s, {per_layer:.2f} s per layer{scaled}; "
+        f"capture / bare {capture_s / (per_layer * layers):.2f}x")
     worst = 0.0
     for layer, (qp, kp) in sorted(caught.items()):
         for q0, q1, k0, k1 in windows(n, count):
@@ -211,17 +219,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[8192, 16384, 32768])
     parser.add_argument("--bare-layers", type=int, default=None,
                         help="time the bare pass on the first k layers only and scale (default: all)")
+    parser.add_argument("--layers", type=int, default=LAYERS, help=f"model layers (default {LAYERS})")
+    parser.add_argument("--browser", action="store_true",
+                        help="also draw the widget in headless Chromium and zoom to exact cells")
     parser.add_argument("--windows", type=int, default=4, help="exact windows checked per layer (at most 5)")
     args = parser.parse_args()
     import torch
 
-    say(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {LAYERS} layers x {HEADS} heads "
+    say(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {args.layers} layers x {HEADS} heads "
         f"({KV_HEADS} KV heads), head dim {HEAD_DIM}, hidden {HIDDEN}, MLP {MLP}, RoPE, {POSITIONS} positions")
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = gpt2_tokenizer(pathlib.Path(folder))
-    model = build_model(len(tokenizer))
+    model = build_model(len(tokenizer), args.layers)
     for n in args.n:
-        run(n, model, tokenizer, args.bare_layers, args.windows)
+        run(n, model, tokenizer, args.bare_layers, args.windows, args.browser)
 
 
 if __name__ == "__main__":
