@@ -186,16 +186,16 @@ def run(n: int, model: Any, tokenizer: Any, bare_layers: int | None, count: int,
     widget = tx_magic.show(trace)
     widget.get_state()
     widget_s = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as out:
-        sent = write_state(widget, pathlib.Path(out))
     items = eager_plan(trace)
-    say(f"  widget: {widget_s:.2f} s, sends {sent / 1e6:.2f} MB; eager blocks "
-        + ", ".join(f"L{e.layer} {e.dtype} pool {e.pool}" + (f" k={e.k}" if e.k else "") for e in items)
-        + f" ({plan_nbytes(trace, items) / 1e6:.2f} MB)")
-    if browser:
-        from long_browser import measure
+    with tempfile.TemporaryDirectory() as out:
+        sent = write_state(widget, pathlib.Path(out))  # what the page receives, also --browser's page
+        say(f"  widget: {widget_s:.2f} s, sends {sent / 1e6:.2f} MB; eager blocks "
+            + ", ".join(f"L{e.layer} {e.dtype} pool {e.pool}" + (f" k={e.k}" if e.k else "") for e in items)
+            + f" ({plan_nbytes(trace, items) / 1e6:.2f} MB)")
+        if browser:
+            from long_browser import measure
 
-        measure(widget, trace, n)
+            measure(widget, trace, n, pathlib.Path(out))
     layers = len(model.model.layers)
     ran = layers if bare_layers is None else min(bare_layers, layers)
     bare_s, caught = bare_pass(model, ids, ran)

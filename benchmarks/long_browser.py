@@ -21,18 +21,15 @@ import time
 from typing import Any
 
 from bench_attention import browser_context, prepare_browser_page
-from pages import serve_kernel, write_state
+from bench_long import say
+from pages import serve_kernel
 
 DRAW_TIMEOUT_MS = 300_000
 SHOT = os.environ.get("TXM_LONG_SCREENSHOT")  # a path: the page, zoomed to exact cells, saved there
 STEP_TIMEOUT_MS = 120_000
 MAX_STEPS = 10
 MATRIX = '[data-view="matrix"]'
-EXACT_WINDOW_CELLS = 512 * 512  # js/src/views/matrix-cells.ts: a zoomed window this small fetches its exact cells
-
-
-def say(*parts: object) -> None:
-    print(*parts, flush=True)
+EXACT_WINDOW_CELLS = 512 * 512  # as js/src/views/matrix-cells.ts: a zoomed window this small fetches its exact cells
 
 
 def matrix_data(page: Any) -> dict[str, str]:
@@ -85,13 +82,14 @@ def zoom_to_exact(page: Any, n: int) -> list[dict[str, Any]]:
         page.wait_for_function(f"(before) => document.querySelector('{MATRIX}').dataset.window !== before",
                                arg=before, timeout=STEP_TIMEOUT_MS, polling=10)
         drawn_s = time.perf_counter() - start
-        q0, q1, k0, k1 = window_of(matrix_data(page))
+        after = matrix_data(page)
+        q0, q1, k0, k1 = window_of(after)
         exact_s = None
         if (q1 - q0) * (k1 - k0) <= EXACT_WINDOW_CELLS:
             page.wait_for_function(f"""() => {{ const d = document.querySelector('{MATRIX}').dataset;
                 return d.pool === '1' && d.approx === '0'; }}""", timeout=STEP_TIMEOUT_MS, polling=10)
             exact_s = time.perf_counter() - start
-        after = matrix_data(page)
+            after = matrix_data(page)
         steps.append({"window": after["window"], "pool": after["pool"], "approx": after["approx"],
                       "s": drawn_s, "exact_s": exact_s})
     return steps
@@ -124,50 +122,53 @@ def check_values(trace: Any, layer: int, w: tuple[int, int, int, int], page: Any
     return len(cells), worst
 
 
-def measure(widget: Any, trace: Any, n: int) -> None:
-    """Open the widget in headless Chromium, print drawn, zoom and value checks (module docstring)."""
+def report(page: Any, url: str, trace: Any, n: int) -> None:
+    """In an open browser page: the first draw, the zoom to exact cells and the tooltips' values, printed."""
+    start = time.perf_counter()
+    page.goto(f"{url}/index.html", wait_until="commit")
+    page.wait_for_function("document.querySelector('.txm-root[data-ready=\"1\"]') !== null "
+                           f"&& document.querySelector('{MATRIX}')?.dataset.pool !== undefined",
+                           timeout=DRAW_TIMEOUT_MS, polling=50)
+    drawn_s = time.perf_counter() - start
+    data = matrix_data(page)
+    say(f"  browser: drawn {drawn_s:.2f} s from opening the page: matrix layer {data.get('drawnLayer')}"
+        f", pool {data.get('pool')}, window {data.get('window')}, approx {data.get('approx')}, "
+        f"canvas {'drawn' if canvas_drawn(page) else 'BLANK'}")
+    steps = zoom_to_exact(page, n)
+    for i, step in enumerate(steps, 1):
+        exact = f", exact cells drawn at {step['exact_s']:.2f} s" if step["exact_s"] else ""
+        say(f"    zoom {i}: window {step['window']} drawn in {step['s']:.2f} s{exact}; "
+            f"pool {step['pool']}, approx {step['approx']}")
+    data = matrix_data(page)
+    if data.get("pool") != "1" or data.get("approx") != "0":
+        say(f"  zoom: NOT exact after {len(steps)} steps ({data})")
+        return
+    total = sum(s["exact_s"] or s["s"] for s in steps)
+    painted = "drawn" if canvas_drawn(page) else "BLANK"
+    say(f"  zoom: exact cells after {len(steps)} double-clicks, {total:.2f} s in all; canvas {painted}")
+    if SHOT:
+        page.screenshot(path=SHOT)
+    count, worst = check_values(trace, int(data["drawnLayer"]), window_of(data), page)
+    say(f"  tooltips: {count} exact cells against the heads' mean of trace.block, worst relative "
+        f"difference {worst:.1e} ({'ok' if worst <= 1e-3 else 'OVER 1e-3'}, 4 digits shown)")
+
+
+def measure(widget: Any, trace: Any, n: int, outdir: pathlib.Path) -> None:
+    """Open the widget, whose state `outdir` holds (pages.write_state), in headless Chromium and print
+    drawn, zoom and value checks (module docstring)."""
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp:
-        outdir = pathlib.Path(tmp)
-        write_state(widget, outdir)
-        prepare_browser_page("tx_magic", outdir)
-        server, url = serve_kernel(widget, outdir)
-        try:
-            with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-                context = browser_context(pw, profile)
-                try:
-                    page = context.new_page()
-                    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
-                               else route.abort())
-                    start = time.perf_counter()
-                    page.goto(f"{url}/index.html", wait_until="commit")
-                    page.wait_for_function("document.querySelector('.txm-root[data-ready=\"1\"]') !== null "
-                                           f"&& document.querySelector('{MATRIX}')?.dataset.pool !== undefined",
-                                           timeout=DRAW_TIMEOUT_MS, polling=50)
-                    drawn_s = time.perf_counter() - start
-                    data = matrix_data(page)
-                    say(f"  browser: drawn {drawn_s:.2f} s from opening the page: matrix layer {data.get('drawnLayer')}"
-                        f", pool {data.get('pool')}, window {data.get('window')}, approx {data.get('approx')}, "
-                        f"canvas {'drawn' if canvas_drawn(page) else 'BLANK'}")
-                    steps = zoom_to_exact(page, n)
-                    for i, step in enumerate(steps, 1):
-                        exact = f", exact cells drawn at {step['exact_s']:.2f} s" if step["exact_s"] else ""
-                        say(f"    zoom {i}: window {step['window']} drawn in {step['s']:.2f} s{exact}; "
-                            f"pool {step['pool']}, approx {step['approx']}")
-                    data = matrix_data(page)
-                    if data.get("pool") != "1" or data.get("approx") != "0":
-                        say(f"  zoom: NOT exact after {len(steps)} steps ({data})")
-                        return
-                    total = sum(s["exact_s"] or s["s"] for s in steps)
-                    painted = "drawn" if canvas_drawn(page) else "BLANK"
-                    say(f"  zoom: exact cells after {len(steps)} double-clicks, {total:.2f} s in all; canvas {painted}")
-                    if SHOT:
-                        page.screenshot(path=SHOT)
-                    count, worst = check_values(trace, int(data["drawnLayer"]), window_of(data), page)
-                    say(f"  tooltips: {count} exact cells against the heads' mean of trace.block, worst relative "
-                        f"difference {worst:.1e} ({'ok' if worst <= 1e-3 else 'OVER 1e-3'}, 4 digits shown)")
-                finally:
-                    context.close()
-        finally:
-            server.shutdown()
+    prepare_browser_page("tx_magic", outdir)
+    server, url = serve_kernel(widget, outdir)
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            context = browser_context(pw, profile)
+            try:
+                page = context.new_page()
+                page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
+                           else route.abort())
+                report(page, url, trace, n)
+            finally:
+                context.close()
+    finally:
+        server.shutdown()
