@@ -256,3 +256,20 @@ def test_recorder_on_given_queries_and_keys_matches_softmax(spread, monkeypatch)
     np.testing.assert_allclose(red.row_stats["entropy"][0], entropy.numpy(), atol=1e-5)
     np.testing.assert_allclose(out[0].transpose(0, 1).numpy(), (att.float() @ vv).numpy(), atol=1e-5)
     assert out.shape == (1, n, 4, d)
+
+
+@pytest.mark.parametrize("width", [33, 64, 97, 130, 517])
+def test_top_keys_through_runs_of_runs_equal_a_full_sort(width):
+    """`_top_keys` searches groups of runs, then runs, then keys: the values equal torch.topk of the whole
+    row, ties and partial last runs and groups included, and each index points at its value."""
+    torch.manual_seed(width)
+    x = torch.rand(3, 7, width)
+    x[0] = x[0].round(decimals=1)                           # many ties
+    x[1, :, -1] = 2.0                                       # the strongest key alone in a partial last run
+    t, k = 4, 8
+    blocks = streamed._block_max(x, t)
+    values, index = streamed._top_keys(x, blocks, k, t)
+    want = torch.topk(x, k, dim=-1).values
+    torch.testing.assert_close(values, want)
+    torch.testing.assert_close(x.gather(-1, index), values)
+    assert all(len(set(row.tolist())) == k for row in index.reshape(-1, k))

@@ -92,6 +92,7 @@ class _Recorder:
         kv_heads = k.shape[0]
         groups = heads // kv_heads
         scale = float(scaling) if scaling is not None else 1.0 / math.sqrt(d)
+        exact = math.frexp(scale)[0] == 0.5
         if is_causal is None:
             is_causal = attention_mask is None and n > 1 and bool(getattr(module, "is_causal", True))
         mask = _boolean_mask(attention_mask, n)
@@ -122,10 +123,14 @@ class _Recorder:
             rows = torch.arange(r0, r1)
             x = scores[:heads * c * width].view(heads, c, width)
             p = probs[:heads * c * width].view(heads, c, width)
-            # Query head h reads key head h // groups: one product per key head, no repeated keys.
-            torch.matmul(q[:, r0:r1].reshape(kv_heads, groups * c, d), keys_t[:, :, :width],
-                         out=x.view(kv_heads, groups * c, width))
-            x.mul_(scale)                          # as `ReducedAttention.block` does: q.k, then the scale
+            # Query head h reads key head h // groups: one product per key head, no repeated keys. The
+            # scale is the product's alpha when it is a power of two (it then rounds exactly as q.k followed
+            # by the scale, what `ReducedAttention.block` computes); otherwise a pass scales.
+            torch.baddbmm(x.view(kv_heads, groups * c, width), q[:, r0:r1].reshape(kv_heads, groups * c, d),
+                          keys_t[:, :, :width], beta=0, alpha=scale if exact else 1.0,
+                          out=x.view(kv_heads, groups * c, width))
+            if not exact:
+                x.mul_(scale)
             if is_causal:  # only the diagonal block has keys past the row; finite, so that 0 * x stays 0
                 x[:, :, r0:r1].masked_fill_(above[:c, :c], MASKED)
             torch.softmax(x, -1, out=p)            # the weights (one fused pass per row)
@@ -283,6 +288,31 @@ def _block_max(x: Any, t: int) -> Any:
     return blocks
 
 
+#: Runs of runs searched first for the top keys, when a row has more than TOP_FAN x k runs.
+TOP_FAN = 4
+
+
+def _top_runs(blocks: Any, k: int) -> Any:
+    """The k runs of each row with the largest maxima (H, c, k), in no order.
+
+    Where there are many, first the k groups of TOP_FAN runs with the largest maxima, then the k best
+    runs within them: by the same argument as `_top_keys`, they are the k best runs of the row."""
+    import torch
+
+    runs = blocks.shape[-1]
+    whole = runs - runs % TOP_FAN
+    if whole // TOP_FAN <= k:
+        return torch.topk(blocks, k, dim=-1, sorted=False).indices
+    groups = blocks[..., :whole].unflatten(-1, (whole // TOP_FAN, TOP_FAN)).amax(-1)
+    if whole < runs:
+        groups = torch.cat([groups, blocks[..., whole:].amax(-1, keepdim=True)], dim=-1)
+    _, best = torch.topk(groups, k, dim=-1, sorted=False)                 # (H, c, k)
+    ids = (best[..., None] * TOP_FAN + torch.arange(TOP_FAN)).flatten(-2)  # (H, c, k * TOP_FAN)
+    values = blocks.gather(-1, ids.clamp(max=runs - 1)).masked_fill_(ids >= runs, float("-inf"))
+    _, j = torch.topk(values, k, dim=-1, sorted=False)
+    return ids.gather(-1, j)
+
+
 def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
     """The k largest values of each row of x and their keys, strongest first.
 
@@ -294,7 +324,7 @@ def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
     width = x.shape[-1]
     if t == 1 or blocks.shape[-1] <= k:
         return torch.topk(x, k, dim=-1)
-    _, runs = torch.topk(blocks, k, dim=-1)                               # (H, c, k)
+    runs = _top_runs(blocks, k)                                           # (H, c, k)
     cols = (runs[..., None] * t + torch.arange(t)).flatten(-2)           # (H, c, k * t)
     if width % t:                                                        # a short last run
         values = x.gather(-1, cols.clamp(max=width - 1)).masked_fill_(cols >= width, float("-inf"))
