@@ -16,7 +16,9 @@ sharing 3 key/value heads, d 576, RoPE). For each n, in one process, back to bac
 - capture-old: ``tx_magic.capture`` through output_attentions (the path before the dense capture, forced);
 - capture: ``tx_magic.capture`` (the dense capture, `tx_magic.capturing.dense`);
 - explain: ``tx_magic.explain`` (capture and the widget's construction, no browser), the widget closed
-  after each run (else every run's weights stay held, and the next capture faults in fresh memory).
+  after each run (else every run's weights stay held, and the next capture faults in fresh memory);
+- explain-default: the same under the library's own full-capture limit, where `--full-limit-gib` changes
+  the mode at this n (what a user gets without raising the limit: the streamed pass).
 
 Every raw pass uses ``use_cache=False`` and ``logits_to_keep=1``, as capture does, so the ratios compare
 like with like. Printed, on a wall-clock row and a CPU-time row (this process's; with `--passive` it
@@ -41,6 +43,9 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+#: The library's full-capture limit, read before `--full-limit-gib` raises it (`main`).
+DEFAULT_FULL_LIMIT = 0
 
 
 def gpt2_tokenizer(folder: pathlib.Path):
@@ -107,11 +112,11 @@ def old_path():
 
 
 def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
-    import gc
 
     import torch
 
     import tx_magic
+    from tx_magic.capturing import memory
 
     ids = torch.randint(0, 50257, (n,), generator=torch.Generator().manual_seed(n)).tolist()
     batch = torch.tensor([ids])
@@ -124,16 +129,36 @@ def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
     times["capture"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
     # Closed after each run: an open widget stays registered with ipywidgets, holding its trace's weights.
     times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
-    trace = tx_magic.capture(model, tokenizer, "", ids=ids)
-    mode = "streamed" if trace.attentions["self"].streamed else "full"
-    del trace
-    gc.collect()
+    mode = mode_at(model, tokenizer, ids)
+    raised, memory.FULL_LIMIT = memory.FULL_LIMIT, DEFAULT_FULL_LIMIT
+    try:
+        default_mode = mode_at(model, tokenizer, ids)
+        if default_mode != mode:
+            times[f"explain-default ({default_mode})"] = best(
+                lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
+    finally:
+        memory.FULL_LIMIT = raised
     for clock, at in (("wall", 0), ("cpu", 1)):
         t = {k: v[at] for k, v in times.items()}
         cells = "  ".join(f"{k} {v:7.2f}s" for k, v in t.items())
         print(f"{name:24s} n={n:5d} [{mode:8s}] {clock:4s}  {cells}  capture/eager+att "
               f"{t['capture'] / t['eager+att']:.2f}  old/eager+att {t['capture-old'] / t['eager+att']:.2f}  "
-              f"explain/bare {t['explain'] / t['bare']:.2f}", flush=True)
+              f"explain/bare {t['explain'] / t['bare']:.2f}"
+              + "".join(f"  {k}/bare {v / t['bare']:.2f}" for k, v in t.items() if k.startswith("explain-")),
+              flush=True)
+
+
+def mode_at(model, tokenizer, ids) -> str:
+    """The mode capture takes for `ids` under the memory guard's current limit."""
+    import gc
+
+    import tx_magic
+
+    trace = tx_magic.capture(model, tokenizer, "", ids=ids)
+    mode = "streamed" if trace.attentions["self"].streamed else "full"
+    del trace
+    gc.collect()
+    return mode
 
 
 def html_rows(model, tokenizer, n: int) -> None:
@@ -215,8 +240,10 @@ def main(argv: list[str]) -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads its OpenMP runtime
     import torch
 
+    global DEFAULT_FULL_LIMIT
     from tx_magic.capturing import memory
 
+    DEFAULT_FULL_LIMIT = memory.FULL_LIMIT
     if args.full_limit_gib is not None:
         memory.FULL_LIMIT = int(args.full_limit_gib * memory.GIB)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
