@@ -23,7 +23,10 @@ from .streamed import chunk_rows, tile_for
 
 FULL = "full"
 STREAMED = "streamed"
-FULL_LIMIT = 2 * GIB
+#: Full captures up to this estimate. Measured (benchmarks/bench_capture.py, 2-core CPU): a Llama shape at
+#: 2048 tokens (2.1 GiB) runs explain() in 1.93 s full and 2.39 s streamed; GPT-2 small at 2048 (2.8 GiB)
+#: in 4.73 s full and 3.97 s streamed: past about 2 GB of weights, writing them costs more than reducing.
+FULL_LIMIT = int(2.5 * GIB)
 STREAMED_LIMIT = 8 * GIB
 OVERVIEW_TILES = 512
 TOP_K = 8
