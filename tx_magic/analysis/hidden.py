@@ -37,14 +37,14 @@ class HiddenStats:
 
 def hidden_stats(hidden_states: Sequence[Any] | np.ndarray, last_normed: bool = False) -> HiddenStats:
     """Norms and cosines from a model's ``output_hidden_states`` (each (1, n, d) or (n, d))."""
-    rows = [_as_2d(h) for h in hidden_states]
-    if not rows:
+    if len(hidden_states) == 0:
         raise ValueError("hidden_stats needs at least one hidden-state tensor")
-    n = rows[0].shape[0]
-    norms = np.zeros((len(rows), n), dtype=np.float32)
-    cosines = np.full((len(rows), n), np.nan, dtype=np.float32)
+    n = int(hidden_states[0].shape[-2])
+    norms = np.zeros((len(hidden_states), n), dtype=np.float32)
+    cosines = np.full((len(hidden_states), n), np.nan, dtype=np.float32)
     previous = None
-    for i, h in enumerate(rows):
+    for i, state in enumerate(hidden_states):  # one row in float64 at a time: two rows held, not all of them
+        h = _as_2d(state)
         norm = np.linalg.norm(h, axis=-1)
         norms[i] = norm
         if previous is not None:
