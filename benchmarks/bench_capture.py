@@ -24,7 +24,7 @@ Every raw pass uses ``use_cache=False`` and ``logits_to_keep=1``, as capture doe
 like with like. Printed, on a wall-clock row and a CPU-time row (this process's; with `--passive` it
 counts work, not threads spinning, and is the steadier of the two on a machine shared with other jobs):
 seconds, the mode capture took (full or streamed: the memory guard streams above `--full-limit-gib`, the
-library's 2 GiB by default), capture/eager+att (target <= 1.1) and explain/bare (target <= 1.25). Then,
+library's 2.5 GiB by default), capture/eager+att (target <= 1.1) and explain/bare (target <= 1.25). Then,
 at `--html-n` tokens on the GPT-2-shaped model, each tool's self-contained HTML of every layer and head:
 bytes and seconds.
 """
